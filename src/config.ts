@@ -1,0 +1,164 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { parseDuration } from './duration.ts';
+
+/** Every setting the service reads from the environment, parsed and validated in one place. */
+export interface Config {
+  nodeEnv: 'development' | 'production' | 'test';
+  port: number;
+  host: string;
+  logLevel: string;
+  /** PostgreSQL URL; undefined means the embedded store in `dataDir`. */
+  databaseUrl: string | undefined;
+  /** Folder of the embedded store and generated dev keys, or `memory`. */
+  dataDir: string;
+  jwtSecret: string;
+  /** 32-byte AES-256-GCM master key for endpoint secrets at rest. */
+  webhookEncryptionKey: Buffer;
+  webhooks: WebhookConfig;
+}
+
+export interface WebhookConfig {
+  /** Delays between attempts after the first one. */
+  retryScheduleMs: number[];
+  timeoutMs: number;
+  allowPrivateNetworks: boolean;
+  maxEndpointsPerUser: number;
+  /** false: this process serves the API only; `pnpm worker` processes deliver. */
+  workerEnabled: boolean;
+  retentionDays: number;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`Invalid configuration: ${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const booleanText = z.enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off']).transform((v) => ['true', '1', 'yes', 'on'].includes(v));
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+
+const retrySchedule = z.string().transform((text, ctx) => {
+  const parts = text.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+  const delays: number[] = [];
+  for (const part of parts) {
+    const ms = parseDuration(part);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${part}" is not a duration like 500ms, 30s, 5m or 1h` });
+      return z.NEVER;
+    }
+    delays.push(ms);
+  }
+  return delays;
+});
+
+/** Each variable's schema; a failure names the variable. */
+const variables = {
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: port.default(3000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
+  DATA_DIR: z.string().min(1).default('./.data'),
+  JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  WEBHOOK_ENCRYPTION_KEY: z.string().optional(),
+  WEBHOOK_RETRY_SCHEDULE: retrySchedule.default([30_000, 300_000, 1_800_000]),
+  WEBHOOK_TIMEOUT_MS: positiveInt.max(120_000).default(10_000),
+  WEBHOOK_ALLOW_PRIVATE_NETWORKS: booleanText.default(false),
+  WEBHOOK_MAX_ENDPOINTS_PER_USER: positiveInt.max(1000).default(5),
+  WEBHOOK_WORKER: booleanText.default(true),
+  WEBHOOK_RETENTION_DAYS: positiveInt.max(3650).default(30),
+} as const;
+
+type Parsed = { [K in keyof typeof variables]: z.output<(typeof variables)[K]> };
+
+function parseVariables(env: Env): Parsed {
+  const out: Record<string, unknown> = {};
+  for (const [name, schema] of Object.entries(variables)) {
+    const raw = env[name];
+    const result = schema.safeParse(raw === '' ? undefined : raw);
+    if (!result.success) {
+      throw new ConfigError(name, result.error.issues.map((i) => i.message).join('; '));
+    }
+    out[name] = result.data;
+  }
+  return out as Parsed;
+}
+
+/** A 32-byte key given as base64 or hex. */
+export function decodeEncryptionKey(text: string): Buffer | undefined {
+  const trimmed = text.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(trimmed)) return Buffer.from(trimmed, 'hex');
+  if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(trimmed)) {
+    const bytes = Buffer.from(trimmed, 'base64');
+    if (bytes.length === 32) return bytes;
+  }
+  return undefined;
+}
+
+interface DevSecrets {
+  jwtSecret: string;
+  webhookEncryptionKey: string;
+}
+
+/** Dev-only secrets, generated on first start and kept in DATA_DIR so tokens survive restarts. */
+function loadOrCreateDevSecrets(dataDir: string): DevSecrets {
+  const fresh = (): DevSecrets => ({
+    jwtSecret: randomBytes(48).toString('base64url'),
+    webhookEncryptionKey: randomBytes(32).toString('base64'),
+  });
+  if (dataDir === 'memory') return fresh();
+  const file = path.join(dataDir, 'dev-secrets.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as DevSecrets;
+  mkdirSync(dataDir, { recursive: true });
+  const secrets = fresh();
+  writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+  return secrets;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const v = parseVariables(env);
+  const production = v.NODE_ENV === 'production';
+  if (production && !v.JWT_SECRET) throw new ConfigError('JWT_SECRET', 'required when NODE_ENV=production');
+  if (production && !v.WEBHOOK_ENCRYPTION_KEY) {
+    throw new ConfigError('WEBHOOK_ENCRYPTION_KEY', 'required when NODE_ENV=production');
+  }
+  const dev = !v.JWT_SECRET || !v.WEBHOOK_ENCRYPTION_KEY ? loadOrCreateDevSecrets(v.DATA_DIR) : undefined;
+
+  const keyText = v.WEBHOOK_ENCRYPTION_KEY ?? dev!.webhookEncryptionKey;
+  const webhookEncryptionKey = decodeEncryptionKey(keyText);
+  if (!webhookEncryptionKey) {
+    throw new ConfigError('WEBHOOK_ENCRYPTION_KEY', 'must be 32 bytes, as base64 or 64 hex characters');
+  }
+
+  return {
+    nodeEnv: v.NODE_ENV,
+    port: v.PORT,
+    host: v.HOST,
+    logLevel: v.LOG_LEVEL,
+    databaseUrl: v.DATABASE_URL,
+    dataDir: v.DATA_DIR,
+    jwtSecret: v.JWT_SECRET ?? dev!.jwtSecret,
+    webhookEncryptionKey,
+    webhooks: {
+      retryScheduleMs: v.WEBHOOK_RETRY_SCHEDULE,
+      timeoutMs: v.WEBHOOK_TIMEOUT_MS,
+      allowPrivateNetworks: v.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+      maxEndpointsPerUser: v.WEBHOOK_MAX_ENDPOINTS_PER_USER,
+      workerEnabled: v.WEBHOOK_WORKER,
+      retentionDays: v.WEBHOOK_RETENTION_DAYS,
+    },
+  };
+}

@@ -1,0 +1,111 @@
+import { PGlite } from '@electric-sql/pglite';
+import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { PrismaClient } from '../generated/prisma/client.ts';
+import { applyMigrations, type SqlRunner } from './migrate.ts';
+
+export type { PrismaClient };
+
+/** One schema, two stores: PostgreSQL through `pg`, or the embedded PGlite store. */
+export interface Database {
+  kind: 'postgres' | 'embedded';
+  prisma: PrismaClient;
+  /** Raw SQL for what Prisma cannot express well (claims with SKIP LOCKED, batch updates). */
+  sql: SqlRunner;
+  /** Runs pending migrations (see migrate.ts). */
+  migrate(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  /** PostgreSQL URL; `?schema=name` selects a schema (used by tests for isolation). */
+  databaseUrl: string | undefined;
+  /** Embedded store folder, or `memory`. */
+  dataDir: string;
+  poolSize?: number;
+}
+
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  return options.databaseUrl
+    ? openPostgres(options.databaseUrl, options.poolSize ?? 20)
+    : openEmbedded(options.dataDir);
+}
+
+/** Splits Prisma's `?schema=` convention off the URL; `pg` itself does not understand it. */
+export function splitSchema(databaseUrl: string): { connectionString: string; schema: string | undefined } {
+  const url = new URL(databaseUrl);
+  const schema = url.searchParams.get('schema') ?? undefined;
+  url.searchParams.delete('schema');
+  return { connectionString: url.toString(), schema };
+}
+
+async function openPostgres(databaseUrl: string, poolSize: number): Promise<Database> {
+  const { connectionString, schema } = splitSchema(databaseUrl);
+  const pool = new pg.Pool({
+    connectionString,
+    max: poolSize,
+    // Raw SQL must see the same tables as Prisma, which is told the schema separately below.
+    options: schema ? `-c search_path="${schema.replaceAll('"', '""')}"` : undefined,
+  });
+  // An idle client's error (e.g. the server restarting) must not crash the process; the next
+  // query reports the failure to whoever made it.
+  pool.on('error', () => {});
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool, schema ? { schema } : undefined) });
+  const sql: SqlRunner = {
+    async query<T>(text: string, params?: unknown[]) {
+      return (await pool.query(text, params)).rows as T[];
+    },
+    async exec(script: string) {
+      await pool.query(script);
+    },
+  };
+  return {
+    kind: 'postgres',
+    prisma,
+    sql,
+    async migrate() {
+      // The advisory lock is per session, so the whole run must use one connection.
+      const client = await pool.connect();
+      try {
+        return await applyMigrations({
+          async query<T>(text: string, params?: unknown[]) {
+            return (await client.query(text, params)).rows as T[];
+          },
+          async exec(script: string) {
+            await client.query(script);
+          },
+        });
+      } finally {
+        client.release();
+      }
+    },
+    async close() {
+      await prisma.$disconnect();
+      await pool.end();
+    },
+  };
+}
+
+async function openEmbedded(dataDir: string): Promise<Database> {
+  const pglite = dataDir === 'memory' ? await PGlite.create() : await PGlite.create({ dataDir: `${dataDir}/pglite` });
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
+  const sql: SqlRunner = {
+    async query<T>(text: string, params?: unknown[]) {
+      return (await pglite.query<T>(text, params)).rows;
+    },
+    async exec(script: string) {
+      await pglite.exec(script);
+    },
+  };
+  return {
+    kind: 'embedded',
+    prisma,
+    sql,
+    migrate: () => applyMigrations(sql),
+    async close() {
+      await prisma.$disconnect();
+      await pglite.close();
+    },
+  };
+}

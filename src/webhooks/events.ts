@@ -1,0 +1,103 @@
+import { z } from 'zod';
+
+/** The event catalogue: which events exist, the shape of their `data`, and a sample of each. */
+
+/** Events an endpoint can subscribe to. */
+export const SUBSCRIBABLE_EVENT_TYPES = ['card.viewed', 'contact.saved'] as const;
+export type SubscribableEventType = (typeof SUBSCRIBABLE_EVENT_TYPES)[number];
+
+/** Sent only by `POST /api/webhooks/:id/test`, to that endpoint, whatever it subscribes to. */
+export const TEST_EVENT_TYPE = 'webhook.test';
+
+export const EVENT_TYPES = [...SUBSCRIBABLE_EVENT_TYPES, TEST_EVENT_TYPE] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export const VIEW_SOURCES = ['qr', 'link', 'nfc'] as const;
+export type ViewSource = (typeof VIEW_SOURCES)[number];
+
+const userRef = z.object({ id: z.uuid(), username: z.string().min(1) });
+
+export const cardViewedData = z.object({
+  userId: z.uuid(),
+  /** null when the profile page, not a card, was viewed. */
+  cardId: z.uuid().nullable(),
+  /** null for anonymous viewers. */
+  viewer: userRef.nullable(),
+  source: z.enum(VIEW_SOURCES),
+});
+
+export const contactSavedData = z.object({
+  userId: z.uuid(),
+  cardId: z.uuid(),
+  savedBy: userRef,
+});
+
+export const webhookTestData = z.object({
+  endpointId: z.uuid(),
+});
+
+export type CardViewedData = z.infer<typeof cardViewedData>;
+export type ContactSavedData = z.infer<typeof contactSavedData>;
+export type WebhookTestData = z.infer<typeof webhookTestData>;
+
+export const EVENT_DATA_SCHEMAS = {
+  'card.viewed': cardViewedData,
+  'contact.saved': contactSavedData,
+  'webhook.test': webhookTestData,
+} as const satisfies Record<EventType, z.ZodType>;
+
+export type EventData<T extends EventType> = z.infer<(typeof EVENT_DATA_SCHEMAS)[T]>;
+
+/** The JSON body POSTed to an endpoint (contract §3). */
+export interface EventEnvelope<T extends EventType = EventType> {
+  id: string;
+  type: T;
+  timestamp: string;
+  data: EventData<T>;
+}
+
+export function isSubscribableEventType(value: string): value is SubscribableEventType {
+  return (SUBSCRIBABLE_EVENT_TYPES as readonly string[]).includes(value);
+}
+
+// Fixed so that the documented examples do not change from one request to the next.
+const SAMPLE_TIMESTAMP = '2026-11-28T12:00:00.000Z';
+const SAMPLE_OWNER_ID = '8f14e45f-ceea-4e7a-9c1b-2d3f4a5b6c7d';
+const SAMPLE_CARD_ID = '3c59dc04-8e2b-4f6e-a1d2-7b8c9d0e1f23';
+const SAMPLE_VISITOR = { id: 'a87ff679-a2f3-4e1c-8b5d-6e7f8a9b0c1d', username: 'ada' };
+
+interface CatalogueEntry<T extends EventType> {
+  type: T;
+  description: string;
+  example: EventEnvelope<T>;
+}
+
+const CATALOGUE: { [T in SubscribableEventType]: CatalogueEntry<T> } = {
+  'card.viewed': {
+    type: 'card.viewed',
+    description:
+      'Someone other than you viewed your public profile (cardId null) or one of your cards. ' +
+      'viewer is null for anonymous visitors; source is how they arrived (qr, link or nfc).',
+    example: {
+      id: 'e4da3b7f-bbce-4345-9d77-7a1b2c3d4e5f',
+      type: 'card.viewed',
+      timestamp: SAMPLE_TIMESTAMP,
+      data: { userId: SAMPLE_OWNER_ID, cardId: SAMPLE_CARD_ID, viewer: SAMPLE_VISITOR, source: 'qr' },
+    },
+  },
+  'contact.saved': {
+    type: 'contact.saved',
+    description: 'A signed-in user saved one of your cards to their contacts for the first time.',
+    example: {
+      id: '1679091c-5a88-4faf-9fb5-e6087eb1b2dc',
+      type: 'contact.saved',
+      timestamp: SAMPLE_TIMESTAMP,
+      data: { userId: SAMPLE_OWNER_ID, cardId: SAMPLE_CARD_ID, savedBy: SAMPLE_VISITOR },
+    },
+  },
+};
+
+/** What `GET /api/webhooks/event-types` lists: the subscribable events, each with a sample envelope. */
+export function eventCatalogue(): Array<CatalogueEntry<SubscribableEventType>> {
+  return SUBSCRIBABLE_EVENT_TYPES.map((type) => structuredClone(CATALOGUE[type]));
+}

@@ -1,0 +1,80 @@
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+
+/** Prefix of every endpoint signing secret, as Standard Webhooks libraries expect. */
+export const SECRET_PREFIX = 'whsec_';
+const SECRET_KEY_BYTES = 32;
+
+/** A new signing secret: `whsec_` + base64 of 32 random bytes. */
+export function generateEndpointSecret(): string {
+  return SECRET_PREFIX + randomBytes(SECRET_KEY_BYTES).toString('base64');
+}
+
+/** The HMAC key of a secret: the base64-decoded bytes after `whsec_`. */
+export function secretKeyBytes(secret: string): Buffer {
+  if (!secret.startsWith(SECRET_PREFIX)) throw new Error('Not a webhook secret: expected the whsec_ prefix');
+  const bytes = Buffer.from(secret.slice(SECRET_PREFIX.length), 'base64');
+  // Buffer.from silently skips invalid base64, so an empty result is the only reliable failure signal.
+  if (bytes.length === 0) throw new Error('Not a webhook secret: no key bytes after whsec_');
+  return bytes;
+}
+
+const SEALED_VERSION = 'v1';
+const AES_KEY_BYTES = 32;
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+
+/** Names a key without revealing it, so a sealed value says which key opens it. */
+function keyId(key: Buffer): string {
+  return createHash('sha256').update(key).digest('hex').slice(0, 16);
+}
+
+/**
+ * AES-256-GCM encryption of secrets at rest. Sealed values look like
+ * `v1.<keyId>.<iv>.<tag>.<ciphertext>` (base64url parts); keeping the key id in the value
+ * lets a rotated master key still open rows sealed with a key listed in `previousKeys`.
+ */
+export class SecretBox {
+  readonly #current: { id: string; key: Buffer };
+  readonly #keysById: Map<string, Buffer>;
+
+  constructor(masterKey: Buffer, previousKeys: Buffer[] = []) {
+    for (const key of [masterKey, ...previousKeys]) {
+      if (key.length !== AES_KEY_BYTES) throw new Error(`SecretBox keys must be ${AES_KEY_BYTES} bytes`);
+    }
+    this.#current = { id: keyId(masterKey), key: masterKey };
+    this.#keysById = new Map([masterKey, ...previousKeys].map((key) => [keyId(key), key]));
+  }
+
+  seal(plaintext: string): string {
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.#current.key, iv);
+    const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+    const tag = cipher.getAuthTag();
+    return [SEALED_VERSION, this.#current.id, iv, tag, ciphertext]
+      .map((part) => (typeof part === 'string' ? part : part.toString('base64url')))
+      .join('.');
+  }
+
+  open(sealed: string): string {
+    const parts = sealed.split('.');
+    const [version, id, iv, tag, ciphertext] = parts;
+    if (parts.length !== 5 || version !== SEALED_VERSION || !id || !iv || !tag || ciphertext === undefined) {
+      throw new Error('Cannot open secret: not a v1 sealed value');
+    }
+    const key = this.#keysById.get(id);
+    if (!key) throw new Error(`Cannot open secret: it was sealed with unknown key ${id}`);
+    const ivBytes = Buffer.from(iv, 'base64url');
+    const tagBytes = Buffer.from(tag, 'base64url');
+    // Node accepts truncated GCM tags, which would weaken authentication; insist on full sizes.
+    if (ivBytes.length !== IV_BYTES || tagBytes.length !== TAG_BYTES) {
+      throw new Error('Cannot open secret: malformed IV or authentication tag');
+    }
+    const decipher = createDecipheriv('aes-256-gcm', key, ivBytes, { authTagLength: TAG_BYTES });
+    decipher.setAuthTag(tagBytes);
+    try {
+      return Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]).toString('utf8');
+    } catch {
+      throw new Error('Cannot open secret: the data was tampered with or the key is wrong');
+    }
+  }
+}

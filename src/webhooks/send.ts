@@ -1,0 +1,206 @@
+/**
+ * One HTTP attempt of a webhook delivery → an AttemptResult. Never throws: every failure
+ * (policy, network, timeout, bad status) is data for the delivery log and the retry policy.
+ */
+import type { LookupFunction } from 'node:net';
+import { Pool } from 'undici';
+import { classifyResponse, parseRetryAfter, RESPONSE_BODY_LIMIT_BYTES } from './retry-policy.ts';
+import { checkWebhookUrl, type LookupFn } from './url-policy.ts';
+
+const DEFAULT_MAX_CONNECTIONS_PER_ORIGIN = 10;
+/** A pool unused for this long is closed; its keep-alive sockets are long gone by then anyway. */
+const POOL_IDLE_TTL_MS = 60_000;
+/** Upper bound on cached pools, so many distinct endpoints cannot grow memory without limit. */
+const MAX_CACHED_POOLS = 500;
+
+const NETWORK_ERRORS: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ETIMEDOUT: 'connect timed out',
+  UND_ERR_CONNECT_TIMEOUT: 'connect timed out',
+  UND_ERR_SOCKET: 'connection closed by receiver',
+};
+
+export interface AttemptResult {
+  ok: boolean;
+  statusCode?: number;
+  /** The first RESPONSE_BODY_LIMIT_BYTES of the response, utf8. */
+  responseBody?: string;
+  retryAfterMs?: number;
+  error?: string;
+  durationMs: number;
+  startedAt: Date;
+}
+
+export interface WebhookRequest {
+  url: string;
+  /** The signing and x-devcard-* headers; content-type and user-agent are added here. */
+  headers: Record<string, string>;
+  body: string | Buffer;
+}
+
+export interface WebhookSenderOptions {
+  /** Whole attempt: DNS check, connect, response headers and body. */
+  timeoutMs: number;
+  allowPrivateNetworks: boolean;
+  lookup?: LookupFn;
+  userAgent: string;
+  maxConnectionsPerOrigin?: number;
+}
+
+type VettedAddress = { address: string; family: 4 | 6 };
+type AttemptOutcome = Omit<AttemptResult, 'durationMs' | 'startedAt'>;
+
+export class WebhookSender {
+  readonly #opts: WebhookSenderOptions;
+  /** Map order is least recently used first, which makes eviction a scan from the front. */
+  readonly #pools = new Map<string, { pool: Pool; lastUsedAt: number }>();
+  #closed = false;
+
+  constructor(opts: WebhookSenderOptions) {
+    this.#opts = opts;
+  }
+
+  async send(req: WebhookRequest): Promise<AttemptResult> {
+    const startedAt = new Date();
+    const outcome = await this.#attempt(req);
+    return { ...outcome, startedAt, durationMs: Date.now() - startedAt.getTime() };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const pools = [...this.#pools.values()].map((entry) => entry.pool);
+    this.#pools.clear();
+    await Promise.all(pools.map((pool) => pool.close()));
+  }
+
+  async #attempt(req: WebhookRequest): Promise<AttemptOutcome> {
+    if (this.#closed) return { ok: false, error: 'sender closed' };
+    const { timeoutMs } = this.#opts;
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    let statusCode: number | undefined;
+    try {
+      const check = await untilAborted(
+        checkWebhookUrl(req.url, { allowPrivateNetworks: this.#opts.allowPrivateNetworks, lookup: this.#opts.lookup }),
+        controller.signal,
+      );
+      if (!check.ok) return { ok: false, error: `destination not allowed: ${check.reason}` };
+
+      const response = await this.#poolFor(check.url, check.addresses).request({
+        method: 'POST',
+        path: `${check.url.pathname}${check.url.search}`,
+        headers: { ...req.headers, 'content-type': 'application/json', 'user-agent': this.#opts.userAgent },
+        body: req.body,
+        signal: controller.signal,
+      });
+      statusCode = response.statusCode;
+      const responseBody = await readBodyPrefix(response.body, RESPONSE_BODY_LIMIT_BYTES);
+      return describeResponse(statusCode, firstValue(response.headers['retry-after']), responseBody);
+    } catch (error) {
+      // The abort reason is our own timer, whichever stage (DNS, connect, headers, body) it cut short.
+      return { ok: false, statusCode, error: controller.signal.aborted ? `timeout after ${timeoutMs} ms` : describeError(error) };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * A pool connects only to the addresses vetted for this attempt: its lookup returns them
+   * instead of asking DNS again, so a rebinding answer between check and connect is never
+   * used. The URL keeps its hostname, so the Host header, TLS SNI and certificate check are
+   * those of the original URL.
+   */
+  #poolFor(url: URL, addresses: readonly VettedAddress[]): Pool {
+    const now = Date.now();
+    this.#evictIdlePools(now);
+    const key = `${url.origin} ${addresses.map((a) => a.address).join(',')}`;
+    const cached = this.#pools.get(key);
+    this.#pools.delete(key);
+    const pool =
+      cached?.pool ??
+      new Pool(url.origin, {
+        connections: this.#opts.maxConnectionsPerOrigin ?? DEFAULT_MAX_CONNECTIONS_PER_ORIGIN,
+        connect: { lookup: pinnedLookup(addresses), timeout: this.#opts.timeoutMs },
+      });
+    this.#pools.set(key, { pool, lastUsedAt: now });
+    return pool;
+  }
+
+  #evictIdlePools(now: number): void {
+    for (const [key, entry] of this.#pools) {
+      if (this.#pools.size < MAX_CACHED_POOLS && now - entry.lastUsedAt < POOL_IDLE_TTL_MS) break;
+      this.#pools.delete(key);
+      // close() lets a request still in flight on this pool finish.
+      void entry.pool.close();
+    }
+  }
+}
+
+function pinnedLookup(addresses: readonly VettedAddress[]): LookupFunction {
+  return (hostname, options, callback) => {
+    const first = addresses[0];
+    if (!first) {
+      callback(Object.assign(new Error(`no vetted address for ${hostname}`), { code: 'ENOTFOUND' }), '');
+    } else if (options.all) {
+      // Node asks for every address when it races IPv4 and IPv6 (autoSelectFamily).
+      callback(null, addresses.map(({ address, family }) => ({ address, family })));
+    } else {
+      callback(null, first.address, first.family);
+    }
+  };
+}
+
+function describeResponse(statusCode: number, retryAfter: string | undefined, responseBody: string): AttemptOutcome {
+  if (classifyResponse(statusCode) === 'success') return { ok: true, statusCode, responseBody };
+  const retryAfterMs = parseRetryAfter(retryAfter, new Date());
+  const redirect = statusCode >= 300 && statusCode < 400;
+  return {
+    ok: false,
+    statusCode,
+    responseBody,
+    ...(retryAfterMs !== undefined && { retryAfterMs }),
+    ...(redirect && { error: `redirect (${statusCode}) not followed` }),
+  };
+}
+
+/** Reads at most `limit` bytes, then abandons the stream so a huge body is never buffered. */
+async function readBodyPrefix(body: AsyncIterable<Buffer>, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    chunks.push(chunk.subarray(0, limit - size));
+    size += Math.min(chunk.length, limit - size);
+    if (size >= limit) break; // leaving the loop destroys the body (and its socket)
+  }
+  // stream: true holds back a multi-byte character cut in half by the limit instead of
+  // emitting U+FFFD; NUL is replaced because PostgreSQL text columns reject it.
+  return new TextDecoder('utf-8').decode(Buffer.concat(chunks), { stream: true }).replaceAll('\u0000', '\uFFFD');
+}
+
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+function firstValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function describeError(error: unknown): string {
+  const code = errorCode(error);
+  const known = code === undefined ? undefined : NETWORK_ERRORS[code];
+  if (known) return known;
+  const message = error instanceof Error ? error.message : String(error);
+  return code && !message.includes(code) ? `${message} (${code})` : message;
+}
+
+function errorCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null || !('code' in error)) return undefined;
+  return typeof error.code === 'string' ? error.code : undefined;
+}

@@ -1,0 +1,116 @@
+import { lookup as dnsLookup } from 'node:dns/promises';
+import ipaddr from 'ipaddr.js';
+
+/**
+ * SSRF guard for webhook destinations (after Documenso's assert-webhook-url): the DNS lookup
+ * is injectable so tests can simulate a name that resolves, or rebinds, to a private address.
+ */
+
+export type LookupFn = (hostname: string) => Promise<Array<{ address: string; family: 4 | 6 }>>;
+
+export const defaultLookup: LookupFn = async (hostname) => {
+  const results = await dnsLookup(hostname, { all: true, verbatim: true });
+  return results.map(({ address, family }) => ({ address, family: family === 6 ? 6 : 4 }));
+};
+
+export interface UrlPolicyOptions {
+  allowPrivateNetworks: boolean;
+  lookup?: LookupFn;
+}
+
+export type UrlCheck =
+  | { ok: true; url: URL; addresses: Array<{ address: string; family: 4 | 6 }> }
+  | { ok: false; reason: string };
+
+export const MAX_URL_LENGTH = 2048;
+
+/** The only ipaddr.js range name that is a public destination; every special range is refused. */
+const PUBLIC_RANGE = 'unicast';
+
+/** Names that point at the local machine or a private zone without needing DNS to say so. */
+const LOCAL_NAME = /(^|\.)localhost$|\.local$|\.internal$/;
+
+type Address = ipaddr.IPv4 | ipaddr.IPv6;
+
+/**
+ * Parses an address, unwrapping IPv6 forms that carry an IPv4 address, so that
+ * `::ffff:127.0.0.1` (mapped) and `::127.0.0.1` (deprecated compatible) are judged as 127.0.0.1.
+ */
+function parseAddress(address: string): Address | undefined {
+  if (!ipaddr.isValid(address)) return undefined;
+  const parsed = ipaddr.process(address);
+  if (parsed instanceof ipaddr.IPv6 && isIpv4Compatible(parsed)) {
+    return ipaddr.fromByteArray(parsed.toByteArray().slice(12));
+  }
+  return parsed;
+}
+
+/** `::a.b.c.d` (first 96 bits zero); `::` and `::1` are left to their own IPv6 ranges. */
+function isIpv4Compatible(address: ipaddr.IPv6): boolean {
+  const parts = address.parts;
+  const upperZero = parts.slice(0, 6).every((part) => part === 0);
+  const lowerValue = (parts[6] ?? 0) * 0x10000 + (parts[7] ?? 0);
+  return upperZero && lowerValue > 1;
+}
+
+/** ipaddr.js range name of an address (after unwrapping embedded IPv4), or undefined if unparsable. */
+function addressRange(address: string): string | undefined {
+  return parseAddress(address)?.range();
+}
+
+/** Is this single IP address an allowed destination? (used again at attempt time on the address actually connected to) */
+export function isAddressAllowed(address: string, allowPrivateNetworks: boolean): boolean {
+  const range = addressRange(address);
+  if (range === undefined) return false;
+  return allowPrivateNetworks || range === PUBLIC_RANGE;
+}
+
+function refuse(reason: string): UrlCheck {
+  return { ok: false, reason };
+}
+
+function refusedAddressReason(address: string): string {
+  return `${address} is not a public address (${addressRange(address) ?? 'invalid'})`;
+}
+
+/** Static checks (scheme, credentials, length, literal IP / localhost names) then DNS resolution; every resolved address must be allowed. */
+export async function checkWebhookUrl(rawUrl: string, opts: UrlPolicyOptions): Promise<UrlCheck> {
+  const { allowPrivateNetworks, lookup = defaultLookup } = opts;
+  if (rawUrl.length > MAX_URL_LENGTH) return refuse(`URL is longer than ${MAX_URL_LENGTH} characters`);
+
+  let url: URL;
+  try {
+    url = new URL(rawUrl);
+  } catch {
+    return refuse('URL is not valid');
+  }
+  // Normalisation (percent-encoding, punycode) can lengthen the URL we would actually store and call.
+  if (url.href.length > MAX_URL_LENGTH) return refuse(`URL is longer than ${MAX_URL_LENGTH} characters`);
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return refuse('URL must use https');
+  if (url.protocol === 'http:' && !allowPrivateNetworks) return refuse('URL must use https');
+  if (url.username !== '' || url.password !== '') return refuse('URL must not contain credentials');
+
+  // WHATWG URL has already rewritten 127.1, 2130706433, 0x7f000001 and 0177.0.0.1 to 127.0.0.1
+  // and lower-cased the name; what remains is brackets around IPv6 and a trailing root dot.
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const name = host.replace(/\.+$/, '');
+  if (name === '') return refuse('URL has no host');
+
+  if (ipaddr.isValid(host)) {
+    if (!isAddressAllowed(host, allowPrivateNetworks)) return refuse(refusedAddressReason(host));
+    return { ok: true, url, addresses: [{ address: host, family: host.includes(':') ? 6 : 4 }] };
+  }
+  if (!allowPrivateNetworks && LOCAL_NAME.test(name)) return refuse(`${name} is a local host name`);
+
+  let addresses: Array<{ address: string; family: 4 | 6 }>;
+  try {
+    addresses = await lookup(host);
+  } catch {
+    return refuse('hostname could not be resolved');
+  }
+  if (addresses.length === 0) return refuse('hostname could not be resolved');
+  // One private answer is enough to refuse: the connection could pick any of them.
+  const refused = addresses.find(({ address }) => !isAddressAllowed(address, allowPrivateNetworks));
+  if (refused) return refuse(`${name} resolves to ${refusedAddressReason(refused.address)}`);
+  return { ok: true, url, addresses };
+}

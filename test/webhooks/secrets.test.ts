@@ -1,0 +1,85 @@
+import { randomBytes } from 'node:crypto';
+import { describe, it, expect } from 'vitest';
+import { SecretBox, generateEndpointSecret, secretKeyBytes } from '../../src/webhooks/secrets.ts';
+
+describe('generateEndpointSecret', () => {
+  it('is whsec_ followed by base64 of 32 bytes', () => {
+    const secret = generateEndpointSecret();
+    expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
+    expect(secretKeyBytes(secret)).toHaveLength(32);
+  });
+
+  it('differs on every call', () => {
+    expect(generateEndpointSecret()).not.toBe(generateEndpointSecret());
+  });
+});
+
+describe('secretKeyBytes', () => {
+  it('decodes the base64 after the prefix', () => {
+    const key = randomBytes(32);
+    expect(secretKeyBytes(`whsec_${key.toString('base64')}`).equals(key)).toBe(true);
+  });
+
+  it('refuses values that are not whsec_ secrets', () => {
+    expect(() => secretKeyBytes('sk_live_abc')).toThrow(/whsec_/);
+    expect(() => secretKeyBytes('whsec_')).toThrow(/whsec_/);
+  });
+});
+
+describe('SecretBox', () => {
+  const key = randomBytes(32);
+  const secret = generateEndpointSecret();
+
+  it('opens what it sealed', () => {
+    const box = new SecretBox(key);
+    expect(box.open(box.seal(secret))).toBe(secret);
+  });
+
+  it('uses a fresh IV for every seal', () => {
+    const box = new SecretBox(key);
+    expect(box.seal(secret)).not.toBe(box.seal(secret));
+  });
+
+  it('writes v1.<keyId>.<iv>.<tag>.<ciphertext> and never the plaintext', () => {
+    const sealed = new SecretBox(key).seal(secret);
+    expect(sealed).toMatch(/^v1\.[0-9a-f]{16}\.[\w-]{16}\.[\w-]{22}\.[\w-]+$/);
+    expect(sealed).not.toContain(secret);
+    expect(sealed).not.toContain(secret.slice('whsec_'.length));
+  });
+
+  it('throws when any part of the sealed value was tampered with', () => {
+    const box = new SecretBox(key);
+    const parts = box.seal(secret).split('.');
+    for (const index of [2, 3, 4]) {
+      const tampered = [...parts];
+      const part = tampered[index]!;
+      tampered[index] = (part[0] === 'A' ? 'B' : 'A') + part.slice(1);
+      expect(() => box.open(tampered.join('.'))).toThrow(/tampered/);
+    }
+  });
+
+  it('throws on values that are not sealed secrets', () => {
+    const box = new SecretBox(key);
+    expect(() => box.open(secret)).toThrow(/not a v1 sealed value/);
+    expect(() => box.open('v2.a.b.c.d')).toThrow(/not a v1 sealed value/);
+  });
+
+  it('throws when opened with a different key', () => {
+    const sealed = new SecretBox(key).seal(secret);
+    expect(() => new SecretBox(randomBytes(32)).open(sealed)).toThrow(/unknown key/);
+  });
+
+  it('opens values sealed with a previous key after the master key is rotated', () => {
+    const sealedWithOld = new SecretBox(key).seal(secret);
+    const rotated = new SecretBox(randomBytes(32), [key]);
+    expect(rotated.open(sealedWithOld)).toBe(secret);
+    const resealed = rotated.seal(secret);
+    expect(resealed.split('.')[1]).not.toBe(sealedWithOld.split('.')[1]);
+    expect(rotated.open(resealed)).toBe(secret);
+  });
+
+  it('refuses keys that are not 32 bytes', () => {
+    expect(() => new SecretBox(randomBytes(16))).toThrow(/32 bytes/);
+    expect(() => new SecretBox(key, [randomBytes(31)])).toThrow(/32 bytes/);
+  });
+});

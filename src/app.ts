@@ -62,9 +62,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   const db = options.db ?? (await openDatabase(config));
   if (!options.db) await db.migrate();
-  await app.register(databasePlugin, { db, ownsDatabase: !options.db });
+  await app.register(databasePlugin, { config, db, ownsDatabase: !options.db });
   await app.register(authPlugin, { jwtSecret: config.jwtSecret });
 
+  // Routes, one plugin per area.
   await app.register(healthRoutes);
 
   return app;

@@ -18,6 +18,8 @@ export interface Config {
   /** 32-byte AES-256-GCM master key for endpoint secrets at rest. */
   webhookEncryptionKey: Buffer;
   webhooks: WebhookConfig;
+  /** Requests per minute per client address (auth, public) or per user (API). */
+  rateLimits: { authPerMinute: number; publicPerMinute: number; apiPerMinute: number };
 }
 
 export interface WebhookConfig {
@@ -80,6 +82,9 @@ const variables = {
   WEBHOOK_MAX_ENDPOINTS_PER_USER: positiveInt.max(1000).default(5),
   WEBHOOK_WORKER: booleanText.default(true),
   WEBHOOK_RETENTION_DAYS: positiveInt.max(3650).default(30),
+  RATE_LIMIT_AUTH_PER_MINUTE: positiveInt.default(60),
+  RATE_LIMIT_PUBLIC_PER_MINUTE: positiveInt.default(6000),
+  RATE_LIMIT_API_PER_MINUTE: positiveInt.default(1200),
 } as const;
 
 type Parsed = { [K in keyof typeof variables]: z.output<(typeof variables)[K]> };
@@ -159,6 +164,11 @@ export function loadConfig(env: Env = process.env): Config {
       maxEndpointsPerUser: v.WEBHOOK_MAX_ENDPOINTS_PER_USER,
       workerEnabled: v.WEBHOOK_WORKER,
       retentionDays: v.WEBHOOK_RETENTION_DAYS,
+    },
+    rateLimits: {
+      authPerMinute: v.RATE_LIMIT_AUTH_PER_MINUTE,
+      publicPerMinute: v.RATE_LIMIT_PUBLIC_PER_MINUTE,
+      apiPerMinute: v.RATE_LIMIT_API_PER_MINUTE,
     },
   };
 }

@@ -1,21 +1,11 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { SECRET_PREFIX } from './signing.ts';
 
-/** Prefix of every endpoint signing secret, as Standard Webhooks libraries expect. */
-export const SECRET_PREFIX = 'whsec_';
 const SECRET_KEY_BYTES = 32;
 
 /** A new signing secret: `whsec_` + base64 of 32 random bytes. */
 export function generateEndpointSecret(): string {
   return SECRET_PREFIX + randomBytes(SECRET_KEY_BYTES).toString('base64');
-}
-
-/** The HMAC key of a secret: the base64-decoded bytes after `whsec_`. */
-export function secretKeyBytes(secret: string): Buffer {
-  if (!secret.startsWith(SECRET_PREFIX)) throw new Error('Not a webhook secret: expected the whsec_ prefix');
-  const bytes = Buffer.from(secret.slice(SECRET_PREFIX.length), 'base64');
-  // Buffer.from silently skips invalid base64, so an empty result is the only reliable failure signal.
-  if (bytes.length === 0) throw new Error('Not a webhook secret: no key bytes after whsec_');
-  return bytes;
 }
 
 const SEALED_VERSION = 'v1';

@@ -5,6 +5,9 @@ import type { Database } from '../../src/db/database.ts';
 import { createTestStore, type TestStore } from './store.ts';
 
 export const TEST_ENV: Record<string, string> = {
+  RATE_LIMIT_AUTH_PER_MINUTE: '100000',
+  RATE_LIMIT_PUBLIC_PER_MINUTE: '100000',
+  RATE_LIMIT_API_PER_MINUTE: '100000',
   NODE_ENV: 'test',
   LOG_LEVEL: 'silent',
   JWT_SECRET: 'test-jwt-secret-that-is-long-enough-0123456789',

@@ -10,4 +10,4 @@ if [ -z "${PRISMA_SCHEMA_ENGINE_BINARY:-}" ] && [ -d "$shim" ]; then
   PRISMA_SCHEMA_ENGINE_BINARY="$(bash "$shim/install.sh" "$PWD/node_modules/.cache/prisma-engine" 2>/dev/null | tail -n 1)"
   export PRISMA_SCHEMA_ENGINE_BINARY
 fi
-exec prisma generate
+exec "$PWD/node_modules/.bin/prisma" generate

@@ -10,7 +10,10 @@ import { AppError } from './errors.ts';
 import { authPlugin } from './plugins/auth.ts';
 import { databasePlugin } from './plugins/database.ts';
 import { errorHandlerPlugin } from './plugins/error-handler.ts';
+import { authRoutes } from './routes/auth.ts';
+import { cardRoutes } from './routes/cards.ts';
 import { healthRoutes } from './routes/health.ts';
+import { publicRoutes } from './routes/public.ts';
 
 export interface AppOptions {
   config: Config;
@@ -40,6 +43,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  // JSON only: Fastify's default text/plain parser would hand a string to validation (a 400);
+  // any other body type is answered 415 UNSUPPORTED_MEDIA_TYPE.
+  app.removeContentTypeParser('text/plain');
 
   await app.register(errorHandlerPlugin);
   await app.register(fastifyHelmet, {
@@ -67,6 +73,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   // Routes, one plugin per area.
   await app.register(healthRoutes);
+  await app.register(authRoutes);
+  await app.register(cardRoutes);
+  await app.register(publicRoutes);
 
   return app;
 }

@@ -1,3 +1,5 @@
+import { z } from 'zod';
+
 /**
  * The error catalogue: every failure the API reports has a code and a status here.
  * Route and service code throws `AppError`s; the error handler renders
@@ -7,6 +9,7 @@ export const ERRORS = {
   VALIDATION_ERROR: { status: 400, message: 'The request is invalid' },
   INVALID_JSON: { status: 400, message: 'The request body is not valid JSON' },
   URL_NOT_ALLOWED: { status: 400, message: 'This URL is not allowed as a webhook destination' },
+  CANNOT_SAVE_OWN_CARD: { status: 400, message: 'You cannot save your own card' },
   UNAUTHORIZED: { status: 401, message: 'Authentication required' },
   INVALID_TOKEN: { status: 401, message: 'The bearer token is invalid or expired' },
   INVALID_CREDENTIALS: { status: 401, message: 'Wrong login or password' },
@@ -45,6 +48,11 @@ export class AppError extends Error {
 export interface ErrorBody {
   error: { code: string; message: string; details?: unknown };
 }
+
+/** The error body as a response schema, for routes to document their failures in OpenAPI. */
+export const errorResponseSchema = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
+});
 
 export function errorBody(code: string, message: string, details?: unknown): ErrorBody {
   return { error: details === undefined ? { code, message } : { code, message, details } };

@@ -10,16 +10,22 @@ import { AppError } from './errors.ts';
 import { authPlugin } from './plugins/auth.ts';
 import { databasePlugin } from './plugins/database.ts';
 import { errorHandlerPlugin } from './plugins/error-handler.ts';
+import { webhookEndpointsPlugin } from './plugins/webhook-endpoints.ts';
 import { authRoutes } from './routes/auth.ts';
 import { cardRoutes } from './routes/cards.ts';
 import { healthRoutes } from './routes/health.ts';
 import { publicRoutes } from './routes/public.ts';
+import { webhookDeliveryRoutes } from './routes/webhook-deliveries.ts';
+import { webhookEndpointRoutes } from './routes/webhook-endpoints.ts';
+import type { LookupFn } from './webhooks/url-policy.ts';
 
 export interface AppOptions {
   config: Config;
   /** An already-open database (tests, several apps on one store); otherwise opened from config. */
   db?: Database;
   logger?: FastifyServerOptions['logger'];
+  /** DNS resolver for the webhook URL policy; tests inject one to simulate names and rebinding. */
+  lookup?: LookupFn;
 }
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -70,12 +76,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (!options.db) await db.migrate();
   await app.register(databasePlugin, { config, db, ownsDatabase: !options.db });
   await app.register(authPlugin, { jwtSecret: config.jwtSecret });
+  await app.register(webhookEndpointsPlugin, { lookup: options.lookup });
 
   // Routes, one plugin per area.
   await app.register(healthRoutes);
   await app.register(authRoutes);
   await app.register(cardRoutes);
   await app.register(publicRoutes);
+  await app.register(webhookEndpointRoutes, { prefix: '/api/webhooks' });
+  await app.register(webhookDeliveryRoutes, { prefix: '/api/webhooks' });
 
   return app;
 }

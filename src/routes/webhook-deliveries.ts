@@ -1,0 +1,47 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { errorResponseSchema } from '../errors.ts';
+import { deliveryDetailSchema, deliveryPageSchema, listDeliveriesQuery } from '../webhooks/endpoints.ts';
+import { endpointParams, webhookRateLimit, webhookSecurity } from './webhook-endpoints.ts';
+
+/** `/api/webhooks/:id/deliveries`: the delivery log of one of the caller's endpoints. */
+export const webhookDeliveryRoutes: FastifyPluginAsyncZod = async (app) => {
+  const config = webhookRateLimit(app);
+  const tags = ['webhooks'];
+  const security = webhookSecurity;
+  const e = errorResponseSchema;
+
+  app.get(
+    '/:id/deliveries',
+    {
+      config,
+      onRequest: app.authenticate,
+      schema: {
+        tags,
+        summary: "List an endpoint's deliveries, newest first",
+        security,
+        params: endpointParams,
+        querystring: listDeliveriesQuery,
+        response: { 200: deliveryPageSchema, 400: e, 401: e, 404: e, 429: e },
+      },
+    },
+    async (request) => app.webhookEndpoints.listDeliveries(request.user.id, request.params.id, request.query),
+  );
+
+  app.get(
+    '/:id/deliveries/:deliveryId',
+    {
+      config,
+      onRequest: app.authenticate,
+      schema: {
+        tags,
+        summary: 'Get one delivery with its payload and attempts',
+        security,
+        params: endpointParams.extend({ deliveryId: z.string() }),
+        response: { 200: deliveryDetailSchema, 401: e, 404: e, 429: e },
+      },
+    },
+    async (request) =>
+      app.webhookEndpoints.getDelivery(request.user.id, request.params.id, request.params.deliveryId),
+  );
+};

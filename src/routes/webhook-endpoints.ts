@@ -1,0 +1,180 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { errorResponseSchema } from '../errors.ts';
+import type { AuthUser } from '../plugins/auth.ts';
+import {
+  createdEndpointSchema,
+  createEndpointInput,
+  endpointSchema,
+  rotatedSecretSchema,
+  rotateSecretInput,
+  updateEndpointInput,
+} from '../webhooks/endpoints.ts';
+import { eventCatalogue } from '../webhooks/events.ts';
+
+export const webhookSecurity = [{ bearerAuth: [] }];
+
+/**
+ * Per-user rate limit of each webhook route. @fastify/rate-limit appends its onRequest hook
+ * after the route's own, so `app.authenticate` has verified the token and set `request.user`
+ * by the time the key is computed: every token of one user shares one budget. Without a
+ * verified user (not reached today: authenticate answers 401 first) it keys on the address.
+ */
+export function webhookRateLimit(app: FastifyInstance) {
+  return {
+    rateLimit: {
+      max: app.config.rateLimits.apiPerMinute,
+      timeWindow: '1 minute',
+      keyGenerator: (request: FastifyRequest) => {
+        const user = request.user as AuthUser | null;
+        return user ? `user:${user.id}` : `ip:${request.ip}`;
+      },
+    },
+  };
+}
+
+export const endpointParams = z.object({ id: z.string() });
+
+const eventTypeSchema = z.object({
+  type: z.string(),
+  description: z.string(),
+  example: z.object({ id: z.string(), type: z.string(), timestamp: z.string(), data: z.record(z.string(), z.unknown()) }),
+});
+
+/**
+ * `/api/webhooks`: the signed-in user's endpoints. Another user's endpoint is a 404.
+ * Authentication runs onRequest, before body validation, so an anonymous caller always gets 401.
+ */
+export const webhookEndpointRoutes: FastifyPluginAsyncZod = async (app) => {
+  const config = webhookRateLimit(app);
+  const tags = ['webhooks'];
+  const security = webhookSecurity;
+  const e = errorResponseSchema;
+
+  app.get(
+    '/event-types',
+    {
+      config,
+      onRequest: app.authenticate,
+      schema: {
+        tags,
+        summary: 'List the event types an endpoint can subscribe to, with a sample of each',
+        security,
+        response: { 200: z.array(eventTypeSchema), 401: e, 429: e },
+      },
+    },
+    async () => eventCatalogue(),
+  );
+
+  app.post(
+    '',
+    {
+      config,
+      onRequest: app.authenticate,
+      schema: {
+        tags,
+        summary: 'Register a webhook endpoint',
+        description:
+          'The answer carries the signing `secret`; it is shown this once. The URL must be https and ' +
+          'must not be, or resolve to, a private address (400 `URL_NOT_ALLOWED`). 409 `ENDPOINT_LIMIT_REACHED` ' +
+          'past the per-user limit, 409 `ENDPOINT_URL_EXISTS` for a URL you already registered.',
+        security,
+        body: createEndpointInput,
+        response: { 201: createdEndpointSchema, 400: e, 401: e, 409: e, 413: e, 415: e, 429: e },
+      },
+    },
+    async (request, reply) => reply.status(201).send(await app.webhookEndpoints.create(request.user.id, request.body)),
+  );
+
+  app.get(
+    '',
+    {
+      config,
+      onRequest: app.authenticate,
+      schema: {
+        tags,
+        summary: 'List your webhook endpoints',
+        security,
+        response: { 200: z.array(endpointSchema), 401: e, 429: e },
+      },
+    },
+    async (request) => app.webhookEndpoints.list(request.user.id),
+  );
+
+  app.get(
+    '/:id',
+    {
+      config,
+      onRequest: app.authenticate,
+      schema: {
+        tags,
+        summary: 'Get one webhook endpoint',
+        security,
+        params: endpointParams,
+        response: { 200: endpointSchema, 401: e, 404: e, 429: e },
+      },
+    },
+    async (request) => app.webhookEndpoints.get(request.user.id, request.params.id),
+  );
+
+  app.patch(
+    '/:id',
+    {
+      config,
+      onRequest: app.authenticate,
+      schema: {
+        tags,
+        summary: 'Update a webhook endpoint',
+        description:
+          '`isActive: false` pauses the endpoint and cancels its pending deliveries; `isActive: true` ' +
+          're-enables it and resets `consecutiveFailures`. A new URL is checked like at registration.',
+        security,
+        params: endpointParams,
+        body: updateEndpointInput,
+        response: { 200: endpointSchema, 400: e, 401: e, 404: e, 409: e, 413: e, 415: e, 429: e },
+      },
+    },
+    async (request) => app.webhookEndpoints.update(request.user.id, request.params.id, request.body),
+  );
+
+  app.delete(
+    '/:id',
+    {
+      config,
+      onRequest: app.authenticate,
+      schema: {
+        tags,
+        summary: 'Delete a webhook endpoint',
+        description: 'Its deliveries go with it; pending ones are never attempted.',
+        security,
+        params: endpointParams,
+        response: { 204: z.null().describe('Deleted'), 401: e, 404: e, 429: e },
+      },
+    },
+    async (request, reply) => {
+      await app.webhookEndpoints.delete(request.user.id, request.params.id);
+      return reply.status(204).send(null);
+    },
+  );
+
+  app.patch(
+    '/:id/rotate-secret',
+    {
+      config,
+      onRequest: app.authenticate,
+      schema: {
+        tags,
+        summary: "Rotate an endpoint's signing secret",
+        description:
+          'Returns the new secret (shown this once). The old secret keeps signing alongside it until ' +
+          '`previousSecretExpiresAt` (`gracePeriodSeconds`, default 86400, at most 604800; 0 revokes it at once).',
+        security,
+        params: endpointParams,
+        body: rotateSecretInput,
+        response: { 200: rotatedSecretSchema, 400: e, 401: e, 404: e, 413: e, 415: e, 429: e },
+      },
+    },
+    async (request) => app.webhookEndpoints.rotateSecret(request.user.id, request.params.id, request.body),
+  );
+};

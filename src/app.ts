@@ -10,11 +10,15 @@ import { AppError } from './errors.ts';
 import { authPlugin } from './plugins/auth.ts';
 import { databasePlugin } from './plugins/database.ts';
 import { errorHandlerPlugin } from './plugins/error-handler.ts';
+import { metricsPlugin } from './plugins/metrics.ts';
 import { webhookEndpointsPlugin } from './plugins/webhook-endpoints.ts';
+import { webhookEnginePlugin } from './plugins/webhook-engine.ts';
 import { authRoutes } from './routes/auth.ts';
 import { cardRoutes } from './routes/cards.ts';
 import { healthRoutes } from './routes/health.ts';
+import { metricsRoutes } from './routes/metrics.ts';
 import { publicRoutes } from './routes/public.ts';
+import { webhookActionRoutes } from './routes/webhook-actions.ts';
 import { webhookDeliveryRoutes } from './routes/webhook-deliveries.ts';
 import { webhookEndpointRoutes } from './routes/webhook-endpoints.ts';
 import type { LookupFn } from './webhooks/url-policy.ts';
@@ -76,15 +80,20 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (!options.db) await db.migrate();
   await app.register(databasePlugin, { config, db, ownsDatabase: !options.db });
   await app.register(authPlugin, { jwtSecret: config.jwtSecret });
+  await app.register(metricsPlugin);
   await app.register(webhookEndpointsPlugin, { lookup: options.lookup });
+  // Before the routes that raise events; its onClose stops the worker before the store closes.
+  await app.register(webhookEnginePlugin, { lookup: options.lookup });
 
   // Routes, one plugin per area.
   await app.register(healthRoutes);
+  await app.register(metricsRoutes);
   await app.register(authRoutes);
   await app.register(cardRoutes);
   await app.register(publicRoutes);
   await app.register(webhookEndpointRoutes, { prefix: '/api/webhooks' });
   await app.register(webhookDeliveryRoutes, { prefix: '/api/webhooks' });
+  await app.register(webhookActionRoutes, { prefix: '/api/webhooks' });
 
   return app;
 }

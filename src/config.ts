@@ -31,6 +31,8 @@ export interface WebhookConfig {
   /** false: this process serves the API only; `pnpm worker` processes deliver. */
   workerEnabled: boolean;
   retentionDays: number;
+  /** How often a worker looks for due deliveries it was not told about (other processes, lost timers). */
+  sweepIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -82,6 +84,7 @@ const variables = {
   WEBHOOK_MAX_ENDPOINTS_PER_USER: positiveInt.max(1000).default(5),
   WEBHOOK_WORKER: booleanText.default(true),
   WEBHOOK_RETENTION_DAYS: positiveInt.max(3650).default(30),
+  WEBHOOK_SWEEP_INTERVAL_MS: positiveInt.min(10).max(3_600_000).default(5_000),
   RATE_LIMIT_AUTH_PER_MINUTE: positiveInt.default(60),
   RATE_LIMIT_PUBLIC_PER_MINUTE: positiveInt.default(6000),
   RATE_LIMIT_API_PER_MINUTE: positiveInt.default(1200),
@@ -164,6 +167,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxEndpointsPerUser: v.WEBHOOK_MAX_ENDPOINTS_PER_USER,
       workerEnabled: v.WEBHOOK_WORKER,
       retentionDays: v.WEBHOOK_RETENTION_DAYS,
+      sweepIntervalMs: v.WEBHOOK_SWEEP_INTERVAL_MS,
     },
     rateLimits: {
       authPerMinute: v.RATE_LIMIT_AUTH_PER_MINUTE,

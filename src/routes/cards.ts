@@ -60,6 +60,8 @@ export const cardRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (request, reply) => {
       const result = await saveCard(app.db.prisma, request.user, request.params.id);
+      // The first save raises contact.saved; its delivery rows are durable before the response.
+      if (result.created) await app.webhooks.dispatch(result.event.userId, 'contact.saved', result.event);
       return result.created
         ? reply.status(201).send({ saved: true as const })
         : reply.status(200).send({ alreadySaved: true as const });

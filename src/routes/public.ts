@@ -23,8 +23,10 @@ const security: Array<Record<string, string[]>> = [{}, { bearerAuth: [] }];
 export const publicRoutes: FastifyPluginAsyncZod = async (app) => {
   const config = { rateLimit: { max: app.config.rateLimits.publicPerMinute, timeWindow: '1 minute' } };
   const failures = { 400: errorResponseSchema, 401: errorResponseSchema, 404: errorResponseSchema, 429: errorResponseSchema };
-  // Recorded views raise card.viewed once the delivery engine is wired in.
-  const raiseViewed = async (_view: RecordViewResult): Promise<void> => {};
+  // A recorded view raises card.viewed; awaited so its delivery rows are durable before the response.
+  const raiseViewed = async (view: RecordViewResult): Promise<void> => {
+    if (view.recorded) await app.webhooks.dispatch(view.event.userId, 'card.viewed', view.event);
+  };
 
   // Static `card` outranks `:username` in Fastify's router, so a user named "card" still has
   // a profile at /api/u/card, and their cards are at /api/u/card/card/:cardId.

@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { Database } from '../db/database.ts';
+import { AppError } from '../errors.ts';
+import { buildEnvelope } from './envelope.ts';
+import type { EventData, SubscribableEventType, WebhookTestData } from './events.ts';
+import { TEST_EVENT_TYPE } from './events.ts';
+import type { DeliveryQueue, DispatchedRow } from './queue.ts';
+
+export interface DispatchResult {
+  eventId: string;
+  deliveries: DispatchedRow[];
+}
+
+export interface DispatcherOptions {
+  db: Database;
+  queue: DeliveryQueue;
+  /** The in-process worker's hand-over for rows due now (absent when this process does not deliver). */
+  onDue?: (deliveryIds: string[]) => void;
+  /** Signal worker processes over LISTEN/NOTIFY (PostgreSQL, when this process does not deliver). */
+  notify: boolean;
+}
+
+const isUuid = (value: string): boolean => z.uuid().safeParse(value).success;
+
+/**
+ * Events → delivery rows. The rows are written (durable) before `dispatch` resolves, so a
+ * route that awaits it answers only once the event cannot be lost; the HTTP delivery happens
+ * afterwards in the worker and never delays the response.
+ */
+export class DeliveryDispatcher {
+  readonly #o: DispatcherOptions;
+
+  constructor(options: DispatcherOptions) {
+    this.#o = options;
+  }
+
+  /** Fans an event out to every active endpoint of `userId` subscribed to `type`: one INSERT … SELECT. */
+  async dispatch<T extends SubscribableEventType>(userId: string, type: T, data: EventData<T>): Promise<DispatchResult> {
+    const eventId = randomUUID();
+    const deliveries = await this.#o.queue.insertForSubscribers({
+      userId,
+      eventId,
+      eventType: type,
+      payload: buildEnvelope(eventId, type, data, new Date()),
+      notify: this.#o.notify,
+    });
+    this.#handOver(deliveries);
+    return { eventId, deliveries };
+  }
+
+  /** Sends an event to one endpoint only, whatever it subscribes to (the test event). Undefined when the endpoint is missing or disabled. */
+  async dispatchToEndpoint(
+    endpointId: string,
+    type: typeof TEST_EVENT_TYPE,
+    data: WebhookTestData,
+  ): Promise<{ eventId: string; delivery: DispatchedRow } | undefined> {
+    const eventId = randomUUID();
+    const delivery = await this.#o.queue.insertForEndpoint({
+      endpointId,
+      eventId,
+      eventType: type,
+      payload: buildEnvelope(eventId, type, data, new Date()),
+      notify: this.#o.notify,
+    });
+    if (!delivery) return undefined;
+    this.#handOver([delivery]);
+    return { eventId, delivery };
+  }
+
+  /**
+   * Another attempt of an existing delivery (same id; attempts keep counting), due now.
+   * 404 unless the endpoint is the user's and the delivery is the endpoint's; 409 when the
+   * endpoint is disabled. An attempt already in flight is left to finish.
+   */
+  async redeliver(params: { userId: string; endpointId: string; deliveryId: string }): Promise<{ deliveryId: string }> {
+    const { userId, endpointId, deliveryId } = params;
+    const endpoint = await this.findOwnEndpoint(userId, endpointId);
+    if (!isUuid(deliveryId)) throw new AppError('NOT_FOUND', 'No such delivery');
+    if (!endpoint.isActive) throw new AppError('ENDPOINT_DISABLED');
+    const { found, scheduled } = await this.#o.queue.makeDue(endpointId, deliveryId);
+    if (!found) throw new AppError('NOT_FOUND', 'No such delivery');
+    if (scheduled) this.#handOver([{ id: deliveryId, endpointId, nextRetryAt: new Date() }]);
+    return { deliveryId };
+  }
+
+  /** The test event for one of the user's endpoints: 404 / 409 as for redeliver. */
+  async sendTestEvent(params: { userId: string; endpointId: string }): Promise<{ deliveryId: string }> {
+    const endpoint = await this.findOwnEndpoint(params.userId, params.endpointId);
+    if (!endpoint.isActive) throw new AppError('ENDPOINT_DISABLED');
+    const sent = await this.dispatchToEndpoint(endpoint.id, TEST_EVENT_TYPE, { endpointId: endpoint.id });
+    // Disabled or deleted between the two statements.
+    if (!sent) throw new AppError('ENDPOINT_DISABLED');
+    return { deliveryId: sent.delivery.id };
+  }
+
+  /** The endpoint if it is `userId`'s; otherwise the same 404 as a missing one. */
+  async findOwnEndpoint(userId: string, endpointId: string): Promise<{ id: string; isActive: boolean }> {
+    const endpoint = isUuid(endpointId)
+      ? await this.#o.db.prisma.webhookEndpoint.findFirst({ where: { id: endpointId, userId }, select: { id: true, isActive: true } })
+      : null;
+    if (!endpoint) throw new AppError('NOT_FOUND', 'No such webhook endpoint');
+    return endpoint;
+  }
+
+  #handOver(rows: readonly DispatchedRow[]): void {
+    if (rows.length > 0) this.#o.onDue?.(rows.map((row) => row.id));
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * Assembles the delivery engine from its parts (queue, sender, key cache, worker,
+ * dispatcher) for the two process kinds: the API (src/plugins/webhook-engine.ts) and the
+ * delivery-only worker (src/worker.ts).
+ */
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import type { Registry } from 'prom-client';
+import type { Config } from '../config.ts';
+import { splitSchema, type Database } from '../db/database.ts';
+import { DeliveryDispatcher } from './dispatch.ts';
+import { EndpointKeyCache } from './endpoint-keys.ts';
+import { registerDeliveryMetrics } from './metrics.ts';
+import { DeliveryQueue, DUE_CHANNEL } from './queue.ts';
+import { SecretBox } from './secrets.ts';
+import { WebhookSender } from './send.ts';
+import type { LookupFn } from './url-policy.ts';
+import { DeliveryWorker, type WorkerLogger } from './worker.ts';
+
+const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export const USER_AGENT = `DevCard-Webhooks/${PACKAGE_VERSION}`;
+const LISTEN_RECONNECT_DELAY_MS = 5_000;
+
+export interface DeliveryEngineOptions {
+  db: Database;
+  config: Config;
+  logger: WorkerLogger;
+  /** Run a worker in this process (config.webhooks.workerEnabled for the API; always for `pnpm worker`). */
+  deliver: boolean;
+  /** DNS resolver for the destination check (tests simulate rebinding with it). */
+  lookup?: LookupFn;
+  /** Where to expose the webhook metrics, if anywhere. */
+  registry?: Registry;
+}
+
+export interface DeliveryEngine {
+  queue: DeliveryQueue;
+  dispatcher: DeliveryDispatcher;
+  worker: DeliveryWorker | undefined;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function createDeliveryEngine(options: DeliveryEngineOptions): DeliveryEngine {
+  const { db, config, logger } = options;
+  const queue = new DeliveryQueue(db.sql);
+  const metrics =
+    options.registry &&
+    registerDeliveryMetrics(options.registry, {
+      countDue: () => queue.countDue(),
+      // Called at scrape time only, once `worker` below exists.
+      inFlight: (): number => worker?.inFlight ?? 0,
+      onCollectError: (error) => logger.error({ err: error }, 'metrics: counting due webhook deliveries failed'),
+    });
+  const worker: DeliveryWorker | undefined = options.deliver
+    ? new DeliveryWorker({
+        queue,
+        logger,
+        metrics,
+        keys: new EndpointKeyCache(new SecretBox(config.webhookEncryptionKey)),
+        sender: new WebhookSender({
+          timeoutMs: config.webhooks.timeoutMs,
+          allowPrivateNetworks: config.webhooks.allowPrivateNetworks,
+          lookup: options.lookup,
+          userAgent: USER_AGENT,
+        }),
+        retryScheduleMs: config.webhooks.retryScheduleMs,
+        timeoutMs: config.webhooks.timeoutMs,
+        sweepIntervalMs: config.webhooks.sweepIntervalMs,
+        retentionDays: config.webhooks.retentionDays,
+      })
+    : undefined;
+  const dispatcher = new DeliveryDispatcher({
+    db,
+    queue,
+    onDue: worker && ((ids) => worker.enqueue(ids)),
+    // Without a local worker, tell worker processes at once instead of at their next sweep.
+    notify: !worker && db.kind === 'postgres',
+  });
+  const listener = worker && db.kind === 'postgres' && config.databaseUrl ? new DueListener(config.databaseUrl, worker, logger) : undefined;
+
+  return {
+    queue,
+    dispatcher,
+    worker,
+    async start() {
+      worker?.start();
+      listener?.start();
+    },
+    async stop() {
+      await listener?.stop();
+      await worker?.stop();
+    },
+  };
+}
+
+/**
+ * LISTEN on DUE_CHANNEL (PostgreSQL): an API process without a worker notifies after each
+ * dispatch, so a worker process delivers at once rather than at its next sweep. Best effort:
+ * the sweep still finds everything if the connection drops.
+ */
+class DueListener {
+  #client: pg.Client | undefined;
+  #stopped = false;
+  #retry: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly databaseUrl: string,
+    private readonly worker: DeliveryWorker,
+    private readonly logger: WorkerLogger,
+  ) {}
+
+  start(): void {
+    void this.#connect();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#retry);
+    const client = this.#client;
+    this.#client = undefined;
+    await client?.end().catch(() => {});
+  }
+
+  async #connect(): Promise<void> {
+    if (this.#stopped) return;
+    const client = new pg.Client({ connectionString: splitSchema(this.databaseUrl).connectionString });
+    client.on('notification', () => this.worker.poke());
+    client.on('error', (error) => this.#lost(client, error));
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${DUE_CHANNEL}`);
+      if (this.#stopped) {
+        await client.end();
+        return;
+      }
+      this.#client = client;
+      this.logger.info({ channel: DUE_CHANNEL }, 'webhook worker listening for dispatches');
+    } catch (error) {
+      this.#lost(client, error);
+    }
+  }
+
+  #lost(client: pg.Client, error: unknown): void {
+    if (this.#stopped) return;
+    this.logger.warn({ err: error }, 'webhook LISTEN connection lost; relying on the sweep until it reconnects');
+    if (this.#client === client) this.#client = undefined;
+    void client.end().catch(() => {});
+    clearTimeout(this.#retry);
+    this.#retry = setTimeout(() => void this.#connect(), LISTEN_RECONNECT_DELAY_MS);
+  }
+}

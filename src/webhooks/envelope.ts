@@ -1,0 +1,68 @@
+import type { CardViewedData, ContactSavedData, EventEnvelope, EventType, WebhookTestData } from './events.ts';
+
+/**
+ * The webhook body (contract §3): `{"id","type","timestamp","data"}` with the data keys in the
+ * contract's order.
+ *
+ * Decision: a delivery row stores the envelope as JSONB (so the deliveries API can show and
+ * filter it), and the body is rendered from the row at send time. JSONB does not keep key
+ * order, so rendering rebuilds every object key by key in the canonical order below; the same
+ * row therefore renders to the same bytes on every retry, redelivery and worker process.
+ */
+
+type JsonObject = Record<string, unknown>;
+
+/** The stored form: what `dispatch` writes to `webhook_deliveries.payload`. */
+export function buildEnvelope<T extends EventType>(eventId: string, type: T, data: EventEnvelope<T>['data'], at: Date): EventEnvelope<T> {
+  return { id: eventId, type, timestamp: at.toISOString(), data };
+}
+
+/** Row (event id, type, stored payload) → the exact body bytes to sign and send. */
+export function renderBody(eventId: string, eventType: string, payload: unknown): string {
+  const stored = asObject(payload);
+  const envelope = {
+    id: eventId,
+    type: eventType,
+    timestamp: stored.timestamp,
+    data: canonicalData(eventType, asObject(stored.data)),
+  };
+  return JSON.stringify(envelope);
+}
+
+function canonicalData(eventType: string, data: JsonObject): unknown {
+  switch (eventType) {
+    case 'card.viewed': {
+      const d = data as unknown as CardViewedData;
+      return { userId: d.userId, cardId: d.cardId ?? null, viewer: userRef(d.viewer), source: d.source };
+    }
+    case 'contact.saved': {
+      const d = data as unknown as ContactSavedData;
+      return { userId: d.userId, cardId: d.cardId, savedBy: userRef(d.savedBy) };
+    }
+    case 'webhook.test': {
+      const d = data as unknown as WebhookTestData;
+      return { endpointId: d.endpointId };
+    }
+    default:
+      // A type this version does not know (written by a newer one): keys sorted, still stable.
+      return sortKeys(data);
+  }
+}
+
+function userRef(ref: { id: string; username: string } | null | undefined): { id: string; username: string } | null {
+  return ref ? { id: ref.id, username: ref.username } : null;
+}
+
+function asObject(value: unknown): JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as JsonObject) : {};
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (typeof value !== 'object' || value === null) return value;
+  return Object.fromEntries(
+    Object.keys(value)
+      .sort()
+      .map((key) => [key, sortKeys((value as JsonObject)[key])]),
+  );
+}

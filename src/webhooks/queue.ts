@@ -1,0 +1,454 @@
+/**
+ * The delivery queue: every raw SQL statement of the engine, in one place.
+ *
+ * Why raw SQL: the `webhook_deliveries` row IS the queue (`status` + `next_retry_at`), and
+ * what the engine needs from it — a fan-out `INSERT … SELECT`, claims with
+ * `FOR UPDATE SKIP LOCKED`, per-endpoint fairness with a window function, and many attempt
+ * results applied in one statement — is beyond what Prisma can express. Each function is one
+ * statement (one round trip, atomic on its own), written for both stores: PostgreSQL and the
+ * embedded PGlite (which has a single connection, so nothing here holds a transaction open).
+ *
+ * Claim protocol: a claim stamps `claim_token` and moves `next_retry_at` one lease into the
+ * future, so a worker that dies mid-attempt leaves rows that simply come due again. Writing a
+ * result requires the token to still match: a lease that expired and was reclaimed by another
+ * worker is never overwritten by the late one.
+ */
+import { randomUUID } from 'node:crypto';
+import type { SqlRunner } from '../db/migrate.ts';
+import type { OutcomeKind } from './attempt-outcome.ts';
+import { GONE_DISABLED_REASON } from './attempt-outcome.ts';
+import { AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES } from './retry-policy.ts';
+
+/** A delivery claimed for one attempt, with what is needed to send it. */
+export interface ClaimedDelivery {
+  id: string;
+  endpointId: string;
+  eventId: string;
+  eventType: string;
+  /** The stored envelope (JSONB; key order is not preserved, see envelope.ts). */
+  payload: unknown;
+  /** Attempts made before this one. */
+  attempts: number;
+  claimToken: string;
+  url: string;
+  secretEncrypted: string;
+  previousSecretEncrypted: string | null;
+  previousSecretExpiresAt: Date | null;
+}
+
+export interface ClaimOptions {
+  /** At most this many rows (the worker's free global capacity). */
+  limit: number;
+  leaseMs: number;
+  /** Per-endpoint in-flight cap, including what `inFlightByEndpoint` already holds. */
+  perEndpointLimit: number;
+  /** Attempts this worker has in flight, per endpoint. */
+  inFlightByEndpoint: ReadonlyMap<string, number>;
+}
+
+export interface ClaimResult {
+  deliveries: ClaimedDelivery[];
+  /** Due rows of disabled endpoints found on the way; they were cancelled, never sent. */
+  cancelled: number;
+  /** True when due rows may remain that this claim did not take (capacity, window, other workers). */
+  mayHaveMore: boolean;
+}
+
+export interface AttemptRecord {
+  deliveryId: string;
+  claimToken: string;
+  startedAt: Date;
+  durationMs: number;
+  responseCode: number | null;
+  responseBody: string | null;
+  error: string | null;
+  outcome: OutcomeKind;
+  /** For `retry`: due again this long after the write. */
+  delayMs: number | null;
+}
+
+export interface AppliedAttempt {
+  deliveryId: string;
+  endpointId: string;
+  outcome: OutcomeKind;
+  attemptNumber: number;
+  /** Set when the endpoint is (now) disabled. */
+  endpointDisabledReason: string | null;
+}
+
+export interface DispatchedRow {
+  id: string;
+  endpointId: string;
+  nextRetryAt: Date;
+}
+
+/** How far past the claim limit a claim looks, so one endpoint's backlog cannot hide the others'. */
+const CLAIM_SCAN_FACTOR = 2;
+const CLAIM_SCAN_MIN = 64;
+/** Channel for LISTEN/NOTIFY between an API process and worker processes (PostgreSQL). */
+export const DUE_CHANNEL = 'webhook_deliveries_due';
+const CANCELLED_DISABLED = 'endpoint disabled before the attempt';
+
+interface RawClaimRow {
+  scanned: number;
+  cancelled: number;
+  id: string | null;
+  endpoint_id: string;
+  event_id: string;
+  event_type: string;
+  payload: unknown;
+  attempts: number;
+  url: string;
+  secret_encrypted: string;
+  previous_secret_encrypted: string | null;
+  previous_secret_expires_at: Date | null;
+}
+
+export class DeliveryQueue {
+  readonly #sql: SqlRunner;
+
+  constructor(sql: SqlRunner) {
+    this.#sql = sql;
+  }
+
+  /**
+   * Fans one event out to every active endpoint of `userId` subscribed to `eventType`, in one
+   * statement. `notify` also signals worker processes listening on DUE_CHANNEL (PostgreSQL
+   * collapses the identical per-row notifications into one at commit).
+   */
+  async insertForSubscribers(params: {
+    userId: string;
+    eventId: string;
+    eventType: string;
+    payload: unknown;
+    notify: boolean;
+  }): Promise<DispatchedRow[]> {
+    const rows = await this.#sql.query<{ id: string; endpoint_id: string; next_retry_at: Date }>(
+      `INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, payload, status, next_retry_at, created_at, updated_at)
+       SELECT gen_random_uuid(), e.id, $2::uuid, $3::text, $4::jsonb, 'pending', now(), now(), now()
+       FROM webhook_endpoints e
+       WHERE e.user_id = $1::uuid AND e.is_active AND $3::text = ANY(e.events)
+       RETURNING id, endpoint_id, next_retry_at${params.notify ? `, pg_notify('${DUE_CHANNEL}', '')` : ''}`,
+      [params.userId, params.eventId, params.eventType, JSON.stringify(params.payload)],
+    );
+    return rows.map(toDispatchedRow);
+  }
+
+  /** One delivery of an event to one active endpoint, whatever it subscribes to (test events). */
+  async insertForEndpoint(params: {
+    endpointId: string;
+    eventId: string;
+    eventType: string;
+    payload: unknown;
+    notify: boolean;
+  }): Promise<DispatchedRow | undefined> {
+    const rows = await this.#sql.query<{ id: string; endpoint_id: string; next_retry_at: Date }>(
+      `INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, payload, status, next_retry_at, created_at, updated_at)
+       SELECT gen_random_uuid(), e.id, $2::uuid, $3::text, $4::jsonb, 'pending', now(), now(), now()
+       FROM webhook_endpoints e
+       WHERE e.id = $1::uuid AND e.is_active
+       RETURNING id, endpoint_id, next_retry_at${params.notify ? `, pg_notify('${DUE_CHANNEL}', '')` : ''}`,
+      [params.endpointId, params.eventId, params.eventType, JSON.stringify(params.payload)],
+    );
+    return rows[0] && toDispatchedRow(rows[0]);
+  }
+
+  /** Claims due deliveries, oldest first, within the worker's global and per-endpoint capacity. */
+  claimDueDeliveries(options: ClaimOptions): Promise<ClaimResult> {
+    return this.#claim(options, undefined);
+  }
+
+  /** The same claim restricted to `ids` (rows just dispatched): taken only if still pending and due. */
+  claimDeliveries(ids: readonly string[], options: ClaimOptions): Promise<ClaimResult> {
+    return this.#claim(options, ids);
+  }
+
+  async #claim(options: ClaimOptions, ids: readonly string[] | undefined): Promise<ClaimResult> {
+    const limit = Math.max(0, Math.floor(options.limit));
+    if (limit === 0 || (ids && ids.length === 0)) return { deliveries: [], cancelled: 0, mayHaveMore: limit === 0 };
+    const saturated: string[] = [];
+    const busyIds: string[] = [];
+    const busyCounts: number[] = [];
+    for (const [endpointId, inFlight] of options.inFlightByEndpoint) {
+      if (inFlight >= options.perEndpointLimit) saturated.push(endpointId);
+      else if (inFlight > 0) {
+        busyIds.push(endpointId);
+        busyCounts.push(inFlight);
+      }
+    }
+    const scan = ids ? ids.length : Math.max(limit * CLAIM_SCAN_FACTOR, CLAIM_SCAN_MIN);
+    const token = randomUUID();
+    // `due` and `ranked` read without locks; `locked` then locks what was chosen, skipping rows
+    // another worker holds, and re-checks status and due time on the latest row version (READ
+    // COMMITTED re-evaluates the locked table's conditions), so two claimers never share a row.
+    // The window function must sit in its own CTE: PostgreSQL refuses FOR UPDATE next to one.
+    const rows = await this.#sql.query<RawClaimRow>(
+      `WITH due AS (
+         SELECT d.id, d.endpoint_id, d.next_retry_at, e.is_active
+         FROM webhook_deliveries d
+         JOIN webhook_endpoints e ON e.id = d.endpoint_id
+         WHERE d.status = 'pending' AND d.next_retry_at <= now()
+           AND NOT (d.endpoint_id = ANY($1::uuid[]))
+           ${ids ? 'AND d.id = ANY($9::uuid[])' : ''}
+         ORDER BY d.next_retry_at
+         LIMIT $2
+       ),
+       ranked AS (
+         SELECT due.*, row_number() OVER (PARTITION BY due.endpoint_id ORDER BY due.next_retry_at, due.id) AS endpoint_rank
+         FROM due
+       ),
+       to_claim AS (
+         SELECT r.id
+         FROM ranked r
+         LEFT JOIN unnest($3::uuid[], $4::int[]) AS busy(endpoint_id, in_flight) ON busy.endpoint_id = r.endpoint_id
+         WHERE r.is_active AND r.endpoint_rank <= $5::int - coalesce(busy.in_flight, 0)
+         ORDER BY r.next_retry_at
+         LIMIT $6
+       ),
+       to_cancel AS (
+         SELECT id FROM ranked WHERE NOT is_active
+       ),
+       locked AS (
+         SELECT d.id, d.id IN (SELECT id FROM to_cancel) AS cancel
+         FROM webhook_deliveries d
+         WHERE d.id = ANY(ARRAY(SELECT id FROM to_claim UNION ALL SELECT id FROM to_cancel))
+           AND d.status = 'pending' AND d.next_retry_at <= now()
+         FOR UPDATE SKIP LOCKED
+       ),
+       cancelled AS (
+         UPDATE webhook_deliveries d
+         SET status = 'cancelled', next_retry_at = NULL, claim_token = NULL, error_message = '${CANCELLED_DISABLED}', updated_at = now()
+         WHERE d.id = ANY(ARRAY(SELECT id FROM locked WHERE cancel))
+         RETURNING d.id
+       ),
+       claimed AS (
+         UPDATE webhook_deliveries d
+         SET claim_token = $7::uuid, next_retry_at = now() + $8::int * interval '1 millisecond', updated_at = now()
+         WHERE d.id = ANY(ARRAY(SELECT id FROM locked WHERE NOT cancel))
+         RETURNING d.id, d.endpoint_id, d.event_id, d.event_type, d.payload, d.attempts
+       )
+       SELECT s.scanned, s.cancelled, c.id, c.endpoint_id, c.event_id, c.event_type, c.payload, c.attempts,
+              e.url, e.secret_encrypted, e.previous_secret_encrypted, e.previous_secret_expires_at
+       FROM (SELECT (SELECT count(*) FROM due)::int AS scanned, (SELECT count(*) FROM cancelled)::int AS cancelled) s
+       LEFT JOIN (claimed c JOIN webhook_endpoints e ON e.id = c.endpoint_id) ON true`,
+      [saturated, scan, busyIds, busyCounts, options.perEndpointLimit, limit, token, Math.round(options.leaseMs), ...(ids ? [ids] : [])],
+    );
+    const summary = rows[0] ?? { scanned: 0, cancelled: 0 };
+    const deliveries: ClaimedDelivery[] = [];
+    for (const row of rows) {
+      if (row.id === null) continue;
+      deliveries.push({
+        id: row.id,
+        endpointId: row.endpoint_id,
+        eventId: row.event_id,
+        eventType: row.event_type,
+        payload: row.payload,
+        attempts: row.attempts,
+        claimToken: token,
+        url: row.url,
+        secretEncrypted: row.secret_encrypted,
+        previousSecretEncrypted: row.previous_secret_encrypted,
+        previousSecretExpiresAt: row.previous_secret_expires_at,
+      });
+    }
+    const untouched = summary.scanned - deliveries.length - summary.cancelled;
+    return {
+      deliveries,
+      cancelled: summary.cancelled,
+      mayHaveMore: untouched > 0 || (!ids && summary.scanned >= scan) || saturated.length > 0,
+    };
+  }
+
+  /**
+   * Applies attempt results in ONE statement: logs each attempt, moves each delivery on
+   * (success → delivered; retry → pending, due after its delay; failed/gone → failed), and
+   * updates each endpoint's consecutive-failure count in result order (a success resets it, a
+   * delivery that ends failed adds one). An endpoint reaching
+   * AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES, or answering 410, is disabled and its waiting
+   * deliveries are cancelled. Results whose claim token no longer matches are ignored.
+   */
+  async completeAttempts(records: readonly AttemptRecord[]): Promise<AppliedAttempt[]> {
+    if (records.length === 0) return [];
+    const input = records.map((r, ord) => ({
+      ord,
+      delivery_id: r.deliveryId,
+      claim_token: r.claimToken,
+      started_at: r.startedAt.toISOString(),
+      duration_ms: Math.round(r.durationMs),
+      response_code: r.responseCode,
+      response_body: r.responseBody,
+      error: r.error,
+      outcome: r.outcome,
+      delay_ms: r.delayMs === null ? null : Math.round(r.delayMs),
+    }));
+    const rows = await this.#sql.query<{
+      id: string;
+      endpoint_id: string;
+      outcome: OutcomeKind;
+      attempts: number;
+      endpoint_active: boolean | null;
+      disabled_reason: string | null;
+    }>(
+      `WITH input AS (
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
+           ord int, delivery_id uuid, claim_token uuid, started_at timestamptz, duration_ms int,
+           response_code int, response_body text, error text, outcome text, delay_ms int)
+       ),
+       updated AS (
+         UPDATE webhook_deliveries d SET
+           status = (CASE i.outcome WHEN 'success' THEN 'success' WHEN 'retry' THEN 'pending' ELSE 'failed' END)::webhook_delivery_status,
+           attempts = d.attempts + 1,
+           response_code = i.response_code,
+           error_message = i.error,
+           delivered_at = CASE WHEN i.outcome = 'success' THEN now() ELSE d.delivered_at END,
+           next_retry_at = CASE WHEN i.outcome = 'retry' THEN now() + i.delay_ms * interval '1 millisecond' END,
+           claim_token = NULL,
+           updated_at = now()
+         FROM input i
+         WHERE d.id = ANY($4::uuid[]) AND d.id = i.delivery_id AND d.claim_token = i.claim_token AND d.status = 'pending'
+         RETURNING d.id, d.endpoint_id, d.attempts, i.ord, i.outcome
+       ),
+       logged AS (
+         INSERT INTO webhook_delivery_attempts (id, delivery_id, attempt_number, started_at, duration_ms, response_code, response_body, error)
+         SELECT gen_random_uuid(), u.id, u.attempts, i.started_at, i.duration_ms, i.response_code, i.response_body, i.error
+         FROM updated u JOIN input i ON i.delivery_id = u.id
+       ),
+       stats AS (
+         SELECT u.endpoint_id,
+                bool_or(u.outcome = 'gone') AS gone,
+                max(u.ord) FILTER (WHERE u.outcome = 'success') AS last_success
+         FROM updated u
+         GROUP BY u.endpoint_id
+       ),
+       delta AS (
+         SELECT s.endpoint_id, s.gone, s.last_success IS NOT NULL AS reset,
+                (SELECT count(*) FROM updated u
+                 WHERE u.endpoint_id = s.endpoint_id AND u.outcome = 'failed' AND u.ord > coalesce(s.last_success, -1))::int AS failures
+         FROM stats s
+       ),
+       endpoints AS (
+         UPDATE webhook_endpoints e SET
+           consecutive_failures = CASE WHEN x.reset THEN x.failures ELSE e.consecutive_failures + x.failures END,
+           is_active = e.is_active AND NOT x.gone
+             AND (CASE WHEN x.reset THEN x.failures ELSE e.consecutive_failures + x.failures END) < $2::int,
+           disabled_at = CASE
+             WHEN e.is_active AND (x.gone OR (CASE WHEN x.reset THEN x.failures ELSE e.consecutive_failures + x.failures END) >= $2::int)
+             THEN now() ELSE e.disabled_at END,
+           disabled_reason = CASE
+             WHEN NOT e.is_active THEN e.disabled_reason
+             WHEN x.gone THEN $3::text
+             WHEN (CASE WHEN x.reset THEN x.failures ELSE e.consecutive_failures + x.failures END) >= $2::int
+             THEN format('%s consecutive deliveries failed', CASE WHEN x.reset THEN x.failures ELSE e.consecutive_failures + x.failures END)
+             ELSE e.disabled_reason END,
+           updated_at = now()
+         FROM delta x
+         WHERE e.id = x.endpoint_id AND (x.gone OR x.failures > 0 OR e.consecutive_failures <> 0)
+         RETURNING e.id, e.is_active, e.disabled_reason
+       ),
+       cancelled AS (
+         -- Rows written by \`updated\` are left out (one statement must not update a row twice);
+         -- a claim cancels them when they come due. Rows another worker holds finish their attempt.
+         UPDATE webhook_deliveries d SET
+           status = 'cancelled', next_retry_at = NULL,
+           error_message = 'endpoint disabled: ' || coalesce(x.disabled_reason, 'by its owner'), updated_at = now()
+         FROM endpoints x
+         WHERE NOT x.is_active AND d.endpoint_id = x.id AND d.status = 'pending' AND d.claim_token IS NULL
+           AND d.id NOT IN (SELECT id FROM updated)
+         RETURNING d.id
+       )
+       SELECT u.id, u.endpoint_id, u.outcome, u.attempts, x.is_active AS endpoint_active, x.disabled_reason,
+              (SELECT count(*) FROM cancelled)::int AS cancelled
+       FROM updated u LEFT JOIN endpoints x ON x.id = u.endpoint_id`,
+      // $4 repeats the ids as an array so the planner looks rows up by primary key.
+      [JSON.stringify(input), AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES, GONE_DISABLED_REASON, records.map((r) => r.deliveryId)],
+    );
+    return rows.map((row) => ({
+      deliveryId: row.id,
+      endpointId: row.endpoint_id,
+      outcome: row.outcome,
+      attemptNumber: row.attempts,
+      endpointDisabledReason: row.endpoint_active === false ? (row.disabled_reason ?? 'disabled') : null,
+    }));
+  }
+
+  /** Gives claimed, unfinished rows back (shutdown): due now, for any worker. */
+  async releaseClaims(tokens: readonly string[]): Promise<number> {
+    if (tokens.length === 0) return 0;
+    const rows = await this.#sql.query<{ n: number }>(
+      `WITH released AS (
+         UPDATE webhook_deliveries SET claim_token = NULL, next_retry_at = now(), updated_at = now()
+         WHERE claim_token = ANY($1::uuid[]) AND status = 'pending'
+         RETURNING 1
+       )
+       SELECT count(*)::int AS n FROM released`,
+      [tokens],
+    );
+    return rows[0]?.n ?? 0;
+  }
+
+  /**
+   * Milliseconds until the earliest unclaimed pending delivery is due (0 if overdue), or
+   * undefined when none waits. Measured by the database clock, which is the one claims use.
+   */
+  async nextDueInMs(): Promise<number | undefined> {
+    const rows = await this.#sql.query<{ delay_ms: number | null }>(
+      `SELECT greatest(0, ceil(extract(epoch FROM (next_retry_at - now())) * 1000))::int AS delay_ms
+       FROM webhook_deliveries
+       WHERE status = 'pending' AND claim_token IS NULL
+       ORDER BY next_retry_at
+       LIMIT 1`,
+    );
+    const delay = rows[0]?.delay_ms;
+    return delay === null || delay === undefined ? undefined : delay;
+  }
+
+  /** Pending deliveries due now, claimed or not (an expired lease is due again): the backlog. */
+  async countDue(): Promise<number> {
+    const rows = await this.#sql.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM webhook_deliveries WHERE status = 'pending' AND next_retry_at <= now()`,
+    );
+    return rows[0]?.n ?? 0;
+  }
+
+  /** Makes a delivery due now again (redeliver), unless an attempt of it is in flight. False when there is no such row. */
+  async makeDue(endpointId: string, deliveryId: string): Promise<{ found: boolean; scheduled: boolean }> {
+    const rows = await this.#sql.query<{ scheduled: boolean }>(
+      `WITH target AS (
+         SELECT id, status = 'pending' AND claim_token IS NOT NULL AND next_retry_at > now() AS in_flight
+         FROM webhook_deliveries WHERE id = $1::uuid AND endpoint_id = $2::uuid
+       ),
+       changed AS (
+         UPDATE webhook_deliveries d
+         SET status = 'pending', next_retry_at = now(), claim_token = NULL, updated_at = now()
+         FROM target t WHERE d.id = t.id AND NOT t.in_flight
+         RETURNING d.id
+       )
+       SELECT EXISTS (SELECT 1 FROM changed) AS scheduled FROM target`,
+      [deliveryId, endpointId],
+    );
+    return { found: rows.length > 0, scheduled: rows[0]?.scheduled ?? false };
+  }
+
+  /** Deletes finished deliveries (and their attempts) created before `olderThan`, at most `batchSize`. Returns how many. */
+  async pruneDeliveries(olderThan: Date, batchSize: number): Promise<number> {
+    const rows = await this.#sql.query<{ n: number }>(
+      `WITH doomed AS (
+         SELECT id FROM webhook_deliveries
+         WHERE created_at < $1::timestamptz AND status <> 'pending'
+         ORDER BY created_at
+         LIMIT $2
+         FOR UPDATE SKIP LOCKED
+       ),
+       deleted AS (
+         DELETE FROM webhook_deliveries d USING doomed WHERE d.id = doomed.id RETURNING 1
+       )
+       SELECT count(*)::int AS n FROM deleted`,
+      [olderThan.toISOString(), batchSize],
+    );
+    return rows[0]?.n ?? 0;
+  }
+}
+
+function toDispatchedRow(row: { id: string; endpoint_id: string; next_retry_at: Date }): DispatchedRow {
+  return { id: row.id, endpointId: row.endpoint_id, nextRetryAt: row.next_retry_at };
+}

@@ -1,0 +1,436 @@
+/**
+ * The delivery worker: a thin loop that claims due rows from the queue, sends each once, and
+ * writes the results back. The rules it applies live elsewhere (attempt-outcome.ts,
+ * retry-policy.ts); the state lives in the database, so this loop can die at any point.
+ *
+ * Scheduling:
+ * - just-dispatched rows are handed over in-process and claimed at once (`enqueue`);
+ * - a retry due within WAKE_HORIZON_MS gets an in-process timer; later ones hold no timer
+ *   and no memory — the periodic sweep finds them (and rows of other processes, restarts,
+ *   expired leases of crashed workers) and re-arms the timer from the database;
+ * - capacity is bounded globally and per endpoint, and a claim never takes more than can
+ *   be sent right now, so one slow receiver cannot hold everything.
+ */
+import { decideAttemptOutcome, describeFailure, type AttemptOutcome } from './attempt-outcome.ts';
+import type { EndpointKeyCache } from './endpoint-keys.ts';
+import { renderBody } from './envelope.ts';
+import { noDeliveryMetrics, type DeliveryMetrics } from './metrics.ts';
+import type { AttemptRecord, ClaimedDelivery, ClaimResult, DeliveryQueue } from './queue.ts';
+import type { AttemptResult, WebhookSender } from './send.ts';
+import { signWithKeys } from './signing.ts';
+
+export const DEFAULT_MAX_IN_FLIGHT = 256;
+export const DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT = 8;
+/** Retries due sooner than this get an in-process timer; later ones are found by the sweep. */
+export const WAKE_HORIZON_MS = 60_000;
+/** A claim outlives the attempt's timeout by this much before another worker may take the row. */
+export const LEASE_MARGIN_MS = 30_000;
+export const RETENTION_INTERVAL_MS = 3_600_000;
+export const RETENTION_FIRST_RUN_DELAY_MS = 60_000;
+export const RETENTION_BATCH_SIZE = 1_000;
+/** Results are written in batches of at most this many rows (one statement each). */
+const COMPLETION_BATCH_SIZE = 500;
+/** How long a finished attempt's result may wait for others to share its write. */
+const COMPLETION_COALESCE_MS = 5;
+/** After a failed result write, wait this long before trying again. */
+const COMPLETION_RETRY_DELAY_MS = 1_000;
+/** Shortest timer: keeps a row that is due but not claimable (locked elsewhere) from spinning the loop. */
+const MIN_WAKE_DELAY_MS = 25;
+
+export interface WorkerLogger {
+  error(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+export interface DeliveryWorkerOptions {
+  queue: DeliveryQueue;
+  sender: Pick<WebhookSender, 'send' | 'close'>;
+  keys: EndpointKeyCache;
+  logger: WorkerLogger;
+  retryScheduleMs: readonly number[];
+  /** Whole-attempt timeout; also bounds how long `stop()` waits for attempts in flight. */
+  timeoutMs: number;
+  sweepIntervalMs: number;
+  /** Finished deliveries older than this are deleted; undefined: never. */
+  retentionDays?: number;
+  metrics?: DeliveryMetrics;
+  maxInFlight?: number;
+  maxInFlightPerEndpoint?: number;
+  leaseMs?: number;
+  stopTimeoutMs?: number;
+  retentionFirstRunDelayMs?: number;
+  retentionIntervalMs?: number;
+  random?: () => number;
+}
+
+export class DeliveryWorker {
+  readonly #o: Required<Omit<DeliveryWorkerOptions, 'retentionDays' | 'random'>> &
+    Pick<DeliveryWorkerOptions, 'retentionDays' | 'random'>;
+
+  #running = false;
+  #stopping: Promise<void> | undefined;
+  /** Set once stop() has handed back its claims: results arriving later belong to nobody. */
+  #released = false;
+
+  // Timers.
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #wakeTimer: NodeJS.Timeout | undefined;
+  #wakeAt: number | undefined;
+  #retentionTimer: NodeJS.Timeout | undefined;
+
+  // Claim loop: one pump at a time; requests while it runs are folded into one more round.
+  #pumping: Promise<void> | undefined;
+  #pumpAgain = false;
+  #wantGeneralClaim = false;
+  #wantWakeRefresh = false;
+  /** Due rows may exist that the last claim left behind (capacity): a finished attempt claims again. */
+  #backlog = false;
+  #fastIds: string[] = [];
+
+  // In flight: HTTP attempts running, per endpoint.
+  #inFlight = 0;
+  readonly #inFlightByEndpoint = new Map<string, number>();
+  /** Claimed rows whose result is not yet written: id → claim token (released on stop). */
+  readonly #held = new Map<string, string>();
+  #idle: Array<() => void> = [];
+
+  // Result writes.
+  #results: AttemptRecord[] = [];
+  #flushing: Promise<boolean> | undefined;
+  #flushRetryTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: DeliveryWorkerOptions) {
+    // `??` rather than spread defaults: an option passed as undefined means "the default".
+    this.#o = {
+      ...options,
+      metrics: options.metrics ?? noDeliveryMetrics,
+      maxInFlight: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
+      maxInFlightPerEndpoint: options.maxInFlightPerEndpoint ?? DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT,
+      leaseMs: options.leaseMs ?? options.timeoutMs + LEASE_MARGIN_MS,
+      stopTimeoutMs: options.stopTimeoutMs ?? options.timeoutMs,
+      retentionFirstRunDelayMs: options.retentionFirstRunDelayMs ?? RETENTION_FIRST_RUN_DELAY_MS,
+      retentionIntervalMs: options.retentionIntervalMs ?? RETENTION_INTERVAL_MS,
+    };
+  }
+
+  get running(): boolean {
+    return this.#running;
+  }
+
+  /** Attempts in flight right now. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  start(): void {
+    if (this.#running || this.#stopping) return;
+    this.#running = true;
+    this.#sweepTimer = setInterval(() => this.#sweep(), this.#o.sweepIntervalMs);
+    if (this.#o.retentionDays !== undefined) {
+      this.#retentionTimer = setTimeout(() => void this.#runRetention(), this.#o.retentionFirstRunDelayMs);
+    }
+    this.#sweep();
+  }
+
+  /**
+   * Hands over rows that were just dispatched (due now): they are claimed at once instead of
+   * waiting for the sweep. Ignored when stopped; the rows are durable and a sweep finds them.
+   */
+  enqueue(deliveryIds: readonly string[]): void {
+    if (!this.#running || deliveryIds.length === 0) return;
+    this.#fastIds.push(...deliveryIds);
+    this.#requestPump();
+  }
+
+  /** Looks for due work now (e.g. on a NOTIFY from another process). */
+  poke(): void {
+    this.#sweep();
+  }
+
+  /**
+   * Graceful stop: claims nothing more, waits up to `stopTimeoutMs` for attempts in flight,
+   * writes their results, and gives back (due now) whatever it still holds.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    this.#running = false;
+    clearInterval(this.#sweepTimer);
+    clearTimeout(this.#wakeTimer);
+    clearTimeout(this.#retentionTimer);
+    clearTimeout(this.#flushRetryTimer);
+    await this.#pumping;
+    await this.#waitForIdle(this.#o.stopTimeoutMs);
+    while (this.#results.length > 0 || this.#flushing) {
+      if (!(await this.#flush())) break;
+    }
+    const tokens = [...new Set(this.#held.values())];
+    if (tokens.length > 0) {
+      try {
+        const released = await this.#o.queue.releaseClaims(tokens);
+        this.#o.logger.info({ released, inFlight: this.#inFlight }, 'webhook worker released unfinished claims');
+      } catch (error) {
+        // The leases expire on their own; another worker takes the rows then.
+        this.#o.logger.error({ err: error }, 'webhook worker could not release its claims; they come due when their lease expires');
+      }
+      this.#held.clear();
+    }
+    this.#released = true;
+    await this.#o.sender.close();
+  }
+
+  #sweep(): void {
+    this.#wantGeneralClaim = true;
+    this.#wantWakeRefresh = true;
+    this.#requestPump();
+  }
+
+  #requestPump(): void {
+    if (!this.#running) return;
+    if (this.#pumping) {
+      this.#pumpAgain = true;
+      return;
+    }
+    this.#pumping = this.#pump().finally(() => {
+      this.#pumping = undefined;
+    });
+  }
+
+  async #pump(): Promise<void> {
+    // Let the current tick's dispatches and finished attempts join this round.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    do {
+      this.#pumpAgain = false;
+      try {
+        await this.#pumpOnce();
+      } catch (error) {
+        // The rows stay in the database; the next sweep (or finished attempt) tries again.
+        this.#o.logger.error({ err: error }, 'webhook worker: claiming deliveries failed; retrying on the next sweep');
+        break;
+      }
+    } while (this.#pumpAgain && this.#running);
+  }
+
+  async #pumpOnce(): Promise<void> {
+    if (this.#fastIds.length > 0) {
+      const ids = this.#fastIds;
+      this.#fastIds = [];
+      const capacity = this.#o.maxInFlight - this.#inFlight;
+      if (capacity <= 0) {
+        this.#backlog = true;
+      } else {
+        const result = await this.#o.queue.claimDeliveries(ids, this.#claimOptions(capacity));
+        this.#launchAll(result);
+        if (result.deliveries.length < ids.length) this.#backlog = true;
+      }
+    }
+
+    // One claim per round: when it leaves due rows behind (capacity), the next finished
+    // attempt asks for another round, so claims follow the rhythm at which slots free up.
+    if ((this.#wantGeneralClaim || this.#backlog) && this.#running) {
+      this.#wantGeneralClaim = false;
+      const capacity = this.#o.maxInFlight - this.#inFlight;
+      if (capacity <= 0) {
+        this.#backlog = true;
+      } else {
+        const result = await this.#o.queue.claimDueDeliveries(this.#claimOptions(capacity));
+        this.#launchAll(result);
+        this.#backlog = result.mayHaveMore;
+      }
+    }
+
+    if (this.#wantWakeRefresh && this.#running) {
+      this.#wantWakeRefresh = false;
+      const delay = await this.#o.queue.nextDueInMs();
+      // Due now but not claimed: capacity is full (a finished attempt claims) or another worker holds it.
+      if (delay !== undefined && !(delay === 0 && this.#backlog && this.#inFlight > 0)) this.#scheduleWake(delay);
+    }
+  }
+
+  #claimOptions(capacity: number) {
+    return {
+      limit: capacity,
+      leaseMs: this.#o.leaseMs,
+      perEndpointLimit: this.#o.maxInFlightPerEndpoint,
+      inFlightByEndpoint: this.#inFlightByEndpoint,
+    };
+  }
+
+  #launchAll(result: ClaimResult): void {
+    if (result.cancelled > 0) {
+      this.#o.logger.info({ cancelled: result.cancelled }, 'webhook worker cancelled due deliveries of disabled endpoints');
+    }
+    for (const delivery of result.deliveries) {
+      this.#held.set(delivery.id, delivery.claimToken);
+      // Claimed while stopping: not sent; stop() releases it.
+      if (this.#running) this.#launch(delivery);
+    }
+  }
+
+  #launch(delivery: ClaimedDelivery): void {
+    this.#inFlight++;
+    this.#inFlightByEndpoint.set(delivery.endpointId, (this.#inFlightByEndpoint.get(delivery.endpointId) ?? 0) + 1);
+    void this.#attempt(delivery)
+      .catch((error: unknown) => {
+        // #attempt handles its own failures; this is a bug guard, the lease brings the row back.
+        this.#o.logger.error({ err: error, deliveryId: delivery.id }, 'webhook worker: unexpected attempt failure');
+      })
+      .finally(() => {
+        this.#inFlight--;
+        const left = (this.#inFlightByEndpoint.get(delivery.endpointId) ?? 1) - 1;
+        if (left > 0) this.#inFlightByEndpoint.set(delivery.endpointId, left);
+        else this.#inFlightByEndpoint.delete(delivery.endpointId);
+        if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
+        if (this.#backlog) this.#requestPump();
+      });
+  }
+
+  async #attempt(delivery: ClaimedDelivery): Promise<void> {
+    const result = await this.#send(delivery);
+    if (this.#released) return;
+    const decision: AttemptOutcome = decideAttemptOutcome({
+      result,
+      attemptsMade: delivery.attempts + 1,
+      scheduleMs: this.#o.retryScheduleMs,
+      random: this.#o.random,
+    });
+    this.#o.metrics.attemptFinished(decision.outcome, result.durationMs);
+    this.#results.push({
+      deliveryId: delivery.id,
+      claimToken: delivery.claimToken,
+      startedAt: result.startedAt,
+      durationMs: result.durationMs,
+      responseCode: result.statusCode ?? null,
+      responseBody: result.responseBody ?? null,
+      error: describeFailure(result),
+      outcome: decision.outcome,
+      delayMs: decision.outcome === 'retry' ? decision.delayMs : null,
+    });
+    void this.#flush();
+    if (decision.outcome === 'retry') this.#scheduleWake(decision.delayMs);
+  }
+
+  /** Signs and sends one attempt. Never throws: a secret that cannot be opened is a failed attempt. */
+  async #send(delivery: ClaimedDelivery): Promise<AttemptResult> {
+    let request;
+    try {
+      const body = renderBody(delivery.eventId, delivery.eventType, delivery.payload);
+      const keys = this.#o.keys.keysFor({
+        endpointId: delivery.endpointId,
+        secretEncrypted: delivery.secretEncrypted,
+        previousSecretEncrypted: delivery.previousSecretEncrypted,
+        previousSecretExpiresAt: delivery.previousSecretExpiresAt,
+      });
+      const signature = signWithKeys(keys, { webhookId: delivery.id, timestamp: Math.floor(Date.now() / 1000), body });
+      request = {
+        url: delivery.url,
+        body,
+        headers: { ...signature, 'x-devcard-event': delivery.eventType, 'x-devcard-delivery': delivery.id },
+      };
+    } catch (error) {
+      this.#o.logger.error({ err: error, deliveryId: delivery.id, endpointId: delivery.endpointId }, 'webhook worker: cannot sign delivery');
+      return { ok: false, error: 'could not sign the request (endpoint secret unreadable)', durationMs: 0, startedAt: new Date() };
+    }
+    return this.#o.sender.send(request);
+  }
+
+  /**
+   * Writes buffered results, one statement per batch. A failed write is retried later: a
+   * result only applies while its claim token matches, so writing it twice is harmless.
+   * Resolves false when a write failed.
+   */
+  #flush(): Promise<boolean> {
+    this.#flushing ??= this.#flushLoop().then((ok) => {
+      this.#flushing = undefined;
+      // A result that arrived as the loop was finishing starts the next one.
+      if (ok && this.#results.length > 0) void this.#flush();
+      return ok;
+    });
+    return this.#flushing;
+  }
+
+  async #flushLoop(): Promise<boolean> {
+    // Results finishing within a few milliseconds share one statement (fewer, larger writes);
+    // a full batch goes at once.
+    if (this.#results.length < COMPLETION_BATCH_SIZE) {
+      await new Promise<void>((resolve) => setTimeout(resolve, COMPLETION_COALESCE_MS));
+    }
+    while (this.#results.length > 0) {
+      const batch = this.#results.splice(0, COMPLETION_BATCH_SIZE);
+      try {
+        const applied = await this.#o.queue.completeAttempts(batch);
+        this.#reportDisabled(applied);
+        for (const record of batch) this.#held.delete(record.deliveryId);
+      } catch (error) {
+        this.#results.unshift(...batch);
+        this.#o.logger.error({ err: error, results: batch.length }, 'webhook worker: writing attempt results failed; retrying');
+        if (this.#running) {
+          clearTimeout(this.#flushRetryTimer);
+          this.#flushRetryTimer = setTimeout(() => void this.#flush(), COMPLETION_RETRY_DELAY_MS);
+        }
+        // Unwritten results stay held: stop() releases their rows, or their leases expire.
+        return false;
+      }
+    }
+    return true;
+  }
+
+  #reportDisabled(applied: Awaited<ReturnType<DeliveryQueue['completeAttempts']>>): void {
+    const reported = new Set<string>();
+    for (const row of applied) {
+      if (row.endpointDisabledReason === null || reported.has(row.endpointId)) continue;
+      if (row.outcome === 'gone' || row.outcome === 'failed') {
+        reported.add(row.endpointId);
+        this.#o.logger.warn({ endpointId: row.endpointId, reason: row.endpointDisabledReason }, 'webhook endpoint disabled');
+      }
+    }
+  }
+
+  #scheduleWake(delayMs: number): void {
+    if (!this.#running || delayMs > WAKE_HORIZON_MS) return;
+    const at = Date.now() + Math.max(MIN_WAKE_DELAY_MS, delayMs);
+    if (this.#wakeAt !== undefined && this.#wakeAt <= at) return;
+    clearTimeout(this.#wakeTimer);
+    this.#wakeAt = at;
+    this.#wakeTimer = setTimeout(() => {
+      this.#wakeTimer = undefined;
+      this.#wakeAt = undefined;
+      this.#sweep();
+    }, at - Date.now());
+  }
+
+  #waitForIdle(timeoutMs: number): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#idle.push(done);
+    });
+  }
+
+  async #runRetention(): Promise<void> {
+    if (!this.#running || this.#o.retentionDays === undefined) return;
+    const cutoff = new Date(Date.now() - this.#o.retentionDays * 86_400_000);
+    let deleted = 0;
+    try {
+      for (;;) {
+        const n = await this.#o.queue.pruneDeliveries(cutoff, RETENTION_BATCH_SIZE);
+        deleted += n;
+        if (n < RETENTION_BATCH_SIZE || !this.#running) break;
+      }
+      if (deleted > 0) this.#o.logger.info({ deleted, olderThan: cutoff.toISOString() }, 'webhook deliveries pruned');
+    } catch (error) {
+      this.#o.logger.error({ err: error }, 'webhook retention: pruning failed; retrying at the next run');
+    } finally {
+      if (this.#running) this.#retentionTimer = setTimeout(() => void this.#runRetention(), this.#o.retentionIntervalMs);
+    }
+  }
+}

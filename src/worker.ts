@@ -1,0 +1,43 @@
+// Delivery-only process entry (`pnpm worker`): configuration → database → migrations → worker.
+// No HTTP listener. Run any number of these beside API processes started with WEBHOOK_WORKER=off;
+// they share the queue through the database. SIGTERM/SIGINT stop it gracefully.
+import pino from 'pino';
+import { ConfigError, loadConfig } from './config.ts';
+import { openDatabase } from './db/database.ts';
+import { createDeliveryEngine } from './webhooks/engine.ts';
+
+let config;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(error.message);
+    process.exit(1);
+  }
+  throw error;
+}
+
+const logger = pino({ level: config.logLevel, base: { process: 'webhook-worker' } });
+const db = await openDatabase(config);
+await db.migrate();
+// A worker process always delivers: WEBHOOK_WORKER only switches the API process's own worker.
+const engine = createDeliveryEngine({ db, config, logger, deliver: true });
+await engine.start();
+logger.info({ store: db.kind }, 'webhook worker started');
+
+let stopping = false;
+const shutdown = async (signal: NodeJS.Signals) => {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'webhook worker stopping: finishing attempts in flight');
+  try {
+    await engine.stop();
+    await db.close();
+    process.exit(0);
+  } catch (error) {
+    logger.error({ err: error }, 'webhook worker shutdown failed');
+    process.exit(1);
+  }
+};
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);

@@ -1,0 +1,127 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TestApp } from '../helpers/app.ts';
+import { buildWebhookTestApp } from '../helpers/webhook-api.ts';
+
+type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+
+/** The webhook routes this module owns: each must be documented, authenticated with bearerAuth. */
+const WEBHOOK_ROUTES: Array<[HttpMethod, string]> = [
+  ['GET', '/api/webhooks/event-types'],
+  ['POST', '/api/webhooks'],
+  ['GET', '/api/webhooks'],
+  ['GET', '/api/webhooks/:id'],
+  ['PATCH', '/api/webhooks/:id'],
+  ['DELETE', '/api/webhooks/:id'],
+  ['PATCH', '/api/webhooks/:id/rotate-secret'],
+  ['GET', '/api/webhooks/:id/deliveries'],
+  ['GET', '/api/webhooks/:id/deliveries/:deliveryId'],
+];
+
+/** Every other route of the contract: documented whenever this build registers it. */
+const OTHER_CONTRACT_ROUTES: Array<[HttpMethod, string]> = [
+  ['POST', '/api/webhooks/:id/deliveries/:deliveryId/redeliver'],
+  ['POST', '/api/webhooks/:id/test'],
+  ['POST', '/auth/register'],
+  ['POST', '/auth/login'],
+  ['POST', '/api/cards'],
+  ['GET', '/api/cards'],
+  ['POST', '/api/cards/:id/save'],
+  ['GET', '/api/u/:username'],
+  ['GET', '/api/u/card/:cardId'],
+  ['GET', '/api/u/:username/card/:cardId'],
+  ['GET', '/health'],
+  ['GET', '/metrics'],
+];
+
+/** Fastify's `/:id` is OpenAPI's `/{id}`. */
+const openApiPath = (url: string) => url.replace(/:(\w+)/g, '{$1}');
+
+/**
+ * Every (method, path) in Fastify's printRoutes tree: each line is one path segment, indented
+ * four columns per level, with the methods registered there in parentheses.
+ */
+function registeredRoutes(tree: string): Array<[string, string]> {
+  const routes: Array<[string, string]> = [];
+  const stack: string[] = [];
+  for (const line of tree.split('\n')) {
+    const match = /^((?:│ {3}| {4})*)[├└]── (.+?)(?: \(([^)]*)\))?$/.exec(line);
+    if (!match) continue;
+    const depth = match[1]!.length / 4;
+    stack.length = depth;
+    stack.push(match[2]!);
+    const path = stack.join('');
+    for (const method of match[3]?.split(', ') ?? []) routes.push([method, path]);
+  }
+  return routes;
+}
+
+interface Operation {
+  tags?: string[];
+  summary?: string;
+  security?: Array<Record<string, string[]>>;
+  responses: Record<string, unknown>;
+  requestBody?: unknown;
+}
+
+describe('OpenAPI document', () => {
+  let t: TestApp;
+  let doc: { openapi: string; paths: Record<string, Record<string, Operation>>; components: { securitySchemes: Record<string, unknown> } };
+
+  beforeAll(async () => {
+    t = await buildWebhookTestApp();
+    const res = await t.app.inject({ method: 'GET', url: '/docs/json' });
+    expect(res.statusCode).toBe(200);
+    doc = res.json();
+  });
+  afterAll(async () => t.close());
+
+  it('declares the bearerAuth security scheme', () => {
+    expect(doc.openapi).toMatch(/^3\./);
+    expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: 'http', scheme: 'bearer' });
+  });
+
+  it.each(WEBHOOK_ROUTES)('documents %s %s with tags, summary, bearerAuth and error responses', (method, url) => {
+    expect(t.app.hasRoute({ method, url })).toBe(true);
+    const operation = doc.paths[openApiPath(url)]?.[method.toLowerCase()];
+    expect(operation, `${method} ${url}`).toBeDefined();
+    expect(operation!.tags).toContain('webhooks');
+    expect(operation!.summary).toEqual(expect.any(String));
+    expect(operation!.security).toEqual([{ bearerAuth: [] }]);
+    expect(Object.keys(operation!.responses)).toEqual(expect.arrayContaining(['401']));
+    expect(Object.keys(operation!.responses).some((status) => status.startsWith('2'))).toBe(true);
+  });
+
+  it('documents request bodies of the webhook writes', () => {
+    expect(doc.paths['/api/webhooks']!.post!.requestBody).toBeDefined();
+    expect(doc.paths['/api/webhooks/{id}']!.patch!.requestBody).toBeDefined();
+  });
+
+  it('registers and documents every other route of the contract', () => {
+    for (const [method, url] of OTHER_CONTRACT_ROUTES) {
+      expect(t.app.hasRoute({ method, url }), `${method} ${url} registered`).toBe(true);
+      expect(doc.paths[openApiPath(url)]?.[method.toLowerCase()], `${method} ${url} documented`).toBeDefined();
+    }
+  });
+
+  it('documents exactly the routes the app registers (besides the docs UI itself)', () => {
+    const registered = registeredRoutes(t.app.printRoutes({ commonPrefix: false }))
+      .filter(([method, url]) => method !== 'HEAD' && url !== '/docs' && !url.startsWith('/docs/'))
+      .map(([method, url]) => `${method} ${openApiPath(url)}`)
+      .sort();
+    const documented = Object.entries(doc.paths)
+      .flatMap(([path, operations]) => Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`))
+      .sort();
+    expect(registered.length).toBeGreaterThanOrEqual(WEBHOOK_ROUTES.length + OTHER_CONTRACT_ROUTES.length);
+    expect(documented).toEqual(registered);
+  });
+
+  it('serves the documentation UI as HTML at /docs', async () => {
+    let res = await t.app.inject({ method: 'GET', url: '/docs' });
+    if (res.statusCode >= 300 && res.statusCode < 400) {
+      res = await t.app.inject({ method: 'GET', url: new URL(res.headers.location as string, 'http://localhost/docs/').pathname });
+    }
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/text\/html/);
+    expect(res.body).toMatch(/<html/i);
+  });
+});

@@ -1,0 +1,258 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Database } from '../../src/db/database.ts';
+import { DeliveryQueue, type AttemptRecord, type ClaimOptions } from '../../src/webhooks/queue.ts';
+import { AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES } from '../../src/webhooks/retry-policy.ts';
+import { sleep } from '../helpers/receiver.ts';
+import { createTestStore, type TestStore } from '../helpers/store.ts';
+
+/** The queue's SQL on a real store (both kinds), without an app or a worker around it. */
+describe('DeliveryQueue', () => {
+  let store: TestStore;
+  let db: Database;
+  let queue: DeliveryQueue;
+  let userId: string;
+
+  beforeAll(async () => {
+    store = await createTestStore();
+    db = await store.open();
+    await db.migrate();
+    queue = new DeliveryQueue(db.sql);
+    userId = (await db.prisma.user.create({ data: { email: 'q@example.com', username: 'q', displayName: 'q', passwordHash: 'x' } })).id;
+  });
+  afterAll(async () => {
+    await db?.close();
+    await store?.drop();
+  });
+  beforeEach(async () => {
+    await db.prisma.webhookEndpoint.deleteMany();
+  });
+
+  let urlCounter = 0;
+  async function endpoint(data: { events?: string[]; isActive?: boolean; consecutiveFailures?: number } = {}) {
+    return db.prisma.webhookEndpoint.create({
+      data: { userId, url: `https://example.com/${++urlCounter}`, secretEncrypted: 'sealed', events: ['card.viewed'], ...data },
+    });
+  }
+  async function pending(endpointId: string, dueInMs = 0, extra: { claimToken?: string; createdAt?: Date; status?: 'pending' | 'success' | 'failed' } = {}) {
+    const eventId = randomUUID();
+    return db.prisma.webhookDelivery.create({
+      data: { endpointId, eventId, eventType: 'card.viewed', payload: { id: eventId }, nextRetryAt: new Date(Date.now() + dueInMs), ...extra },
+    });
+  }
+  const options = (overrides: Partial<ClaimOptions> = {}): ClaimOptions => ({
+    limit: 100,
+    leaseMs: 60_000,
+    perEndpointLimit: 8,
+    inFlightByEndpoint: new Map(),
+    ...overrides,
+  });
+  const row = (id: string) => db.prisma.webhookDelivery.findUniqueOrThrow({ where: { id }, include: { attemptsLog: true } });
+  function record(deliveryId: string, claimToken: string, outcome: AttemptRecord['outcome'], overrides: Partial<AttemptRecord> = {}): AttemptRecord {
+    return {
+      deliveryId,
+      claimToken,
+      startedAt: new Date(),
+      durationMs: 12,
+      responseCode: outcome === 'success' ? 200 : outcome === 'gone' ? 410 : 500,
+      responseBody: 'body',
+      error: outcome === 'success' ? null : 'HTTP 500',
+      outcome,
+      delayMs: outcome === 'retry' ? 5_000 : null,
+      ...overrides,
+    };
+  }
+
+  it('fans an event out to active subscribed endpoints of the user in one statement', async () => {
+    const subscribed = await endpoint({ events: ['card.viewed', 'contact.saved'] });
+    await endpoint({ events: ['contact.saved'] });
+    await endpoint({ isActive: false });
+    const eventId = randomUUID();
+    const rows = await queue.insertForSubscribers({ userId, eventId, eventType: 'card.viewed', payload: { b: 1, a: 2 }, notify: db.kind === 'postgres' });
+    expect(rows.map((r) => r.endpointId)).toEqual([subscribed.id]);
+    const stored = await row(rows[0]!.id);
+    expect(stored).toMatchObject({ eventId, eventType: 'card.viewed', status: 'pending', attempts: 0, claimToken: null, payload: { a: 2, b: 1 } });
+    expect(Math.abs(stored.nextRetryAt!.getTime() - Date.now())).toBeLessThan(5_000);
+    expect(await queue.insertForSubscribers({ userId: randomUUID(), eventId: randomUUID(), eventType: 'card.viewed', payload: {}, notify: false })).toEqual([]);
+  });
+
+  it('claims due rows with a lease and a token; a second claim gets nothing until the lease expires', async () => {
+    const ep = await endpoint();
+    const due = await pending(ep.id);
+    const later = await pending(ep.id, 60_000);
+
+    const first = await queue.claimDueDeliveries(options({ leaseMs: 300 }));
+    expect(first.deliveries.map((d) => d.id)).toEqual([due.id]);
+    const claimed = first.deliveries[0]!;
+    expect(claimed).toMatchObject({ endpointId: ep.id, url: ep.url, secretEncrypted: 'sealed', attempts: 0, payload: { id: due.eventId } });
+    const leased = await row(due.id);
+    expect(leased.claimToken).toBe(claimed.claimToken);
+    expect(leased.nextRetryAt!.getTime()).toBeGreaterThan(Date.now() + 100);
+    expect(first.mayHaveMore).toBe(false);
+
+    expect((await queue.claimDueDeliveries(options())).deliveries).toEqual([]);
+    expect(await queue.countDue()).toBe(0);
+    expect(await queue.nextDueInMs()).toBeGreaterThan(50_000);
+
+    // The lease expires: the row is due again and another claim takes it with a new token.
+    await sleep(350);
+    expect(await queue.countDue()).toBe(1);
+    const second = await queue.claimDueDeliveries(options());
+    expect(second.deliveries.map((d) => d.id)).toEqual([due.id]);
+    expect(second.deliveries[0]!.claimToken).not.toBe(claimed.claimToken);
+
+    // The late first worker's result is ignored; the current holder's applies.
+    expect(await queue.completeAttempts([record(due.id, claimed.claimToken, 'success')])).toEqual([]);
+    expect(await row(due.id)).toMatchObject({ status: 'pending', attempts: 0, attemptsLog: [] });
+    const applied = await queue.completeAttempts([record(due.id, second.deliveries[0]!.claimToken, 'success')]);
+    expect(applied).toEqual([{ deliveryId: due.id, endpointId: ep.id, outcome: 'success', attemptNumber: 1, endpointDisabledReason: null }]);
+    const done = await row(due.id);
+    expect(done).toMatchObject({ status: 'success', attempts: 1, claimToken: null, nextRetryAt: null, responseCode: 200, errorMessage: null });
+    expect(done.deliveredAt).toBeInstanceOf(Date);
+    expect(done.attemptsLog).toMatchObject([{ attemptNumber: 1, responseCode: 200, responseBody: 'body', durationMs: 12 }]);
+    expect((await row(later.id)).claimToken).toBeNull();
+  });
+
+  it('claims only the given ids on the fast path, and only while pending and due', async () => {
+    const ep = await endpoint();
+    const a = await pending(ep.id);
+    const b = await pending(ep.id);
+    const notDue = await pending(ep.id, 60_000);
+    const result = await queue.claimDeliveries([a.id, notDue.id], options());
+    expect(result.deliveries.map((d) => d.id)).toEqual([a.id]);
+    expect((await queue.claimDeliveries([a.id], options())).deliveries).toEqual([]);
+    expect((await row(b.id)).claimToken).toBeNull();
+  });
+
+  it('respects the global limit and the per-endpoint limit, counting what is already in flight', async () => {
+    const busy = await endpoint();
+    const quiet = await endpoint();
+    for (let i = 0; i < 20; i++) await pending(busy.id, -60_000 + i);
+    for (let i = 0; i < 3; i++) await pending(quiet.id, -1_000 + i);
+
+    const first = await queue.claimDueDeliveries(options({ perEndpointLimit: 4, inFlightByEndpoint: new Map([[busy.id, 1]]) }));
+    const byEndpoint = (ids: typeof first.deliveries) => ids.reduce((m, d) => m.set(d.endpointId, (m.get(d.endpointId) ?? 0) + 1), new Map<string, number>());
+    // The busy endpoint already has 1 in flight: 3 more; the quiet one gets all of its 3.
+    expect(byEndpoint(first.deliveries)).toEqual(new Map([[busy.id, 3], [quiet.id, 3]]));
+    expect(first.mayHaveMore).toBe(true);
+
+    // Saturated endpoints are skipped entirely.
+    const none = await queue.claimDueDeliveries(options({ perEndpointLimit: 4, inFlightByEndpoint: new Map([[busy.id, 4]]) }));
+    expect(none.deliveries).toEqual([]);
+    expect(none.mayHaveMore).toBe(true);
+
+    const limited = await queue.claimDueDeliveries(options({ limit: 2 }));
+    expect(limited.deliveries).toHaveLength(2);
+    expect(limited.mayHaveMore).toBe(true);
+  });
+
+  it('cancels, instead of claiming, due rows of disabled endpoints', async () => {
+    const off = await endpoint({ isActive: false });
+    const on = await endpoint();
+    const offRow = await pending(off.id);
+    const onRow = await pending(on.id);
+    const result = await queue.claimDueDeliveries(options());
+    expect(result.deliveries.map((d) => d.id)).toEqual([onRow.id]);
+    expect(result.cancelled).toBe(1);
+    expect(await row(offRow.id)).toMatchObject({ status: 'cancelled', nextRetryAt: null, errorMessage: 'endpoint disabled before the attempt' });
+  });
+
+  it('applies mixed results in one statement: retry, failed, success, and counts consecutive failures in order', async () => {
+    const ep = await endpoint({ consecutiveFailures: 3 });
+    const rows = [await pending(ep.id), await pending(ep.id), await pending(ep.id), await pending(ep.id)];
+    const { deliveries } = await queue.claimDueDeliveries(options());
+    const token = deliveries[0]!.claimToken;
+    const [r0, r1, r2, r3] = rows.map((r) => r.id) as [string, string, string, string];
+    const applied = await queue.completeAttempts([
+      record(r0, token, 'failed'),
+      record(r1, token, 'success'),
+      record(r2, token, 'retry', { delayMs: 5_000 }),
+      record(r3, token, 'failed'),
+    ]);
+    expect(applied).toHaveLength(4);
+    expect(await row(r0)).toMatchObject({ status: 'failed', attempts: 1, nextRetryAt: null, errorMessage: 'HTTP 500' });
+    expect((await row(r1)).status).toBe('success');
+    const retry = await row(r2);
+    expect(retry).toMatchObject({ status: 'pending', attempts: 1, claimToken: null });
+    expect(retry.nextRetryAt!.getTime() - Date.now()).toBeGreaterThan(4_000);
+    expect(retry.nextRetryAt!.getTime() - Date.now()).toBeLessThan(6_000);
+    // The success reset the count; only the failure after it counts. Retries do not count.
+    expect((await db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: ep.id } })).consecutiveFailures).toBe(1);
+    expect(await queue.nextDueInMs()).toBeGreaterThan(3_000);
+  });
+
+  it(`disables an endpoint at ${AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES} consecutive failures and cancels its waiting rows`, async () => {
+    const ep = await endpoint({ consecutiveFailures: AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES - 2 });
+    const a = await pending(ep.id);
+    const b = await pending(ep.id);
+    const waiting = await pending(ep.id, 60_000);
+    const { deliveries } = await queue.claimDueDeliveries(options());
+    const token = deliveries[0]!.claimToken;
+    const applied = await queue.completeAttempts([record(a.id, token, 'failed'), record(b.id, token, 'failed')]);
+    expect(applied.map((r) => r.endpointDisabledReason)).toEqual([
+      `${AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES} consecutive deliveries failed`,
+      `${AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES} consecutive deliveries failed`,
+    ]);
+    expect(await db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: ep.id } })).toMatchObject({
+      isActive: false,
+      consecutiveFailures: AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES,
+    });
+    expect((await row(waiting.id)).status).toBe('cancelled');
+  });
+
+  it('disables at once on gone, keeping rows another worker holds for their own result', async () => {
+    const ep = await endpoint();
+    const a = await pending(ep.id);
+    const heldElsewhere = await pending(ep.id, 60_000, { claimToken: randomUUID() });
+    const { deliveries } = await queue.claimDueDeliveries(options());
+    await queue.completeAttempts([record(a.id, deliveries[0]!.claimToken, 'gone')]);
+    expect(await db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: ep.id } })).toMatchObject({
+      isActive: false,
+      disabledReason: 'endpoint returned 410 Gone',
+    });
+    expect(await row(a.id)).toMatchObject({ status: 'failed', responseCode: 410 });
+    expect((await row(heldElsewhere.id)).status).toBe('pending');
+  });
+
+  it('releases claims: due now, unclaimed', async () => {
+    const ep = await endpoint();
+    const a = await pending(ep.id);
+    const { deliveries } = await queue.claimDueDeliveries(options());
+    expect(await queue.releaseClaims([deliveries[0]!.claimToken])).toBe(1);
+    const released = await row(a.id);
+    expect(released).toMatchObject({ status: 'pending', claimToken: null });
+    expect(released.nextRetryAt!.getTime()).toBeLessThanOrEqual(Date.now() + 1_000);
+    expect(await queue.nextDueInMs()).toBe(0);
+    expect(await queue.countDue()).toBe(1);
+  });
+
+  it('makes a finished delivery due again, but leaves one in flight alone', async () => {
+    const ep = await endpoint();
+    const failed = await pending(ep.id, 0, { status: 'failed' });
+    expect(await queue.makeDue(ep.id, failed.id)).toEqual({ found: true, scheduled: true });
+    expect(await row(failed.id)).toMatchObject({ status: 'pending', claimToken: null });
+    await queue.claimDueDeliveries(options());
+    expect(await queue.makeDue(ep.id, failed.id)).toEqual({ found: true, scheduled: false });
+    expect(await queue.makeDue(randomUUID(), failed.id)).toEqual({ found: false, scheduled: false });
+  });
+
+  it('prunes finished deliveries older than the cutoff, in batches, with their attempts', async () => {
+    const ep = await endpoint();
+    const old = new Date(Date.now() - 40 * 86_400_000);
+    const oldDone = [];
+    for (let i = 0; i < 5; i++) oldDone.push(await pending(ep.id, 0, { status: 'success', createdAt: old }));
+    await db.prisma.webhookDeliveryAttempt.create({
+      data: { deliveryId: oldDone[0]!.id, attemptNumber: 1, startedAt: old, durationMs: 1 },
+    });
+    const oldPending = await pending(ep.id, 0, { createdAt: old });
+    const recent = await pending(ep.id, 0, { status: 'failed' });
+    const cutoff = new Date(Date.now() - 30 * 86_400_000);
+    expect(await queue.pruneDeliveries(cutoff, 2)).toBe(2);
+    expect(await queue.pruneDeliveries(cutoff, 2)).toBe(2);
+    expect(await queue.pruneDeliveries(cutoff, 2)).toBe(1);
+    expect(await queue.pruneDeliveries(cutoff, 2)).toBe(0);
+    const left = await db.prisma.webhookDelivery.findMany({ where: { endpointId: ep.id } });
+    expect(left.map((r) => r.id).sort()).toEqual([oldPending.id, recent.id].sort());
+    expect(await db.prisma.webhookDeliveryAttempt.count({ where: { deliveryId: oldDone[0]!.id } })).toBe(0);
+  });
+});

@@ -1,0 +1,178 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Database } from '../../src/db/database.ts';
+import { EndpointKeyCache } from '../../src/webhooks/endpoint-keys.ts';
+import { DeliveryQueue } from '../../src/webhooks/queue.ts';
+import { generateEndpointSecret, SecretBox } from '../../src/webhooks/secrets.ts';
+import { WebhookSender } from '../../src/webhooks/send.ts';
+import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT, DeliveryWorker, type WorkerLogger } from '../../src/webhooks/worker.ts';
+import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { answer, createEndpoint, signUp, startReceiver, waitFor, type Receiver } from '../helpers/receiver.ts';
+import { createTestStore, type TestStore } from '../helpers/store.ts';
+
+describe('delivery worker: fairness', () => {
+  let t: TestApp;
+  const receivers: Receiver[] = [];
+  beforeAll(async () => {
+    t = await buildTestApp({ env: { WEBHOOK_MAX_ENDPOINTS_PER_USER: '10' } });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await Promise.all(receivers.map((r) => r.close()));
+  });
+
+  it('caps each endpoint at its concurrency limit, so a slow receiver does not hold up the others', async () => {
+    let concurrent = 0;
+    let maxConcurrent = 0;
+    const slow = await startReceiver((request, res) => {
+      concurrent++;
+      maxConcurrent = Math.max(maxConcurrent, concurrent);
+      setTimeout(() => {
+        concurrent--;
+        answer(200)(request, res);
+      }, 400);
+    });
+    const fast = await startReceiver();
+    receivers.push(slow, fast);
+    const owner = await signUp(t.app, 'fair');
+    const slowEndpoint = await createEndpoint(t.app, owner, `${slow.origin}/slow`);
+    const fastEndpoint = await createEndpoint(t.app, owner, `${fast.origin}/fast`);
+    const test = async (id: string) => (await t.app.inject({ method: 'POST', url: `/api/webhooks/${id}/test`, headers: owner.auth })).json().deliveryId;
+
+    for (let i = 0; i < 40; i++) await test(slowEndpoint.id);
+    const started = Date.now();
+    for (let i = 0; i < 5; i++) await test(fastEndpoint.id);
+    await waitFor(() => fast.requests.length === 5, { what: 'the fast endpoint' });
+    // Delivered while the slow endpoint still has most of its backlog waiting.
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(slow.requests.length).toBeLessThan(40);
+
+    await waitFor(() => slow.requests.length === 40, { timeoutMs: 10_000, what: 'the slow endpoint' });
+    expect(maxConcurrent).toBe(DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT);
+  });
+});
+
+describe('delivery worker: failures of its own', () => {
+  let store: TestStore;
+  let db: Database;
+  let receiver: Receiver;
+  const box = new SecretBox(Buffer.alloc(32, 5));
+  beforeAll(async () => {
+    store = await createTestStore();
+    db = await store.open();
+    await db.migrate();
+    receiver = await startReceiver();
+  });
+  afterAll(async () => {
+    await db?.close();
+    await store?.drop();
+    await receiver?.close();
+  });
+
+  function recordingLogger() {
+    const errors: string[] = [];
+    const logger: WorkerLogger = {
+      error: (_obj, msg) => errors.push(msg ?? ''),
+      warn: () => {},
+      info: () => {},
+      debug: () => {},
+    };
+    return { logger, errors };
+  }
+
+  async function dueDelivery(path: string) {
+    const user = await db.prisma.user.create({
+      data: { email: `${path}@example.com`, username: path, displayName: path, passwordHash: 'x' },
+    });
+    await db.prisma.webhookEndpoint.create({
+      data: { userId: user.id, url: `${receiver.origin}/${path}`, secretEncrypted: box.seal(generateEndpointSecret()), events: ['card.viewed'] },
+    });
+    const queue = new DeliveryQueue(db.sql);
+    const [row] = await queue.insertForSubscribers({
+      userId: user.id,
+      eventId: randomUUID(),
+      eventType: 'card.viewed',
+      payload: { timestamp: new Date().toISOString(), data: { userId: user.id, cardId: null, viewer: null, source: 'link' } },
+      notify: false,
+    });
+    return row!;
+  }
+
+  function worker(queue: DeliveryQueue, logger: WorkerLogger, overrides: Partial<ConstructorParameters<typeof DeliveryWorker>[0]> = {}) {
+    return new DeliveryWorker({
+      queue,
+      logger,
+      keys: new EndpointKeyCache(box),
+      sender: new WebhookSender({ timeoutMs: 1000, allowPrivateNetworks: true, userAgent: 'test' }),
+      retryScheduleMs: [100],
+      timeoutMs: 1000,
+      sweepIntervalMs: 50,
+      ...overrides,
+    });
+  }
+
+  it('logs a database error in its loop and carries on at the next sweep', async () => {
+    const row = await dueDelivery('flaky-db');
+    let failures = 2;
+    const flaky = new (class extends DeliveryQueue {
+      override async claimDueDeliveries(...args: Parameters<DeliveryQueue['claimDueDeliveries']>) {
+        if (failures-- > 0) throw new Error('connection terminated unexpectedly');
+        return super.claimDueDeliveries(...args);
+      }
+    })(db.sql);
+    const { logger, errors } = recordingLogger();
+    const w = worker(flaky, logger);
+    w.start();
+    try {
+      await waitFor(async () => (await db.prisma.webhookDelivery.findUniqueOrThrow({ where: { id: row.id } })).status === 'success');
+      expect(errors.filter((e) => e.includes('claiming deliveries failed'))).toHaveLength(2);
+      expect(receiver.requests.filter((r) => r.headers['webhook-id'] === row.id)).toHaveLength(1);
+    } finally {
+      await w.stop();
+    }
+  });
+
+  it('retries writing results that failed to be written', async () => {
+    const row = await dueDelivery('flaky-write');
+    let failures = 1;
+    const flaky = new (class extends DeliveryQueue {
+      override async completeAttempts(...args: Parameters<DeliveryQueue['completeAttempts']>) {
+        if (failures-- > 0) throw new Error('deadlock detected');
+        return super.completeAttempts(...args);
+      }
+    })(db.sql);
+    const { logger, errors } = recordingLogger();
+    const w = worker(flaky, logger);
+    w.start();
+    try {
+      const done = await waitFor(async () => {
+        const r = await db.prisma.webhookDelivery.findUniqueOrThrow({ where: { id: row.id } });
+        return r.status === 'success' ? r : undefined;
+      });
+      expect(done.attempts).toBe(1);
+      expect(errors.some((e) => e.includes('writing attempt results failed'))).toBe(true);
+    } finally {
+      await w.stop();
+    }
+  });
+
+  it('on stop, waits a bounded time for attempts in flight, then hands their rows back', async () => {
+    const row = await dueDelivery('stop-hang');
+    receiver.handle((request, res) => {
+      if (request.path === '/stop-hang') return; // hangs until the sender gives up
+      answer(200)(request, res);
+    });
+    const { logger } = recordingLogger();
+    const w = worker(new DeliveryQueue(db.sql), logger, { stopTimeoutMs: 100, timeoutMs: 1000 });
+    w.start();
+    await waitFor(() => receiver.at('/stop-hang').length === 1);
+    expect(w.inFlight).toBe(1);
+    const started = Date.now();
+    await w.stop();
+    expect(Date.now() - started).toBeLessThan(2000);
+    const released = await db.prisma.webhookDelivery.findUniqueOrThrow({ where: { id: row.id } });
+    expect(released).toMatchObject({ status: 'pending', attempts: 0, claimToken: null });
+    expect(released.nextRetryAt!.getTime()).toBeLessThanOrEqual(Date.now() + 1000);
+    receiver.handle(answer(200));
+  });
+});

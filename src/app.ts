@@ -10,6 +10,7 @@ import { AppError } from './errors.ts';
 import { authPlugin } from './plugins/auth.ts';
 import { databasePlugin } from './plugins/database.ts';
 import { errorHandlerPlugin } from './plugins/error-handler.ts';
+import { inputGuardPlugin } from './plugins/input-guard.ts';
 import { metricsPlugin } from './plugins/metrics.ts';
 import { webhookEndpointsPlugin } from './plugins/webhook-endpoints.ts';
 import { webhookEnginePlugin } from './plugins/webhook-engine.ts';
@@ -58,6 +59,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain');
 
   await app.register(errorHandlerPlugin);
+  await app.register(inputGuardPlugin);
   await app.register(fastifyHelmet, {
     // The OpenAPI UI at /docs needs inline scripts and styles.
     contentSecurityPolicy: false,

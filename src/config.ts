@@ -51,13 +51,21 @@ const booleanText = z.enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off']
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
 
+const MAX_RETRIES = 20;
+const MAX_RETRY_DELAY_MS = 7 * 24 * 3_600_000;
+
 const retrySchedule = z.string().transform((text, ctx) => {
-  const parts = text.split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+  // "30s,,5m" or "," is a typo, not a shorter schedule: every comma-separated part must be a duration.
+  const parts = text.split(',').map((p) => p.trim());
+  if (parts.length > MAX_RETRIES) {
+    ctx.addIssue({ code: 'custom', message: `at most ${MAX_RETRIES} retries` });
+    return z.NEVER;
+  }
   const delays: number[] = [];
   for (const part of parts) {
     const ms = parseDuration(part);
-    if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `"${part}" is not a duration like 500ms, 30s, 5m or 1h` });
+    if (ms === undefined || ms > MAX_RETRY_DELAY_MS) {
+      ctx.addIssue({ code: 'custom', message: `"${part}" is not a duration like 500ms, 30s, 5m or 1h (at most 7 days)` });
       return z.NEVER;
     }
     delays.push(ms);

@@ -76,6 +76,28 @@ describe('error responses', () => {
     }
   });
 
+  it('NUL characters anywhere in the input → 400 VALIDATION_ERROR, never a 5xx, nothing stored', async () => {
+    const register = (body: Record<string, string>) => t.app.inject({ method: 'POST', url: '/auth/register', payload: body });
+    const valid = { email: 'nul@example.com', username: 'nul_user', password: 'correct horse battery' };
+    for (const body of [
+      { ...valid, displayName: 'Ada\u0000' },
+      { ...valid, password: 'correct horse\u0000battery' },
+      { ...valid, ['dis\u0000play']: 'x' },
+    ]) {
+      const res = await register(body);
+      expect(res.statusCode, JSON.stringify(body)).toBe(400);
+      expect(res.json()).toMatchObject({ error: { code: 'VALIDATION_ERROR' } });
+    }
+    const nested = await postRaw('/auth/login', JSON.stringify({ login: 'a', password: 'b', deep: [[[{ x: 'y\u0000' }]]] }));
+    expect(nested.statusCode).toBe(400);
+    for (const url of ['/api/u/a%00b', '/api/u/ada?source=qr%00']) {
+      const res = await t.app.inject({ method: 'GET', url });
+      expect(res.statusCode, url).toBe(400);
+      expect(res.json()).toMatchObject({ error: { code: 'VALIDATION_ERROR' } });
+    }
+    expect(await t.db.prisma.user.count({ where: { email: valid.email } })).toBe(0);
+  });
+
   it('validation errors list each field with a message', async () => {
     const res = await postRaw('/auth/register', JSON.stringify({ email: 'nope', username: 'x', password: 'short' }));
     expect(res.statusCode).toBe(400);

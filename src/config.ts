@@ -184,3 +184,14 @@ export function loadConfig(env: Env = process.env): Config {
     },
   };
 }
+
+/** For process entries: a bad configuration is one clear line on stderr and exit code 1, not a stack trace. */
+export function loadConfigOrExit(env: Env = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(error.message);
+    process.exit(1);
+  }
+}

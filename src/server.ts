@@ -1,17 +1,8 @@
 // Process entry: configuration → app → listen; graceful shutdown on SIGTERM/SIGINT.
 import { buildApp } from './app.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { loadConfigOrExit } from './config.ts';
 
-let config;
-try {
-  config = loadConfig();
-} catch (error) {
-  if (error instanceof ConfigError) {
-    console.error(error.message);
-    process.exit(1);
-  }
-  throw error;
-}
+const config = loadConfigOrExit();
 
 const app = await buildApp({ config });
 await app.listen({ port: config.port, host: config.host });

@@ -2,20 +2,11 @@
 // No HTTP listener. Run any number of these beside API processes started with WEBHOOK_WORKER=off;
 // they share the queue through the database. SIGTERM/SIGINT stop it gracefully.
 import pino from 'pino';
-import { ConfigError, loadConfig } from './config.ts';
+import { loadConfigOrExit } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import { createDeliveryEngine } from './webhooks/engine.ts';
 
-let config;
-try {
-  config = loadConfig();
-} catch (error) {
-  if (error instanceof ConfigError) {
-    console.error(error.message);
-    process.exit(1);
-  }
-  throw error;
-}
+const config = loadConfigOrExit();
 
 const logger = pino({ level: config.logLevel, base: { process: 'webhook-worker' } });
 const db = await openDatabase(config);

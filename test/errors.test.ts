@@ -76,13 +76,14 @@ describe('error responses', () => {
     }
   });
 
-  it('NUL characters anywhere in the input → 400 VALIDATION_ERROR, never a 5xx, nothing stored', async () => {
+  it('NUL characters or unpaired surrogates anywhere in the input → 400 VALIDATION_ERROR, never a 5xx, nothing stored', async () => {
     const register = (body: Record<string, string>) => t.app.inject({ method: 'POST', url: '/auth/register', payload: body });
     const valid = { email: 'nul@example.com', username: 'nul_user', password: 'correct horse battery' };
     for (const body of [
       { ...valid, displayName: 'Ada\u0000' },
       { ...valid, password: 'correct horse\u0000battery' },
       { ...valid, ['dis\u0000play']: 'x' },
+      { ...valid, displayName: 'Ada \ud800' },
     ]) {
       const res = await register(body);
       expect(res.statusCode, JSON.stringify(body)).toBe(400);

@@ -70,7 +70,7 @@ export const webhookEndpointRoutes: FastifyPluginAsyncZod = async (app) => {
   app.post(
     '',
     {
-      config,
+      config: { ...config, checksStorableText: true },
       onRequest: app.authenticate,
       schema: {
         tags,
@@ -121,7 +121,7 @@ export const webhookEndpointRoutes: FastifyPluginAsyncZod = async (app) => {
   app.patch(
     '/:id',
     {
-      config,
+      config: { ...config, checksStorableText: true },
       onRequest: app.authenticate,
       schema: {
         tags,

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Config } from '../config.ts';
 import type { Database } from '../db/database.ts';
 import { AppError } from '../errors.ts';
+import { isStorableText } from '../storable-text.ts';
 import { Prisma, type WebhookDeliveryStatus } from '../generated/prisma/client.ts';
 import { EVENT_TYPES, SUBSCRIBABLE_EVENT_TYPES } from './events.ts';
 import { generateEndpointSecret, type SecretBox } from './secrets.ts';
@@ -29,14 +30,6 @@ const eventsInput = z
   .array(z.enum(SUBSCRIBABLE_EVENT_TYPES, { error: `must be one of ${SUBSCRIBABLE_EVENT_TYPES.join(', ')}` }))
   .min(1, 'subscribe to at least one event')
   .refine((events) => new Set(events).size === events.length, 'must not contain duplicates');
-
-/** Unpaired UTF-16 surrogates cannot be stored as UTF-8; they would come back altered. */
-const UNPAIRED_SURROGATE = /\p{Cs}/u;
-
-/** PostgreSQL text cannot hold NUL, so such input would be a database error rather than a 400. */
-function isStorableText(value: string): boolean {
-  return !value.includes('\u0000') && !UNPAIRED_SURROGATE.test(value);
-}
 
 const descriptionText = z
   .string()
@@ -239,7 +232,7 @@ export class WebhookEndpointService {
   /** Throws URL_NOT_ALLOWED with the policy's reason. */
   async #assertUrlAllowed(url: string): Promise<void> {
     // WHATWG URL would silently drop or percent-encode these; we store the URL as given, so refuse them.
-    if ([...url].some((char) => char <= '\u001f' || char === '\u007f') || UNPAIRED_SURROGATE.test(url)) {
+    if ([...url].some((char) => char <= '\u001f' || char === '\u007f') || !isStorableText(url)) {
       throw new AppError('URL_NOT_ALLOWED', 'URL not allowed: URL must not contain control characters or unpaired surrogates');
     }
     const check = await checkWebhookUrl(url, {

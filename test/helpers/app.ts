@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { Database } from '../../src/db/database.ts';
+import type { LookupFn } from '../../src/webhooks/url-policy.ts';
 import { createTestStore, type TestStore } from './store.ts';
 
 export const TEST_ENV: Record<string, string> = {
@@ -32,13 +33,13 @@ export interface TestApp {
 
 /** A fresh app on its own migrated store (or on `store`, to share one between apps). */
 export async function buildTestApp(
-  options: { env?: Record<string, string>; store?: TestStore } = {},
+  options: { env?: Record<string, string>; store?: TestStore; lookup?: LookupFn } = {},
 ): Promise<TestApp> {
   const store = options.store ?? (await createTestStore());
   const config = testConfig(store, options.env);
   const db = await store.open();
   await db.migrate();
-  const app = await buildApp({ config, db, logger: false });
+  const app = await buildApp({ config, db, logger: false, lookup: options.lookup });
   await app.ready();
   return {
     app,
@@ -51,4 +52,23 @@ export async function buildTestApp(
       if (!keepStore) await store.drop();
     },
   };
+}
+
+/** A signed-up user as the API sees them: `auth` is the bearer header. */
+export interface Session {
+  id: string;
+  username: string;
+  auth: { authorization: string };
+}
+
+/** Registers `username` through the real auth route. */
+export async function register(app: FastifyInstance, username: string): Promise<Session> {
+  const res = await app.inject({
+    method: 'POST',
+    url: '/auth/register',
+    payload: { email: `${username}@example.com`, username, password: 'password-123' },
+  });
+  if (res.statusCode !== 201) throw new Error(`register failed: ${res.statusCode} ${res.body}`);
+  const { user, token } = res.json();
+  return { id: user.id, username, auth: { authorization: `Bearer ${token}` } };
 }

@@ -2,7 +2,9 @@ import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import type { TestApp } from './app.ts';
+import { register, type Session, type TestApp } from './app.ts';
+
+export type { Session } from './app.ts';
 
 export interface ReceivedRequest {
   method: string;
@@ -89,25 +91,11 @@ export async function waitFor<T>(
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-export interface Session {
-  id: string;
-  username: string;
-  auth: { authorization: string };
-}
-
 let counter = 0;
 
-/** Registers a user through the real auth route. */
+/** Registers a user with a unique name through the real auth route. */
 export async function signUp(app: FastifyInstance, prefix = 'user'): Promise<Session> {
-  const username = `${prefix}${++counter}${Date.now().toString(36).slice(-4)}`;
-  const res = await app.inject({
-    method: 'POST',
-    url: '/auth/register',
-    payload: { email: `${username}@example.com`, username, password: 'password-123' },
-  });
-  if (res.statusCode !== 201) throw new Error(`register failed: ${res.statusCode} ${res.body}`);
-  const { user, token } = res.json();
-  return { id: user.id, username, auth: { authorization: `Bearer ${token}` } };
+  return register(app, `${prefix}${++counter}${Date.now().toString(36).slice(-4)}`);
 }
 
 export async function createCard(app: FastifyInstance, owner: Session, title = 'Card'): Promise<string> {

@@ -1,8 +1,6 @@
 import type { FastifyInstance, InjectOptions } from 'fastify';
-import { buildApp } from '../../src/app.ts';
 import type { LookupFn } from '../../src/webhooks/url-policy.ts';
-import { testConfig, type TestApp } from './app.ts';
-import { createTestStore } from './store.ts';
+import { buildTestApp, type TestApp } from './app.ts';
 
 /** A public address (RFC 5737 documentation ranges are refused by the policy); unknown names resolve to it. */
 export const PUBLIC_ADDRESS = '93.184.215.14';
@@ -25,23 +23,7 @@ export const fakeLookup: LookupFn = async (hostname) => {
 
 /** Like buildTestApp, with the webhook URL policy's DNS replaced by `lookup` (fakeLookup by default). */
 export async function buildWebhookTestApp(options: { env?: Record<string, string>; lookup?: LookupFn } = {}): Promise<TestApp> {
-  const store = await createTestStore();
-  const config = testConfig(store, options.env);
-  const db = await store.open();
-  await db.migrate();
-  const app = await buildApp({ config, db, logger: false, lookup: options.lookup ?? fakeLookup });
-  await app.ready();
-  return {
-    app,
-    db,
-    config,
-    store,
-    async close({ keepStore = false } = {}) {
-      await app.close();
-      await db.close();
-      if (!keepStore) await store.drop();
-    },
-  };
+  return buildTestApp({ env: options.env, lookup: options.lookup ?? fakeLookup });
 }
 
 export interface TestUser {

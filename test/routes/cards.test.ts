@@ -1,27 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp, type TestApp } from '../helpers/app.ts';
-
-interface Session {
-  id: string;
-  username: string;
-  auth: { authorization: string };
-}
+import { buildTestApp, register, type Session, type TestApp } from '../helpers/app.ts';
 
 describe('card routes', () => {
   let t: TestApp;
   let alice: Session;
   let bob: Session;
 
-  async function signUp(username: string): Promise<Session> {
-    const res = await t.app.inject({
-      method: 'POST',
-      url: '/auth/register',
-      payload: { email: `${username}@example.com`, username, password: 'password-123' },
-    });
-    expect(res.statusCode).toBe(201);
-    const { user, token } = res.json();
-    return { id: user.id, username, auth: { authorization: `Bearer ${token}` } };
-  }
+  const signUp = (username: string) => register(t.app, username);
 
   const createCard = (who: Session, payload: Record<string, unknown>) =>
     t.app.inject({ method: 'POST', url: '/api/cards', headers: who.auth, payload });

@@ -1,11 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { buildTestApp, type TestApp } from '../helpers/app.ts';
-
-interface Session {
-  id: string;
-  username: string;
-  auth: { authorization: string };
-}
+import { buildTestApp, register, type Session, type TestApp } from '../helpers/app.ts';
 
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
 
@@ -17,16 +11,7 @@ describe('public routes', () => {
   let privateCard: string;
   let visitorsCard: string;
 
-  async function signUp(username: string): Promise<Session> {
-    const res = await t.app.inject({
-      method: 'POST',
-      url: '/auth/register',
-      payload: { email: `${username}@example.com`, username, password: 'password-123' },
-    });
-    expect(res.statusCode).toBe(201);
-    const { user, token } = res.json();
-    return { id: user.id, username, auth: { authorization: `Bearer ${token}` } };
-  }
+  const signUp = (username: string) => register(t.app, username);
   async function createCard(who: Session, payload: Record<string, unknown>): Promise<string> {
     const res = await t.app.inject({ method: 'POST', url: '/api/cards', headers: who.auth, payload });
     expect(res.statusCode).toBe(201);

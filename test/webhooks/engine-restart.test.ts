@@ -47,9 +47,9 @@ describe('delivery engine: restart', () => {
         await db.close();
       }
     })();
+    // Still pending with a retry planned; whether it is already due depends on how long closing took.
     for (const row of waiting) {
-      expect(row).toMatchObject({ status: 'pending', attempts: 1, claimToken: null });
-      expect(row.nextRetryAt!.getTime()).toBeGreaterThan(Date.now());
+      expect(row).toMatchObject({ status: 'pending', attempts: 1, claimToken: null, nextRetryAt: expect.any(Date) });
     }
     expect(receiver.requests).toHaveLength(2);
 

@@ -116,10 +116,9 @@ describe.skipIf(!process.env.DATABASE_URL)('delivery engine: several processes o
     child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     await waitFor(() => output.includes('webhook worker listening for dispatches'), { timeoutMs: 20_000, what: 'the worker to listen' });
 
-    const started = Date.now();
     const { deliveries } = await api.app.webhooks.dispatch(owner.id, 'card.viewed', { userId: owner.id, cardId: null, viewer: null, source: 'qr' });
-    await waitFor(() => receiver.requests.length === 1, { timeoutMs: 5_000, what: 'the notified delivery' });
-    expect(Date.now() - started).toBeLessThan(2_000);
+    // Well within the minute the sweep would take.
+    await waitFor(() => receiver.requests.length === 1, { timeoutMs: 10_000, what: 'the notified delivery' });
     expect(receiver.requests[0]?.headers['webhook-id']).toBe(deliveries[0]?.id);
   });
 

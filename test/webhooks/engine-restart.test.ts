@@ -71,5 +71,6 @@ describe('delivery engine: restart', () => {
       perId.set(id, (perId.get(id) ?? 0) + 1);
     }
     expect(Object.fromEntries(perId)).toEqual(Object.fromEntries(ids.map((id) => [id, 2])));
-  });
+    // Two persistent embedded stores opened and closed: slow on a loaded machine.
+  }, 90_000);
 });

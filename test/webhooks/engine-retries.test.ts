@@ -160,7 +160,7 @@ describe('delivery engine: retries and failures', () => {
     const attempt = await waitFor(async () => (await delivery(id))?.attemptsLog[0], { what: 'first attempt' });
     expect(attempt).toMatchObject({ attemptNumber: 1, responseCode: null, error: 'timeout after 500 ms' });
     expect(attempt.durationMs).toBeGreaterThanOrEqual(450);
-    expect(attempt.durationMs).toBeLessThan(2000);
+    expect(attempt.durationMs).toBeLessThan(10_000);
     const row = await delivery(id);
     expect(row?.status).toBe('pending');
     // Stop it before it uses its remaining attempts against this test's neighbours.

@@ -128,7 +128,8 @@ describe('WebhookSender', () => {
     const result = await newSender({ timeoutMs: 300 }).send({ url: receiver.url, headers: signingHeaders, body });
     expect(result.ok).toBe(false);
     expect(result.error).toBe('timeout after 300 ms');
-    expect(Date.now() - started).toBeLessThan(2_000);
+    // Far below "never", far above 300 ms on a loaded machine.
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it('times out a receiver that answers headers and then stalls the body', async () => {

@@ -21,9 +21,13 @@ export const fakeLookup: LookupFn = async (hostname) => {
   return FAKE_DNS[hostname] ?? [{ address: PUBLIC_ADDRESS, family: 4 }];
 };
 
-/** Like buildTestApp, with the webhook URL policy's DNS replaced by `lookup` (fakeLookup by default). */
+/**
+ * Like buildTestApp, with the webhook URL policy's DNS replaced by `lookup` (fakeLookup by
+ * default) and no delivery worker: the fake names resolve to real public addresses, which a
+ * test must never contact.
+ */
 export async function buildWebhookTestApp(options: { env?: Record<string, string>; lookup?: LookupFn } = {}): Promise<TestApp> {
-  return buildTestApp({ env: options.env, lookup: options.lookup ?? fakeLookup });
+  return buildTestApp({ env: { WEBHOOK_WORKER: 'off', ...options.env }, lookup: options.lookup ?? fakeLookup });
 }
 
 export interface TestUser {

@@ -237,7 +237,7 @@ describe('delivery engine: DNS rebinding', () => {
     const r = await startReceiver();
     let answerWith = PUBLIC_ADDRESS;
     const lookup: LookupFn = async () => [{ address: answerWith, family: 4 }];
-    const t = await buildWebhookTestApp({ env: { ...ENV, WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'false' }, lookup });
+    const t = await buildWebhookTestApp({ env: { ...ENV, WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'false', WEBHOOK_WORKER: 'on' }, lookup });
     try {
       const owner = await signUp(t.app, 'rebind');
       // Registration resolves to a public address…

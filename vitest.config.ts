@@ -5,8 +5,9 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     setupFiles: ['test/setup/loopback-only.ts'],
     // Each file builds real apps on a real store; opening the embedded store costs a few seconds.
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
+    // Generous: a slow test costs time, never a verdict; machines here are shared and noisy.
+    testTimeout: 90_000,
+    hookTimeout: 120_000,
     pool: 'forks',
     maxWorkers: 2,
   },

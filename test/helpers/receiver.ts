@@ -78,7 +78,7 @@ export async function waitFor<T>(
   condition: () => T | Promise<T>,
   options: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
 ): Promise<NonNullable<T>> {
-  const { timeoutMs = 10_000, intervalMs = 20, what = 'condition' } = options;
+  const { timeoutMs = 20_000, intervalMs = 20, what = 'condition' } = options;
   const deadline = Date.now() + timeoutMs;
   let last: T | undefined;
   for (;;) {

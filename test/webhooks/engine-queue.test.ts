@@ -3,7 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
 import { DeliveryQueue, type AttemptRecord, type ClaimOptions } from '../../src/webhooks/queue.ts';
 import { AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES } from '../../src/webhooks/retry-policy.ts';
-import { sleep } from '../helpers/receiver.ts';
+import { waitFor } from '../helpers/receiver.ts';
 import { createTestStore, type TestStore } from '../helpers/store.ts';
 
 /** The queue's SQL on a real store (both kinds), without an app or a worker around it. */
@@ -81,13 +81,17 @@ describe('DeliveryQueue', () => {
     const due = await pending(ep.id);
     const later = await pending(ep.id, 60_000);
 
-    const first = await queue.claimDueDeliveries(options({ leaseMs: 300 }));
+    // Long enough that a loaded machine reaches the second claim within it.
+    const leaseMs = 3_000;
+    const claimedAt = Date.now();
+    const first = await queue.claimDueDeliveries(options({ leaseMs }));
     expect(first.deliveries.map((d) => d.id)).toEqual([due.id]);
     const claimed = first.deliveries[0]!;
     expect(claimed).toMatchObject({ endpointId: ep.id, url: ep.url, secretEncrypted: 'sealed', attempts: 0, payload: { id: due.eventId } });
     const leased = await row(due.id);
     expect(leased.claimToken).toBe(claimed.claimToken);
-    expect(leased.nextRetryAt!.getTime()).toBeGreaterThan(Date.now() + 100);
+    // One lease past the claim (same clock for the database and the test; 20 ms for rounding).
+    expect(leased.nextRetryAt!.getTime()).toBeGreaterThanOrEqual(claimedAt + leaseMs - 20);
     expect(first.mayHaveMore).toBe(false);
 
     expect((await queue.claimDueDeliveries(options())).deliveries).toEqual([]);
@@ -95,8 +99,7 @@ describe('DeliveryQueue', () => {
     expect(await queue.nextDueInMs()).toBeGreaterThan(50_000);
 
     // The lease expires: the row is due again and another claim takes it with a new token.
-    await sleep(350);
-    expect(await queue.countDue()).toBe(1);
+    await waitFor(async () => (await queue.countDue()) === 1, { what: 'the lease to expire' });
     const second = await queue.claimDueDeliveries(options());
     expect(second.deliveries.map((d) => d.id)).toEqual([due.id]);
     expect(second.deliveries[0]!.claimToken).not.toBe(claimed.claimToken);

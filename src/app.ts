@@ -78,7 +78,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
-  const db = options.db ?? (await openDatabase(config));
+  const db =
+    options.db ??
+    (await openDatabase({ ...config, onConnectionError: (err) => app.log.warn({ err }, 'idle database connection lost') }));
   if (!options.db) await db.migrate();
   await app.register(databasePlugin, { config, db, ownsDatabase: !options.db });
   await app.register(authPlugin, { jwtSecret: config.jwtSecret });

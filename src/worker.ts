@@ -9,7 +9,7 @@ import { createDeliveryEngine } from './webhooks/engine.ts';
 const config = loadConfigOrExit();
 
 const logger = pino({ level: config.logLevel, base: { process: 'webhook-worker' } });
-const db = await openDatabase(config);
+const db = await openDatabase({ ...config, onConnectionError: (err) => logger.warn({ err }, 'idle database connection lost') });
 await db.migrate();
 // A worker process always delivers: WEBHOOK_WORKER only switches the API process's own worker.
 const engine = createDeliveryEngine({ db, config, logger, deliver: true });

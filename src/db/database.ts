@@ -24,11 +24,16 @@ export interface DatabaseOptions {
   /** Embedded store folder, or `memory`. */
   dataDir: string;
   poolSize?: number;
+  /** Told when an idle pooled connection breaks (server restart, network); the next query reconnects. */
+  onConnectionError?: (error: Error) => void;
 }
+
+/** A connection attempt that hangs (partition, firewall) fails after this long instead of blocking the pool. */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   return options.databaseUrl
-    ? openPostgres(options.databaseUrl, options.poolSize ?? 20)
+    ? openPostgres(options.databaseUrl, options.poolSize ?? 20, options.onConnectionError)
     : openEmbedded(options.dataDir);
 }
 
@@ -40,17 +45,20 @@ export function splitSchema(databaseUrl: string): { connectionString: string; sc
   return { connectionString: url.toString(), schema };
 }
 
-async function openPostgres(databaseUrl: string, poolSize: number): Promise<Database> {
+async function openPostgres(databaseUrl: string, poolSize: number, onConnectionError?: (error: Error) => void): Promise<Database> {
   const { connectionString, schema } = splitSchema(databaseUrl);
   const pool = new pg.Pool({
     connectionString,
     max: poolSize,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    // TCP keep-alive lets the OS notice a peer that vanished without closing the connection.
+    keepAlive: true,
     // Raw SQL must see the same tables as Prisma, which is told the schema separately below.
     options: schema ? `-c search_path="${schema.replaceAll('"', '""')}"` : undefined,
   });
-  // An idle client's error (e.g. the server restarting) must not crash the process; the next
-  // query reports the failure to whoever made it.
-  pool.on('error', () => {});
+  // An idle client's error (e.g. the server restarting) must not crash the process: it is
+  // reported, and the next query reconnects or reports its own failure to whoever made it.
+  pool.on('error', (error) => onConnectionError?.(error));
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool, schema ? { schema } : undefined) });
   const sql: SqlRunner = {
     async query<T>(text: string, params?: unknown[]) {

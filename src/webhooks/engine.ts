@@ -124,7 +124,7 @@ class DueListener {
 
   async #connect(): Promise<void> {
     if (this.#stopped) return;
-    const client = new pg.Client({ connectionString: splitSchema(this.databaseUrl).connectionString });
+    const client = new pg.Client({ connectionString: splitSchema(this.databaseUrl).connectionString, keepAlive: true });
     client.on('notification', () => this.worker.poke());
     client.on('error', (error) => this.#lost(client, error));
     try {

@@ -8,8 +8,9 @@
  * - a retry due within WAKE_HORIZON_MS gets an in-process timer; later ones hold no timer
  *   and no memory — the periodic sweep finds them (and rows of other processes, restarts,
  *   expired leases of crashed workers) and re-arms the timer from the database;
- * - capacity is bounded globally and per endpoint, and a claim never takes more than can
- *   be sent right now, so one slow receiver cannot hold everything.
+ * - attempts in flight are bounded globally and per endpoint, so one slow receiver cannot
+ *   hold everything; claims run CLAIM_AHEAD times those bounds ahead, the surplus waiting in
+ *   memory (send-slots.ts) so a freed slot starts the next attempt without a round trip.
  */
 import { decideAttemptOutcome, describeFailure, type AttemptOutcome } from './attempt-outcome.ts';
 import type { EndpointKeyCache } from './endpoint-keys.ts';
@@ -17,13 +18,24 @@ import { renderBody } from './envelope.ts';
 import { noDeliveryMetrics, type DeliveryMetrics } from './metrics.ts';
 import type { AttemptRecord, ClaimedDelivery, ClaimResult, DeliveryQueue } from './queue.ts';
 import type { AttemptResult, WebhookSender } from './send.ts';
+import { SendSlots } from './send-slots.ts';
 import { signWithKeys } from './signing.ts';
 
 export const DEFAULT_MAX_IN_FLIGHT = 256;
 export const DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT = 8;
 /** Retries due sooner than this get an in-process timer; later ones are found by the sweep. */
 export const WAKE_HORIZON_MS = 60_000;
-/** A claim outlives the attempt's timeout by this much before another worker may take the row. */
+/**
+ * Claims run ahead of sending: a worker holds up to this many times its in-flight limits
+ * (globally and per endpoint), the surplus waiting in memory for a free slot (send-slots.ts).
+ * Fewer, larger claims; a freed slot never waits for a claim round trip.
+ */
+export const CLAIM_AHEAD = 4;
+/**
+ * A claim outlives its attempts by this much before another worker may take the row. A row
+ * waits for a slot at most (CLAIM_AHEAD - 1) attempt timeouts, then takes one itself, so the
+ * default lease is CLAIM_AHEAD timeouts plus this margin.
+ */
 export const LEASE_MARGIN_MS = 30_000;
 export const RETENTION_INTERVAL_MS = 3_600_000;
 export const RETENTION_FIRST_RUN_DELAY_MS = 60_000;
@@ -89,9 +101,8 @@ export class DeliveryWorker {
   #backlog = false;
   #fastIds: string[] = [];
 
-  // In flight: HTTP attempts running, per endpoint.
-  #inFlight = 0;
-  readonly #inFlightByEndpoint = new Map<string, number>();
+  // Claimed rows: running (HTTP attempt in flight) or waiting for a slot.
+  readonly #slots: SendSlots<ClaimedDelivery>;
   /** Claimed rows whose result is not yet written: id → claim token (released on stop). */
   readonly #held = new Map<string, string>();
   #idle: Array<() => void> = [];
@@ -108,11 +119,12 @@ export class DeliveryWorker {
       metrics: options.metrics ?? noDeliveryMetrics,
       maxInFlight: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
       maxInFlightPerEndpoint: options.maxInFlightPerEndpoint ?? DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT,
-      leaseMs: options.leaseMs ?? options.timeoutMs + LEASE_MARGIN_MS,
+      leaseMs: options.leaseMs ?? CLAIM_AHEAD * options.timeoutMs + LEASE_MARGIN_MS,
       stopTimeoutMs: options.stopTimeoutMs ?? options.timeoutMs,
       retentionFirstRunDelayMs: options.retentionFirstRunDelayMs ?? RETENTION_FIRST_RUN_DELAY_MS,
       retentionIntervalMs: options.retentionIntervalMs ?? RETENTION_INTERVAL_MS,
     };
+    this.#slots = new SendSlots({ total: this.#o.maxInFlight, perEndpoint: this.#o.maxInFlightPerEndpoint });
   }
 
   get running(): boolean {
@@ -121,7 +133,7 @@ export class DeliveryWorker {
 
   /** Attempts in flight right now. */
   get inFlight(): number {
-    return this.#inFlight;
+    return this.#slots.running;
   }
 
   start(): void {
@@ -173,7 +185,7 @@ export class DeliveryWorker {
     if (tokens.length > 0) {
       try {
         const released = await this.#o.queue.releaseClaims(tokens);
-        this.#o.logger.info({ released, inFlight: this.#inFlight }, 'webhook worker released unfinished claims');
+        this.#o.logger.info({ released, inFlight: this.#slots.running }, 'webhook worker released unfinished claims');
       } catch (error) {
         // The leases expire on their own; another worker takes the rows then.
         this.#o.logger.error({ err: error }, 'webhook worker could not release its claims; they come due when their lease expires');
@@ -220,7 +232,7 @@ export class DeliveryWorker {
     if (this.#fastIds.length > 0) {
       const ids = this.#fastIds;
       this.#fastIds = [];
-      const capacity = this.#o.maxInFlight - this.#inFlight;
+      const capacity = this.#claimCapacity();
       if (capacity <= 0) {
         this.#backlog = true;
       } else {
@@ -234,7 +246,7 @@ export class DeliveryWorker {
     // attempt asks for another round, so claims follow the rhythm at which slots free up.
     if ((this.#wantGeneralClaim || this.#backlog) && this.#running) {
       this.#wantGeneralClaim = false;
-      const capacity = this.#o.maxInFlight - this.#inFlight;
+      const capacity = this.#claimCapacity();
       if (capacity <= 0) {
         this.#backlog = true;
       } else {
@@ -248,16 +260,21 @@ export class DeliveryWorker {
       this.#wantWakeRefresh = false;
       const delay = await this.#o.queue.nextDueInMs();
       // Due now but not claimed: capacity is full (a finished attempt claims) or another worker holds it.
-      if (delay !== undefined && !(delay === 0 && this.#backlog && this.#inFlight > 0)) this.#scheduleWake(delay);
+      if (delay !== undefined && !(delay === 0 && this.#backlog && this.#slots.running > 0)) this.#scheduleWake(delay);
     }
+  }
+
+  /** How many more rows a claim may take: the claim-ahead window minus what is held. */
+  #claimCapacity(): number {
+    return CLAIM_AHEAD * this.#o.maxInFlight - this.#slots.held;
   }
 
   #claimOptions(capacity: number) {
     return {
       limit: capacity,
       leaseMs: this.#o.leaseMs,
-      perEndpointLimit: this.#o.maxInFlightPerEndpoint,
-      inFlightByEndpoint: this.#inFlightByEndpoint,
+      perEndpointLimit: CLAIM_AHEAD * this.#o.maxInFlightPerEndpoint,
+      inFlightByEndpoint: this.#slots.heldByEndpoint,
     };
   }
 
@@ -267,25 +284,27 @@ export class DeliveryWorker {
     }
     for (const delivery of result.deliveries) {
       this.#held.set(delivery.id, delivery.claimToken);
-      // Claimed while stopping: not sent; stop() releases it.
-      if (this.#running) this.#launch(delivery);
+      this.#slots.add(delivery);
     }
+    this.#startReady();
+  }
+
+  /** Starts every waiting delivery that has a free slot. Claimed while stopping: not sent; stop() releases it. */
+  #startReady(): void {
+    if (!this.#running) return;
+    for (const delivery of this.#slots.takeStartable()) this.#launch(delivery);
   }
 
   #launch(delivery: ClaimedDelivery): void {
-    this.#inFlight++;
-    this.#inFlightByEndpoint.set(delivery.endpointId, (this.#inFlightByEndpoint.get(delivery.endpointId) ?? 0) + 1);
     void this.#attempt(delivery)
       .catch((error: unknown) => {
         // #attempt handles its own failures; this is a bug guard, the lease brings the row back.
         this.#o.logger.error({ err: error, deliveryId: delivery.id }, 'webhook worker: unexpected attempt failure');
       })
       .finally(() => {
-        this.#inFlight--;
-        const left = (this.#inFlightByEndpoint.get(delivery.endpointId) ?? 1) - 1;
-        if (left > 0) this.#inFlightByEndpoint.set(delivery.endpointId, left);
-        else this.#inFlightByEndpoint.delete(delivery.endpointId);
-        if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
+        this.#slots.finish(delivery.endpointId);
+        this.#startReady();
+        if (this.#slots.running === 0) for (const resolve of this.#idle.splice(0)) resolve();
         if (this.#backlog) this.#requestPump();
       });
   }
@@ -364,7 +383,7 @@ export class DeliveryWorker {
       const batch = this.#results.splice(0, COMPLETION_BATCH_SIZE);
       try {
         const applied = await this.#o.queue.completeAttempts(batch);
-        this.#reportDisabled(applied);
+        this.#handleDisabled(applied);
         for (const record of batch) this.#held.delete(record.deliveryId);
       } catch (error) {
         this.#results.unshift(...batch);
@@ -380,15 +399,31 @@ export class DeliveryWorker {
     return true;
   }
 
-  #reportDisabled(applied: Awaited<ReturnType<DeliveryQueue['completeAttempts']>>): void {
+  #handleDisabled(applied: Awaited<ReturnType<DeliveryQueue['completeAttempts']>>): void {
     const reported = new Set<string>();
     for (const row of applied) {
       if (row.endpointDisabledReason === null || reported.has(row.endpointId)) continue;
+      this.#releaseWaiting(row.endpointId);
       if (row.outcome === 'gone' || row.outcome === 'failed') {
         reported.add(row.endpointId);
         this.#o.logger.warn({ endpointId: row.endpointId, reason: row.endpointDisabledReason }, 'webhook endpoint disabled');
       }
     }
+  }
+
+  /**
+   * Rows of a just-disabled endpoint that were claimed ahead but not started are never sent:
+   * they are handed back, due now, and the next claim cancels them as it does every due row of
+   * a disabled endpoint. If handing back fails, their lease runs out instead.
+   */
+  #releaseWaiting(endpointId: string): void {
+    const dropped = this.#slots.dropWaiting(endpointId);
+    if (dropped.length === 0) return;
+    for (const delivery of dropped) this.#held.delete(delivery.id);
+    this.#o.queue
+      .releaseDeliveries(dropped)
+      .then(() => this.#sweep())
+      .catch((error: unknown) => this.#o.logger.error({ err: error, endpointId }, 'webhook worker: handing back deliveries of a disabled endpoint failed'));
   }
 
   #scheduleWake(delayMs: number): void {
@@ -405,7 +440,7 @@ export class DeliveryWorker {
   }
 
   #waitForIdle(timeoutMs: number): Promise<void> {
-    if (this.#inFlight === 0) return Promise.resolve();
+    if (this.#slots.running === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const timer = setTimeout(done, timeoutMs);
       function done(): void {

@@ -33,7 +33,7 @@ export async function createTestStore(options: { persistent?: boolean } = {}): P
   };
 }
 
-async function createPostgresSchema(baseUrl: string): Promise<TestStore> {
+export async function createPostgresSchema(baseUrl: string): Promise<TestStore> {
   const { connectionString } = splitSchema(baseUrl);
   const schema = `test_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
   const admin = new pg.Client({ connectionString });

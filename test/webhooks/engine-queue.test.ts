@@ -229,6 +229,17 @@ describe('DeliveryQueue', () => {
     expect(await queue.countDue()).toBe(1);
   });
 
+  it('gives back particular claimed rows only while their token still claims them', async () => {
+    const ep = await endpoint();
+    const a = await pending(ep.id);
+    const b = await pending(ep.id);
+    const { deliveries } = await queue.claimDueDeliveries(options());
+    const claimA = deliveries.find((d) => d.id === a.id)!;
+    expect(await queue.releaseDeliveries([claimA, { id: b.id, claimToken: randomUUID() }])).toBe(1);
+    expect(await row(a.id)).toMatchObject({ status: 'pending', claimToken: null });
+    expect((await row(b.id)).claimToken).toBe(claimA.claimToken);
+  });
+
   it('makes a finished delivery due again, but leaves one in flight alone', async () => {
     const ep = await endpoint();
     const failed = await pending(ep.id, 0, { status: 'failed' });

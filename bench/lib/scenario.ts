@@ -1,0 +1,57 @@
+/** What a scenario gets and what it reports. */
+import type { Receiver } from './receiver.ts';
+import { startService, type Service } from './service.ts';
+import { createStore, type BenchStore, type StoreKind } from './stores.ts';
+
+export interface Goal {
+  op: '>=' | '<=';
+  value: number;
+}
+
+/** One figure of one scenario on one store. */
+export interface Measurement {
+  figure: string;
+  unit: string;
+  value: number;
+  goal?: Goal;
+}
+
+export interface ScenarioContext {
+  kind: StoreKind;
+  databaseUrl: string;
+  receiver: Receiver;
+  log(message: string): void;
+}
+
+export interface Scenario {
+  name: string;
+  /** Returns a reason instead of running when the scenario does not apply to a store. */
+  skip?(kind: StoreKind): string | undefined;
+  run(ctx: ScenarioContext): Promise<Measurement[]>;
+}
+
+export function meets(value: number, goal: Goal): boolean {
+  return goal.op === '>=' ? value >= goal.value : value <= goal.value;
+}
+
+/**
+ * A fresh store and the services a scenario starts on it; everything is stopped and the store
+ * dropped afterwards, whatever happens.
+ */
+export async function withStore<T>(
+  ctx: ScenarioContext,
+  body: (store: BenchStore, start: (kind: 'server' | 'worker', env?: Record<string, string>) => Promise<Service>) => Promise<T>,
+): Promise<T> {
+  const store = await createStore(ctx.kind, ctx.databaseUrl);
+  const services: Service[] = [];
+  try {
+    return await body(store, async (kind, env = {}) => {
+      const service = await startService(kind, { ...store.env, ...env });
+      services.push(service);
+      return service;
+    });
+  } finally {
+    for (const service of services.reverse()) await service.stop();
+    await store.drop();
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * 2. View-path overhead: GET /api/u/:username under autocannon for an owner with 5 subscribed
+ * endpoints and for one with none, same duration and connections, one service → p50/p99 ratios.
+ * The service delivers in-process (the default), so the "with" run also pays for delivering.
+ */
+import autocannon from 'autocannon';
+import { createEndpoints, registerUser } from '../lib/api.ts';
+import type { Scenario } from '../lib/scenario.ts';
+import { withStore } from '../lib/scenario.ts';
+import { sleep } from '../lib/clock.ts';
+
+const CONNECTIONS = 8;
+const SECONDS = 8;
+const WARMUP_SECONDS = 2;
+
+interface Run {
+  p50: number;
+  p99: number;
+  rps: number;
+}
+
+async function hammer(url: string, duration: number): Promise<Run> {
+  const result = await autocannon({ url, connections: CONNECTIONS, duration });
+  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${url}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+  return { p50: result.latency.p50, p99: result.latency.p99, rps: result.requests.average };
+}
+
+export const viewOverheadScenario: Scenario = {
+  name: '2. view-path overhead',
+  async run(ctx) {
+    return withStore(ctx, async (_store, start) => {
+      const service = await start('server');
+      const withHooks = await registerUser(service.origin, 'hooked');
+      const without = await registerUser(service.origin, 'plain');
+      const urls = ctx.receiver.origins.slice(0, 5).map((origin, i) => `${origin}/overhead/${i}`);
+      await ctx.receiver.setSecrets(await createEndpoints(service.origin, withHooks, urls));
+      await ctx.receiver.reset();
+      const hooked = `${service.origin}/api/u/${withHooks.username}`;
+      const plain = `${service.origin}/api/u/${without.username}`;
+      await hammer(plain, WARMUP_SECONDS);
+      await hammer(hooked, WARMUP_SECONDS);
+      // Let the warm-up's deliveries drain so they do not load the first measured run.
+      await sleep(2_000);
+      const none = await hammer(plain, SECONDS);
+      const five = await hammer(hooked, SECONDS);
+      ctx.log(`no endpoints: p50 ${none.p50} ms p99 ${none.p99} ms ${Math.round(none.rps)}/s; 5 endpoints: p50 ${five.p50} ms p99 ${five.p99} ms ${Math.round(five.rps)}/s`);
+      return [
+        { figure: 'p50, 0 endpoints', unit: 'ms', value: none.p50 },
+        { figure: 'p50, 5 endpoints', unit: 'ms', value: five.p50 },
+        { figure: 'p50 ratio', unit: '', value: five.p50 / none.p50, goal: { op: '<=', value: 1.25 } },
+        { figure: 'p99 ratio', unit: '', value: five.p99 / none.p99 },
+        { figure: 'views/s ratio (5 / 0 endpoints)', unit: '', value: five.rps / none.rps },
+      ];
+    });
+  },
+};

@@ -9,7 +9,7 @@ import { openDatabase, type Database } from './db/database.ts';
 import { AppError } from './errors.ts';
 import { authPlugin } from './plugins/auth.ts';
 import { databasePlugin } from './plugins/database.ts';
-import { errorHandlerPlugin } from './plugins/error-handler.ts';
+import { errorHandlerPlugin, frameworkErrorHandler } from './plugins/error-handler.ts';
 import { inputGuardPlugin } from './plugins/input-guard.ts';
 import { metricsPlugin } from './plugins/metrics.ts';
 import { webhookEndpointsPlugin } from './plugins/webhook-endpoints.ts';
@@ -29,6 +29,8 @@ export interface AppOptions {
   /** An already-open database (tests, several apps on one store); otherwise opened from config. */
   db?: Database;
   logger?: FastifyServerOptions['logger'];
+  /** Where the default logger writes (stdout when absent); tests capture the logs with it. */
+  logStream?: { write(line: string): void };
   /** DNS resolver for the webhook URL policy; tests inject one to simulate names and rebinding. */
   lookup?: LookupFn;
 }
@@ -36,8 +38,19 @@ export interface AppOptions {
 export const BODY_LIMIT_BYTES = 64 * 1024;
 export const APP_VERSION = '0.1.0';
 
-/** Log redaction: tokens, passwords and endpoint secrets never reach the logs. */
-const REDACT = ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.secret', '*.token'];
+/**
+ * Log redaction: tokens, passwords and endpoint secrets never reach the logs, whether a log
+ * call passes the request, its headers or its body, at the top level or one level down.
+ */
+const LOG_REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'headers.authorization',
+  'headers.cookie',
+  '*.headers.authorization',
+  '*.headers.cookie',
+  ...['password', 'secret', 'token'].flatMap((key) => [key, `*.${key}`, `body.*.${key}`]),
+];
 
 /**
  * Assembles the service: external plugins (security headers, rate limits, OpenAPI), then the
@@ -46,11 +59,12 @@ const REDACT = ['req.headers.authorization', 'req.headers.cookie', '*.password',
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config } = options;
   const app = Fastify({
-    logger: options.logger ?? { level: config.logLevel, redact: REDACT },
+    logger: options.logger ?? { level: config.logLevel, redact: LOG_REDACT_PATHS, ...(options.logStream && { stream: options.logStream }) },
     bodyLimit: BODY_LIMIT_BYTES,
     // Behind a proxy the client address comes from X-Forwarded-For; rate limits key on it.
     trustProxy: config.nodeEnv === 'production',
     forceCloseConnections: 'idle',
+    frameworkErrors: frameworkErrorHandler,
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

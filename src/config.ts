@@ -31,6 +31,8 @@ export interface WebhookConfig {
   /** false: this process serves the API only; `pnpm worker` processes deliver. */
   workerEnabled: boolean;
   retentionDays: number;
+  /** At most this many deliveries are kept per endpoint; the oldest finished ones beyond it are pruned. */
+  maxDeliveriesPerEndpoint: number;
   /** How often a worker looks for due deliveries it was not told about (other processes, lost timers). */
   sweepIntervalMs: number;
 }
@@ -92,6 +94,7 @@ const variables = {
   WEBHOOK_MAX_ENDPOINTS_PER_USER: positiveInt.max(1000).default(5),
   WEBHOOK_WORKER: booleanText.default(true),
   WEBHOOK_RETENTION_DAYS: positiveInt.max(3650).default(30),
+  WEBHOOK_MAX_DELIVERIES_PER_ENDPOINT: positiveInt.max(10_000_000).default(10_000),
   WEBHOOK_SWEEP_INTERVAL_MS: positiveInt.min(10).max(3_600_000).default(5_000),
   RATE_LIMIT_AUTH_PER_MINUTE: positiveInt.default(60),
   RATE_LIMIT_PUBLIC_PER_MINUTE: positiveInt.default(6000),
@@ -175,6 +178,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxEndpointsPerUser: v.WEBHOOK_MAX_ENDPOINTS_PER_USER,
       workerEnabled: v.WEBHOOK_WORKER,
       retentionDays: v.WEBHOOK_RETENTION_DAYS,
+      maxDeliveriesPerEndpoint: v.WEBHOOK_MAX_DELIVERIES_PER_ENDPOINT,
       sweepIntervalMs: v.WEBHOOK_SWEEP_INTERVAL_MS,
     },
     rateLimits: {

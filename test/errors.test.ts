@@ -58,6 +58,14 @@ describe('error responses', () => {
     }
   });
 
+  it('a malformed percent-encoding or an over-long path parameter → 400 with the error shape (found by fuzzing)', async () => {
+    for (const url of ['/api/u/%ff', '/api/u/%E0%A4%A', `/api/u/card/${'x'.repeat(101)}`]) {
+      const res = await t.app.inject({ method: 'GET', url });
+      expect(res.statusCode, url).toBe(400);
+      expect(res.json(), url).toEqual({ error: { code: 'VALIDATION_ERROR', message: expect.any(String) } });
+    }
+  });
+
   it('an unknown route → 404 with the error shape', async () => {
     for (const [method, url] of [['GET', '/nope'], ['POST', '/api/nope'], ['DELETE', '/api/cards']] as const) {
       const res = await t.app.inject({ method, url });

@@ -30,6 +30,9 @@ declare module 'fastify' {
 
 export const TOKEN_TTL = '7d';
 
+// User ids are UUID columns: a token naming anything else would reach the database as a 5xx.
+const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export const authPlugin = fp(
   async (app: FastifyInstance, opts: { jwtSecret: string }) => {
     await app.register(fastifyJwt, {
@@ -46,6 +49,9 @@ export const authPlugin = fp(
       } catch {
         throw new AppError('INVALID_TOKEN');
       }
+      // Only this service holds the key, but a token it did not shape is still not a session.
+      const { id, username } = request.user;
+      if (typeof id !== 'string' || !USER_ID.test(id) || typeof username !== 'string') throw new AppError('INVALID_TOKEN');
     };
 
     app.decorate('authenticate', async (request: FastifyRequest) => {

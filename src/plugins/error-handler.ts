@@ -38,6 +38,20 @@ function toAppError(error: FastifyError): AppError | undefined {
   return undefined;
 }
 
+/**
+ * Fastify answers two kinds of malformed request before routing, in a shape of its own: a path
+ * with a bad percent-encoding (`/api/u/%ff`) and a path parameter over 100 characters. Passed
+ * as Fastify's `frameworkErrors` option, this gives them the catalogue's shape as well.
+ */
+export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  if (error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    void reply.status(400).send(errorBody('VALIDATION_ERROR', error.message));
+    return;
+  }
+  request.log.error({ err: error }, 'framework error');
+  void reply.status(500).send(errorBody('INTERNAL_ERROR', ERRORS.INTERNAL_ERROR.message));
+}
+
 /** One error shape for every failure: `{ error: { code, message, details? } }`. */
 export const errorHandlerPlugin = fp(
   async (app: FastifyInstance) => {

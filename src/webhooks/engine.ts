@@ -68,6 +68,7 @@ export function createDeliveryEngine(options: DeliveryEngineOptions): DeliveryEn
         timeoutMs: config.webhooks.timeoutMs,
         sweepIntervalMs: config.webhooks.sweepIntervalMs,
         retentionDays: config.webhooks.retentionDays,
+        maxDeliveriesPerEndpoint: config.webhooks.maxDeliveriesPerEndpoint,
       })
     : undefined;
   const dispatcher = new DeliveryDispatcher({

@@ -399,6 +399,42 @@ export class DeliveryQueue {
     );
     return rows[0]?.n ?? 0;
   }
+
+  /**
+   * Deletes finished deliveries (and their attempts) of endpoints holding more than `maxPerEndpoint`
+   * rows: those ranked past the cap, newest first, at most `batchSize`. Pending rows are never
+   * deleted (they still count towards the cap). Returns how many.
+   */
+  async pruneDeliveriesOverCap(maxPerEndpoint: number, batchSize: number): Promise<number> {
+    const rows = await this.#sql.query<{ n: number }>(
+      `WITH over_cap AS (
+         SELECT endpoint_id FROM webhook_deliveries GROUP BY endpoint_id HAVING count(*) > $1
+       ),
+       excess AS (
+         SELECT x.id
+         FROM over_cap o
+         CROSS JOIN LATERAL (
+           SELECT d.id, d.status FROM webhook_deliveries d
+           WHERE d.endpoint_id = o.endpoint_id
+           ORDER BY d.created_at DESC, d.id DESC
+           OFFSET $1
+         ) x
+         WHERE x.status <> 'pending'
+         LIMIT $2
+       ),
+       doomed AS (
+         SELECT id FROM webhook_deliveries
+         WHERE id = ANY(ARRAY(SELECT id FROM excess)) AND status <> 'pending'
+         FOR UPDATE SKIP LOCKED
+       ),
+       deleted AS (
+         DELETE FROM webhook_deliveries d USING doomed WHERE d.id = doomed.id RETURNING 1
+       )
+       SELECT count(*)::int AS n FROM deleted`,
+      [maxPerEndpoint, batchSize],
+    );
+    return rows[0]?.n ?? 0;
+  }
 }
 
 /**

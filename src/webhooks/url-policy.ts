@@ -32,14 +32,20 @@ const LOCAL_NAME = /(^|\.)localhost$|\.local$|\.internal$/;
 
 type Address = ipaddr.IPv4 | ipaddr.IPv6;
 
+/** NAT64 well-known prefix (RFC 6052): DNS64 resolvers synthesise `64:ff9b::a.b.c.d` for IPv4-only hosts. */
+const NAT64_WELL_KNOWN = ipaddr.parseCIDR('64:ff9b::/96');
+
 /**
  * Parses an address, unwrapping IPv6 forms that carry an IPv4 address, so that
- * `::ffff:127.0.0.1` (mapped) and `::127.0.0.1` (deprecated compatible) are judged as 127.0.0.1.
+ * `::ffff:127.0.0.1` (mapped), `::127.0.0.1` (deprecated compatible) and `64:ff9b::127.0.0.1`
+ * (NAT64) are judged as 127.0.0.1. The other translation ranges (NAT64 local-use
+ * `64:ff9b:1::/48`, 6to4 `2002::/16`, Teredo `2001::/32`) keep their own ipaddr.js range
+ * names and are refused whatever they embed: they are deprecated or operator-private.
  */
 function parseAddress(address: string): Address | undefined {
   if (!ipaddr.isValid(address)) return undefined;
   const parsed = ipaddr.process(address);
-  if (parsed instanceof ipaddr.IPv6 && isIpv4Compatible(parsed)) {
+  if (parsed instanceof ipaddr.IPv6 && (isIpv4Compatible(parsed) || parsed.match(NAT64_WELL_KNOWN))) {
     return ipaddr.fromByteArray(parsed.toByteArray().slice(12));
   }
   return parsed;
@@ -77,6 +83,9 @@ function refusedAddressReason(address: string): string {
 export async function checkWebhookUrl(rawUrl: string, opts: UrlPolicyOptions): Promise<UrlCheck> {
   const { allowPrivateNetworks, lookup = defaultLookup } = opts;
   if (rawUrl.length > MAX_URL_LENGTH) return refuse(`URL is longer than ${MAX_URL_LENGTH} characters`);
+  // WHATWG URL reads `\` as `/` in https URLs while other parsers keep it, so `https://a.com\@10.0.0.1`
+  // names a different host for us than for a human or another tool: refuse the ambiguity.
+  if (rawUrl.includes('\\')) return refuse('URL must not contain a backslash');
 
   let url: URL;
   try {
@@ -101,6 +110,8 @@ export async function checkWebhookUrl(rawUrl: string, opts: UrlPolicyOptions): P
     return { ok: true, url, addresses: [{ address: host, family: host.includes(':') ? 6 : 4 }] };
   }
   if (!allowPrivateNetworks && LOCAL_NAME.test(name)) return refuse(`${name} is a local host name`);
+  // A single-label name (`metadata`, `intranet`) is completed by the resolver's local search domains.
+  if (!allowPrivateNetworks && !name.includes('.')) return refuse(`${name} is not a fully qualified host name`);
 
   let addresses: Array<{ address: string; family: 4 | 6 }>;
   try {

@@ -67,6 +67,8 @@ export interface DeliveryWorkerOptions {
   sweepIntervalMs: number;
   /** Finished deliveries older than this are deleted; undefined: never. */
   retentionDays?: number;
+  /** Finished deliveries of an endpoint beyond this many (newest kept) are deleted; undefined: no cap. */
+  maxDeliveriesPerEndpoint?: number;
   metrics?: DeliveryMetrics;
   maxInFlight?: number;
   maxInFlightPerEndpoint?: number;
@@ -78,8 +80,8 @@ export interface DeliveryWorkerOptions {
 }
 
 export class DeliveryWorker {
-  readonly #o: Required<Omit<DeliveryWorkerOptions, 'retentionDays' | 'random'>> &
-    Pick<DeliveryWorkerOptions, 'retentionDays' | 'random'>;
+  readonly #o: Required<Omit<DeliveryWorkerOptions, 'retentionDays' | 'maxDeliveriesPerEndpoint' | 'random'>> &
+    Pick<DeliveryWorkerOptions, 'retentionDays' | 'maxDeliveriesPerEndpoint' | 'random'>;
 
   #running = false;
   #stopping: Promise<void> | undefined;
@@ -140,7 +142,7 @@ export class DeliveryWorker {
     if (this.#running || this.#stopping) return;
     this.#running = true;
     this.#sweepTimer = setInterval(() => this.#sweep(), this.#o.sweepIntervalMs);
-    if (this.#o.retentionDays !== undefined) {
+    if (this.#o.retentionDays !== undefined || this.#o.maxDeliveriesPerEndpoint !== undefined) {
       this.#retentionTimer = setTimeout(() => void this.#runRetention(), this.#o.retentionFirstRunDelayMs);
     }
     this.#sweep();
@@ -451,21 +453,29 @@ export class DeliveryWorker {
     });
   }
 
+  /** Deletes finished deliveries past the retention period, then those past the per-endpoint cap. */
   async #runRetention(): Promise<void> {
-    if (!this.#running || this.#o.retentionDays === undefined) return;
-    const cutoff = new Date(Date.now() - this.#o.retentionDays * 86_400_000);
-    let deleted = 0;
+    const { queue, retentionDays, maxDeliveriesPerEndpoint: cap } = this.#o;
+    if (!this.#running) return;
+    const cutoff = retentionDays === undefined ? undefined : new Date(Date.now() - retentionDays * 86_400_000);
     try {
-      for (;;) {
-        const n = await this.#o.queue.pruneDeliveries(cutoff, RETENTION_BATCH_SIZE);
-        deleted += n;
-        if (n < RETENTION_BATCH_SIZE || !this.#running) break;
-      }
-      if (deleted > 0) this.#o.logger.info({ deleted, olderThan: cutoff.toISOString() }, 'webhook deliveries pruned');
+      const deleted = cutoff ? await this.#pruneInBatches(() => queue.pruneDeliveries(cutoff, RETENTION_BATCH_SIZE)) : 0;
+      const overCap = cap === undefined ? 0 : await this.#pruneInBatches(() => queue.pruneDeliveriesOverCap(cap, RETENTION_BATCH_SIZE));
+      if (deleted > 0) this.#o.logger.info({ deleted, olderThan: cutoff?.toISOString() }, 'webhook deliveries pruned');
+      if (overCap > 0) this.#o.logger.info({ deleted: overCap, maxPerEndpoint: cap }, 'webhook deliveries over the per-endpoint cap pruned');
     } catch (error) {
       this.#o.logger.error({ err: error }, 'webhook retention: pruning failed; retrying at the next run');
     } finally {
       if (this.#running) this.#retentionTimer = setTimeout(() => void this.#runRetention(), this.#o.retentionIntervalMs);
+    }
+  }
+
+  async #pruneInBatches(pruneBatch: () => Promise<number>): Promise<number> {
+    let deleted = 0;
+    for (;;) {
+      const n = await pruneBatch();
+      deleted += n;
+      if (n < RETENTION_BATCH_SIZE || !this.#running) return deleted;
     }
   }
 }

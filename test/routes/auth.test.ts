@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword, verifyDummyPassword, verifyPassword } from '../../src/services/passwords.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
@@ -193,6 +194,17 @@ describe('auth routes', () => {
         expect(denied.json().error.code).toBe('INVALID_TOKEN');
       } finally {
         await other.close();
+      }
+    });
+
+    it('rejects a correctly signed token whose subject is not a user id (found by fuzzing: it was a 500)', async () => {
+      for (const claims of [{ sub: 'not-a-uuid', username: 'x' }, { sub: 42, username: 'x' }, { username: 'x' }]) {
+        const token = t.app.jwt.sign(claims as unknown as { sub: string; username: string });
+        for (const [method, url] of [['GET', '/api/cards'], ['DELETE', `/api/webhooks/${randomUUID()}`]] as const) {
+          const res = await t.app.inject({ method, url, headers: { authorization: `Bearer ${token}` } });
+          expect(res.statusCode, `${JSON.stringify(claims)} ${method} ${url}`).toBe(401);
+          expect(res.json().error.code).toBe('INVALID_TOKEN');
+        }
       }
     });
   });

@@ -9,7 +9,7 @@
  * with the same webhook-id. Ends with the receiver self-test. Exit 0 once every delivery has
  * arrived verified; 1 with a message otherwise. A server it started is stopped on the way out.
  *
- * Environment: PORT (where to look for a running service, default 3000), DEMO_TIMEOUT_MS
+ * Environment: PORT (where to look for a running service, default 3000; 0 always starts a new one), DEMO_TIMEOUT_MS
  * (how long to wait for start-up and for the deliveries, default 120000).
  */
 import { spawn, type ChildProcess } from 'node:child_process';

@@ -1,27 +1,15 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-/** A port nothing listens on, so the demo starts a service of its own instead of reusing one. */
-async function unusedPort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
 describe('pnpm demo', () => {
   it('runs the whole loop: every delivery arrives with a verified signature, a retry, the self-test, exit 0', async () => {
-    const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(await unusedPort()), DEMO_TIMEOUT_MS: '180000' };
+    // PORT=0: nothing can answer there, so the demo starts a service of its own rather than reuse one.
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', DEMO_TIMEOUT_MS: '180000' };
     const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/demo.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';

@@ -14,6 +14,7 @@ import { inputGuardPlugin } from './plugins/input-guard.ts';
 import { metricsPlugin } from './plugins/metrics.ts';
 import { webhookEndpointsPlugin } from './plugins/webhook-endpoints.ts';
 import { webhookEnginePlugin } from './plugins/webhook-engine.ts';
+import { webhookReceiverCheckPlugin } from './plugins/webhook-receiver-check.ts';
 import { authRoutes } from './routes/auth.ts';
 import { cardRoutes } from './routes/cards.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -102,6 +103,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(webhookEndpointsPlugin, { lookup: options.lookup });
   // Before the routes that raise events; its onClose stops the worker before the store closes.
   await app.register(webhookEnginePlugin, { lookup: options.lookup });
+  await app.register(webhookReceiverCheckPlugin, { lookup: options.lookup });
 
   // Routes, one plugin per area.
   await app.register(healthRoutes);

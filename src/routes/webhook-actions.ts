@@ -1,13 +1,18 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponseSchema } from '../errors.ts';
+import { receiverCheckSchema, STALE_PROBE_AGE_SECONDS } from '../webhooks/receiver-check.ts';
 import { webhookRateLimit, webhookSecurity as security } from './webhook-endpoints.ts';
+
+/** The self-test makes three outbound requests per call, so it gets a smaller budget than the other routes. */
+export const VERIFY_RECEIVER_PER_MINUTE = 10;
 
 const failures = { 401: errorResponseSchema, 404: errorResponseSchema, 409: errorResponseSchema, 429: errorResponseSchema };
 
 /**
- * Actions on an endpoint's deliveries: redeliver one, or send a test event. Both only write a
- * row (due now) and answer 202; the worker makes the HTTP attempt. Another user's endpoint or
+ * Actions on an endpoint: redeliver a delivery or send a test event (both only write a row, due
+ * now, and answer 202; the worker makes the HTTP attempt), and the receiver self-test, which
+ * sends its probes during the request. Another user's endpoint or
  * delivery is the same 404 as a missing one. Registered under the `/api/webhooks` prefix.
  */
 export const webhookActionRoutes: FastifyPluginAsyncZod = async (app) => {
@@ -57,5 +62,32 @@ export const webhookActionRoutes: FastifyPluginAsyncZod = async (app) => {
       const result = await app.webhooks.sendTestEvent({ userId: request.user.id, endpointId: request.params.id });
       return reply.status(202).send(result);
     },
+  );
+
+  app.post(
+    '/:id/verify-receiver',
+    {
+      config: {
+        rateLimit: { ...config.rateLimit, max: Math.min(config.rateLimit.max, VERIFY_RECEIVER_PER_MINUTE) },
+      },
+      onRequest: app.authenticate,
+      schema: {
+        tags: ['webhooks'],
+        summary: 'Check that your receiver verifies signatures',
+        description:
+          'Sends this endpoint three `webhook.test` requests now and reports how it answered each: `valid` (correctly ' +
+          `signed), \`bad_signature\` (signed with a wrong key) and \`stale_timestamp\` (correctly signed, ` +
+          `\`webhook-timestamp\` ${STALE_PROBE_AGE_SECONDS / 60} minutes old). A receiver should accept (2xx) the first and ` +
+          'reject (4xx) the others. The probes go the way deliveries do (address check at connect time, ' +
+          '`WEBHOOK_TIMEOUT_MS`, no redirects) but are a synchronous diagnostic, not deliveries: they are not logged, ' +
+          'retried or counted as failures. `verdict`: `ok`, `does_not_check_signatures`, `does_not_check_timestamps`, ' +
+          `\`rejects_valid\` or \`unreachable\`; \`message\` says it in a sentence. At most ${VERIFY_RECEIVER_PER_MINUTE} calls ` +
+          'per minute per user.',
+        security,
+        params: z.object({ id: z.string() }),
+        response: { 200: receiverCheckSchema, ...failures },
+      },
+    },
+    async (request) => app.receiverCheck.run(request.user.id, request.params.id),
   );
 };

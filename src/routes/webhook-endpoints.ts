@@ -6,6 +6,7 @@ import type { AuthUser } from '../plugins/auth.ts';
 import {
   createdEndpointSchema,
   createEndpointInput,
+  endpointDetailSchema,
   endpointSchema,
   rotatedSecretSchema,
   rotateSecretInput,
@@ -110,12 +111,13 @@ export const webhookEndpointRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         tags,
         summary: 'Get one webhook endpoint',
+        description: '`nextAttemptAt` is when its earliest pending delivery is due (null when none is pending).',
         security,
         params: endpointParams,
-        response: { 200: endpointSchema, 401: e, 404: e, 429: e },
+        response: { 200: endpointDetailSchema, 401: e, 404: e, 429: e },
       },
     },
-    async (request) => app.webhookEndpoints.get(request.user.id, request.params.id),
+    async (request) => app.webhookEndpoints.getDetail(request.user.id, request.params.id),
   );
 
   app.patch(

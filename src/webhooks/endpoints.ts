@@ -5,6 +5,7 @@ import { AppError } from '../errors.ts';
 import { isStorableText } from '../storable-text.ts';
 import { Prisma, type WebhookDeliveryStatus } from '../generated/prisma/client.ts';
 import { EVENT_TYPES, SUBSCRIBABLE_EVENT_TYPES } from './events.ts';
+import { plannedLastAttemptAt } from './retry-policy.ts';
 import { generateEndpointSecret, type SecretBox } from './secrets.ts';
 import { checkWebhookUrl, type LookupFn } from './url-policy.ts';
 
@@ -104,6 +105,15 @@ export const endpointSchema = z.object({
 });
 export type EndpointData = z.infer<typeof endpointSchema>;
 
+/** One endpoint on its own (GET /api/webhooks/:id): also when its next attempt is due. */
+export const endpointDetailSchema = endpointSchema.extend({
+  nextAttemptAt: z
+    .date()
+    .nullable()
+    .describe('When the earliest pending delivery of this endpoint is due; null when none is pending'),
+});
+export type EndpointDetail = z.infer<typeof endpointDetailSchema>;
+
 /** The answer to a create: the endpoint and, this once, its signing secret. */
 export const createdEndpointSchema = endpointSchema.extend({ secret: z.string() });
 export type CreatedEndpointData = z.infer<typeof createdEndpointSchema>;
@@ -125,6 +135,13 @@ export const deliverySchema = z.object({
   attempts: z.int(),
   responseCode: z.int().nullable(),
   nextRetryAt: z.date().nullable(),
+  retriesUntil: z
+    .date()
+    .nullable()
+    .describe(
+      'Pending only: when the last attempt is planned if every attempt fails, from the attempts made and ' +
+        'WEBHOOK_RETRY_SCHEDULE, without the ±10 % jitter or a Retry-After; null otherwise',
+    ),
   errorMessage: z.string().nullable(),
   deliveredAt: z.date().nullable(),
   createdAt: z.date(),
@@ -285,6 +302,16 @@ export class WebhookEndpointService {
     });
   }
 
+  /** The endpoint and when its next attempt is due (the earliest pending delivery). */
+  async getDetail(userId: string, endpointId: string): Promise<EndpointDetail> {
+    const endpoint = await this.get(userId, endpointId);
+    const next = await this.#prisma.webhookDelivery.aggregate({
+      where: { endpointId, status: 'pending' },
+      _min: { nextRetryAt: true },
+    });
+    return { ...endpoint, nextAttemptAt: next._min.nextRetryAt };
+  }
+
   async get(userId: string, endpointId: string): Promise<EndpointData> {
     if (!UUID.test(endpointId)) throw endpointNotFound();
     const endpoint = await this.#prisma.webhookEndpoint.findFirst({ where: { id: endpointId, userId }, select: endpointSelect });
@@ -377,7 +404,10 @@ export class WebhookEndpointService {
         take: limit,
       }),
     ]);
-    return { data, pagination: { page, limit, total, totalPages: Math.ceil(total / limit) } };
+    return {
+      data: data.map((row) => this.#withRetriesUntil(row)),
+      pagination: { page, limit, total, totalPages: Math.ceil(total / limit) },
+    };
   }
 
   /** One delivery with its payload and attempt log. */
@@ -396,8 +426,18 @@ export class WebhookEndpointService {
       },
     });
     if (!delivery) throw deliveryNotFound();
-    const { attemptsLog, attempts, ...rest } = delivery;
+    const { attemptsLog, attempts, ...rest } = this.#withRetriesUntil(delivery);
     return { ...rest, attemptCount: attempts, attempts: attemptsLog };
+  }
+
+  #withRetriesUntil<R extends { status: WebhookDeliveryStatus; attempts: number; nextRetryAt: Date | null }>(
+    row: R,
+  ): R & { retriesUntil: Date | null } {
+    const retriesUntil =
+      row.status === 'pending' && row.nextRetryAt
+        ? plannedLastAttemptAt(row.nextRetryAt, row.attempts, this.#config.webhooks.retryScheduleMs)
+        : null;
+    return { ...row, retriesUntil };
   }
 }
 

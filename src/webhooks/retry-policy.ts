@@ -37,6 +37,18 @@ export function nextRetryDelayMs(
   return Math.max(0, Math.round(base * (1 + jitter)));
 }
 
+/**
+ * When the last attempt of a pending delivery is planned: its next attempt at `nextAttemptAt`,
+ * then, should each fail, every delay of the schedule still ahead of it. The planned time
+ * without jitter (±RETRY_JITTER_RATIO of each remaining delay) and without a receiver's
+ * Retry-After, either of which can move it. `attemptsMade` counts the attempts already made.
+ */
+export function plannedLastAttemptAt(nextAttemptAt: Date, attemptsMade: number, scheduleMs: readonly number[]): Date {
+  // Attempt k (1-based) that fails waits scheduleMs[k - 1]; the next attempt is number attemptsMade + 1.
+  const remainingMs = scheduleMs.slice(Math.max(0, attemptsMade)).reduce((sum, delay) => sum + delay, 0);
+  return new Date(nextAttemptAt.getTime() + remainingMs);
+}
+
 /** Retry-After as delay-seconds or an HTTP-date → ms from `now`, capped; undefined when absent or invalid. */
 export function parseRetryAfter(header: string | undefined, now: Date): number | undefined {
   const text = header?.trim();

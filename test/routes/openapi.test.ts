@@ -15,6 +15,7 @@ const WEBHOOK_ROUTES: Array<[HttpMethod, string]> = [
   ['PATCH', '/api/webhooks/:id/rotate-secret'],
   ['GET', '/api/webhooks/:id/deliveries'],
   ['GET', '/api/webhooks/:id/deliveries/:deliveryId'],
+  ['POST', '/api/webhooks/:id/verify-receiver'],
 ];
 
 /** Every other route of the contract: documented whenever this build registers it. */

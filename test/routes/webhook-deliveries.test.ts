@@ -106,7 +106,9 @@ describe('webhook delivery routes', () => {
           status: newest.status,
           attempts: 24 % 4,
           responseCode: null,
-          nextRetryAt: expect.any(String),
+          nextRetryAt: new Date(T0 + 24 * 60_000 + 30_000).toISOString(),
+          // 0 attempts made (24 % 4): the next one, then the whole 200ms,400ms,800ms schedule.
+          retriesUntil: new Date(T0 + 24 * 60_000 + 30_000 + 1_400).toISOString(),
           errorMessage: null,
           deliveredAt: null,
           createdAt: new Date(T0 + 24 * 60_000).toISOString(),
@@ -196,6 +198,7 @@ describe('webhook delivery routes', () => {
         attemptCount: 3,
         responseCode: null,
         nextRetryAt: null,
+        retriesUntil: null,
         errorMessage: null,
         deliveredAt: null,
         createdAt: new Date(T0 + 5 * 60_000).toISOString(),
@@ -210,6 +213,27 @@ describe('webhook delivery routes', () => {
           error: n === 2 ? 'connect ECONNREFUSED' : null,
         })),
       });
+    });
+
+    it('retriesUntil: planned last attempt of a pending delivery, null once it is not pending', async () => {
+      const nextRetryAt = new Date(T0 + 3_600_000);
+      const row = await insertDelivery(otherEndpointId, 200, 'pending', 'card.viewed');
+      const detail = async () => (await get(alice, `/api/webhooks/${otherEndpointId}/deliveries/${row.id}`)).json();
+      // Schedule 200ms,400ms,800ms: after 1 attempt, the next one (#2) may be followed by #3 and #4.
+      for (const [attempts, remaining] of [[0, 1_400], [1, 1_200], [2, 800], [3, 0], [5, 0]] as const) {
+        await t.db.prisma.webhookDelivery.update({ where: { id: row.id }, data: { attempts, nextRetryAt } });
+        expect((await detail()).retriesUntil, `after ${attempts} attempts`).toBe(new Date(nextRetryAt.getTime() + remaining).toISOString());
+      }
+      const listed = (await get(alice, `/api/webhooks/${otherEndpointId}/deliveries?status=pending`)).json();
+      expect(listed.data.find((d: { id: string }) => d.id === row.id).retriesUntil).toBe(nextRetryAt.toISOString());
+
+      for (const status of ['success', 'failed', 'cancelled'] as const) {
+        await t.db.prisma.webhookDelivery.update({ where: { id: row.id }, data: { status } });
+        expect((await detail()).retriesUntil).toBeNull();
+      }
+      await t.db.prisma.webhookDelivery.delete({ where: { id: row.id } });
+      const finished = (await get(alice, `/api/webhooks/${endpointId}/deliveries?status=success&limit=100`)).json();
+      expect(finished.data.every((d: { retriesUntil: unknown }) => d.retriesUntil === null)).toBe(true);
     });
 
     it('a delivery without attempts has an empty attempt list', async () => {

@@ -253,9 +253,37 @@ describe('webhook endpoint routes', () => {
     it('gets one endpoint without its secret', async () => {
       const res = await get(dave, `/api/webhooks/${ids[1]}`);
       expect(res.statusCode).toBe(200);
-      expect(res.json()).toMatchObject({ id: ids[1], description: 'second', isActive: true, disabledReason: null, consecutiveFailures: 0 });
+      expect(res.json()).toMatchObject({
+        id: ids[1],
+        description: 'second',
+        isActive: true,
+        disabledReason: null,
+        consecutiveFailures: 0,
+        nextAttemptAt: null,
+      });
       expect(res.body).not.toContain('whsec_');
       expect(res.json()).not.toHaveProperty('secret');
+    });
+
+    it('nextAttemptAt is when the earliest pending delivery of this endpoint is due', async () => {
+      const [mine, sibling] = [(await createEndpoint(dave)).id, (await createEndpoint(dave)).id];
+      const at = (minutes: number) => new Date(Date.parse('2026-11-01T00:00:00.000Z') + minutes * 60_000);
+      const place = async (endpointId: string, status: 'pending' | 'cancelled', minutes: number) => {
+        const row = await insertDelivery(endpointId, status);
+        await t.db.prisma.webhookDelivery.update({ where: { id: row.id }, data: { nextRetryAt: at(minutes) } });
+      };
+      // Earlier rows that must not count: another endpoint's pending one, this endpoint's cancelled one.
+      await place(sibling, 'pending', 1);
+      await place(mine, 'cancelled', 2);
+      await place(mine, 'pending', 30);
+      await place(mine, 'pending', 10);
+      expect((await get(dave, `/api/webhooks/${mine}`)).json().nextAttemptAt).toBe(at(10).toISOString());
+      expect((await get(dave, `/api/webhooks/${sibling}`)).json().nextAttemptAt).toBe(at(1).toISOString());
+
+      // Disabling cancels the pending deliveries: nothing is due any more.
+      expect((await patch(dave, `/api/webhooks/${mine}`, { isActive: false })).statusCode).toBe(200);
+      expect((await get(dave, `/api/webhooks/${mine}`)).json().nextAttemptAt).toBeNull();
+      for (const id of [mine, sibling]) expect((await del(dave, `/api/webhooks/${id}`)).statusCode).toBe(204);
     });
 
     it.each(['00000000-0000-4000-8000-000000000000', 'not-a-uuid', '1', "x' OR 1=1--"])('404 NOT_FOUND for id %s', async (id) => {

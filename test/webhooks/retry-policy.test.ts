@@ -5,6 +5,7 @@ import {
   classifyResponse,
   nextRetryDelayMs,
   parseRetryAfter,
+  plannedLastAttemptAt,
   retryDelayAfterFailure,
   shouldAutoDisable,
 } from '../../src/webhooks/retry-policy.ts';
@@ -32,6 +33,33 @@ describe('nextRetryDelayMs', () => {
       const delay = nextRetryDelayMs(2, schedule) ?? -1;
       expect(delay).toBeGreaterThanOrEqual(270_000);
       expect(delay).toBeLessThanOrEqual(330_000);
+    }
+  });
+});
+
+describe('plannedLastAttemptAt', () => {
+  const next = new Date('2026-11-28T12:00:00.000Z');
+  const at = (ms: number) => new Date(next.getTime() + ms);
+
+  it('adds every delay still ahead of the next attempt, none once it is the last', () => {
+    expect(plannedLastAttemptAt(next, 0, schedule)).toEqual(at(30_000 + 300_000 + 1_800_000));
+    expect(plannedLastAttemptAt(next, 1, schedule)).toEqual(at(300_000 + 1_800_000));
+    expect(plannedLastAttemptAt(next, 2, schedule)).toEqual(at(1_800_000));
+    expect(plannedLastAttemptAt(next, 3, schedule)).toEqual(next);
+    // A redelivery after the schedule ran out: the next attempt is the last.
+    expect(plannedLastAttemptAt(next, 7, schedule)).toEqual(next);
+    expect(plannedLastAttemptAt(next, 0, [])).toEqual(next);
+  });
+
+  it('agrees with the delays the worker applies, without jitter', () => {
+    for (let made = 0; made <= schedule.length + 1; made++) {
+      let last = next.getTime();
+      for (let attempt = made + 1; ; attempt++) {
+        const delay = nextRetryDelayMs(attempt, schedule, noJitter);
+        if (delay === undefined) break;
+        last += delay;
+      }
+      expect(plannedLastAttemptAt(next, made, schedule).getTime(), `after ${made} attempts`).toBe(last);
     }
   });
 });

@@ -98,15 +98,15 @@ describe('body size limit', () => {
 describe('rate limits on every route that does work for a caller', () => {
   const LIMIT = 2;
   let t: TestApp;
-  let endpointIdOf: (user: TestUser) => Promise<string>;
+  let endpointIdOf: (user: TestUser, url?: string) => Promise<string>;
 
   beforeAll(async () => {
     t = await buildWebhookTestApp({
       env: { RATE_LIMIT_AUTH_PER_MINUTE: String(LIMIT), RATE_LIMIT_PUBLIC_PER_MINUTE: String(LIMIT), RATE_LIMIT_API_PER_MINUTE: String(LIMIT) },
     });
-    endpointIdOf = async (user) => {
+    endpointIdOf = async (user, url = `https://hooks.example.com/${randomUUID()}`) => {
       const row = await t.db.prisma.webhookEndpoint.create({
-        data: { userId: user.id, url: `https://hooks.example.com/${randomUUID()}`, secretEncrypted: 'sealed', events: ['card.viewed'] },
+        data: { userId: user.id, url, secretEncrypted: 'sealed', events: ['card.viewed'] },
       });
       return row.id;
     };
@@ -134,6 +134,8 @@ describe('rate limits on every route that does work for a caller', () => {
     ['GET', '/api/webhooks/:id/deliveries/:deliveryId'],
     ['POST', '/api/webhooks/:id/deliveries/:deliveryId/redeliver'],
     ['POST', '/api/webhooks/:id/test'],
+    // Its own, smaller budget (min of the API limit and VERIFY_RECEIVER_PER_MINUTE).
+    ['POST', '/api/webhooks/:id/verify-receiver'],
   ] as const;
   /** Not rate limited, and why: operations endpoints for the operator; cards need a token and write only the caller's rows. */
   const EXEMPT = ['GET /health', 'GET /metrics', 'POST /api/cards', 'GET /api/cards', 'POST /api/cards/{id}/save'];
@@ -163,7 +165,9 @@ describe('rate limits on every route that does work for a caller', () => {
 
   it.each(BY_USER)('%s %s: 429 RATE_LIMITED after the limit, per user', async (method, path) => {
     const user = await createUser(t);
-    const url = fill(path, { id: await endpointIdOf(user), deliveryId: randomUUID() });
+    // The self-test really sends its probes: to a closed loopback port, never to another host.
+    const endpointUrl = path.endsWith('/verify-receiver') ? `http://127.0.0.1:9/${randomUUID()}` : undefined;
+    const url = fill(path, { id: await endpointIdOf(user, endpointUrl), deliveryId: randomUUID() });
     const send = (as = user) => asUser(t.app, as, { method, url, ...(PAYLOADS[method] ? { payload: PAYLOADS[method] } : {}) });
     for (let i = 0; i < LIMIT; i++) expect((await send()).statusCode).not.toBe(429);
     const limited = await send();

@@ -7,7 +7,8 @@ import { EVENT_TYPES, SUBSCRIBABLE_EVENT_TYPES, VIEW_SOURCES } from '../../src/w
 import type { TestApp } from '../helpers/app.ts';
 import { TEST_ENV } from '../helpers/app.ts';
 import { installRowWriteLog } from '../helpers/db-scan.ts';
-import { buildWebhookTestApp, createUser, type TestUser } from '../helpers/webhook-api.ts';
+import type { LookupFn } from '../../src/webhooks/url-policy.ts';
+import { buildWebhookTestApp, createUser, fakeLookup, type TestUser } from '../helpers/webhook-api.ts';
 
 /**
  * Property-based fuzzing of every route with fast-check: random JSON, wrong types, huge
@@ -174,6 +175,7 @@ const ROUTES: RouteSpec[] = [
   { method: 'GET', path: '/api/webhooks/:id/deliveries/:deliveryId' },
   { method: 'POST', path: '/api/webhooks/:id/deliveries/:deliveryId/redeliver' },
   { method: 'POST', path: '/api/webhooks/:id/test' },
+  { method: 'POST', path: '/api/webhooks/:id/verify-receiver' },
   { method: 'GET', path: '/health' },
   { method: 'GET', path: '/metrics' },
 ];
@@ -390,15 +392,24 @@ describe('fuzzing every route', () => {
   let t: TestApp;
   let drainRowWrites: () => Promise<number[]>;
 
+  // The fixture endpoints' host resolves to a public address while they are registered, then
+  // "rebinds" to loopback: the receiver self-test's probes are refused before any socket opens
+  // (private networks are not allowed), so fuzzing never reaches another host.
+  const FIXTURE_HOST = 'hooks.example.com';
+  let fixtureHostRebound = false;
+  const lookup: LookupFn = async (hostname) =>
+    fixtureHostRebound && hostname === FIXTURE_HOST ? [{ address: '127.0.0.1', family: 4 }] : fakeLookup(hostname);
+
   beforeAll(async () => {
     // No worker: rows change only because of the requests under test.
-    t = await buildWebhookTestApp({ env: { WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'false', WEBHOOK_WORKER: 'off' } });
+    t = await buildWebhookTestApp({ env: { WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'false', WEBHOOK_WORKER: 'off' }, lookup });
     drainRowWrites = await installRowWriteLog(t.db);
   });
   afterAll(async () => t?.close());
 
   /** Fresh users, cards, endpoints and deliveries for one property (an earlier one may have deleted some). */
   async function fixtures(): Promise<Fixtures> {
+    fixtureHostRebound = false;
     const alice = await createUser(t);
     const bob = await createUser(t);
     const cardIds: string[] = [];
@@ -413,7 +424,7 @@ describe('fuzzing every route', () => {
         method: 'POST',
         url: '/api/webhooks',
         headers: owner.headers,
-        payload: { url: `https://hooks.example.com/${owner.username}`, events: [...SUBSCRIBABLE_EVENT_TYPES] },
+        payload: { url: `https://${FIXTURE_HOST}/${owner.username}`, events: [...SUBSCRIBABLE_EVENT_TYPES] },
       });
       expect(created.statusCode).toBe(201);
       endpointIds.push(created.json().id);
@@ -421,6 +432,7 @@ describe('fuzzing every route', () => {
       expect(test.statusCode).toBe(202);
       deliveryIds.push(test.json().deliveryId);
     }
+    fixtureHostRebound = true;
     const good = [alice.headers.authorization.slice('Bearer '.length), bob.headers.authorization.slice('Bearer '.length)];
     return {
       alice,

@@ -4,35 +4,30 @@ import { ConfigError, loadConfig } from '../../src/config.ts';
 import type { Database } from '../../src/db/database.ts';
 import type { WebhookDeliveryStatus } from '../../src/generated/prisma/client.ts';
 import { EndpointKeyCache } from '../../src/webhooks/endpoint-keys.ts';
-import { DeliveryQueue } from '../../src/webhooks/queue.ts';
+import type { DeliveryQueue } from '../../src/webhooks/queue.ts';
 import { SecretBox } from '../../src/webhooks/secrets.ts';
 import { WebhookSender } from '../../src/webhooks/send.ts';
 import { DeliveryWorker } from '../../src/webhooks/worker.ts';
 import { TEST_ENV } from '../helpers/app.ts';
 import { waitFor } from '../helpers/receiver.ts';
-import { createTestStore, type TestStore } from '../helpers/store.ts';
+import { openQueueStore, type QueueStore } from '../helpers/queue-store.ts';
 
 /**
  * WEBHOOK_MAX_DELIVERIES_PER_ENDPOINT: one user's endpoint cannot fill the disk with delivery
  * logs. The retention job deletes the oldest finished deliveries beyond the cap; pending ones stay.
  */
 describe('per-endpoint delivery cap', () => {
-  let store: TestStore;
   let db: Database;
   let queue: DeliveryQueue;
   let userId: string;
 
+  let fixture: QueueStore | undefined;
+
   beforeAll(async () => {
-    store = await createTestStore();
-    db = await store.open();
-    await db.migrate();
-    queue = new DeliveryQueue(db.sql);
-    userId = (await db.prisma.user.create({ data: { email: 'cap@example.com', username: 'cap', displayName: 'cap', passwordHash: 'x' } })).id;
+    fixture = await openQueueStore('cap');
+    ({ db, queue, userId } = fixture);
   });
-  afterAll(async () => {
-    await db?.close();
-    await store?.drop();
-  });
+  afterAll(async () => fixture?.close());
   beforeEach(async () => {
     await db.prisma.webhookEndpoint.deleteMany();
   });

@@ -1,29 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
-import { DeliveryQueue, type AttemptRecord, type ClaimOptions } from '../../src/webhooks/queue.ts';
+import type { AttemptRecord, ClaimOptions, DeliveryQueue } from '../../src/webhooks/queue.ts';
 import { AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES } from '../../src/webhooks/retry-policy.ts';
 import { waitFor } from '../helpers/receiver.ts';
-import { createTestStore, type TestStore } from '../helpers/store.ts';
+import { openQueueStore, type QueueStore } from '../helpers/queue-store.ts';
 
 /** The queue's SQL on a real store (both kinds), without an app or a worker around it. */
 describe('DeliveryQueue', () => {
-  let store: TestStore;
   let db: Database;
   let queue: DeliveryQueue;
   let userId: string;
 
+  let fixture: QueueStore | undefined;
+
   beforeAll(async () => {
-    store = await createTestStore();
-    db = await store.open();
-    await db.migrate();
-    queue = new DeliveryQueue(db.sql);
-    userId = (await db.prisma.user.create({ data: { email: 'q@example.com', username: 'q', displayName: 'q', passwordHash: 'x' } })).id;
+    fixture = await openQueueStore('q');
+    ({ db, queue, userId } = fixture);
   });
-  afterAll(async () => {
-    await db?.close();
-    await store?.drop();
-  });
+  afterAll(async () => fixture?.close());
   beforeEach(async () => {
     await db.prisma.webhookEndpoint.deleteMany();
   });

@@ -26,7 +26,7 @@ export const throughputScenario: Scenario = {
     const { receiver } = ctx;
     const views = VIEWS[ctx.kind];
     const deliveries = views * ENDPOINTS;
-    const perEndpoint = Number(process.env.WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT ?? DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT);
+    const perEndpoint = DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT;
     const urls = receiver.origins.slice(0, ENDPOINTS).map((origin, i) => `${origin}/throughput/${i}`);
 
     const engine = await withStore(ctx, async (store, start) => {

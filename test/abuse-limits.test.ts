@@ -123,6 +123,9 @@ describe('rate limits on every route that does work for a caller', () => {
   ] as const;
   // Keyed by user: a fresh user per route.
   const BY_USER = [
+    ['POST', '/api/cards'],
+    ['GET', '/api/cards'],
+    ['POST', '/api/cards/:id/save'],
     ['GET', '/api/webhooks/event-types'],
     ['POST', '/api/webhooks'],
     ['GET', '/api/webhooks'],
@@ -137,8 +140,8 @@ describe('rate limits on every route that does work for a caller', () => {
     // Its own, smaller budget (min of the API limit and VERIFY_RECEIVER_PER_MINUTE).
     ['POST', '/api/webhooks/:id/verify-receiver'],
   ] as const;
-  /** Not rate limited, and why: operations endpoints for the operator; cards need a token and write only the caller's rows. */
-  const EXEMPT = ['GET /health', 'GET /metrics', 'POST /api/cards', 'GET /api/cards', 'POST /api/cards/{id}/save'];
+  /** Not rate limited, and why: operations endpoints for the operator. */
+  const EXEMPT = ['GET /health', 'GET /metrics'];
 
   const fill = (path: string, values: Record<string, string>) => path.replace(/:(\w+)/g, (_, name: string) => values[name]!);
   // Bodies valid or not: the limit is checked before validation, which is what matters here.

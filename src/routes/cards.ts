@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponseSchema } from '../errors.ts';
+import { perUserRateLimit } from '../plugins/auth.ts';
 import { cardSchema, createCard, createCardInput, listOwnCards } from '../services/cards.ts';
 import { saveCard } from '../services/views.ts';
 
@@ -8,16 +9,18 @@ const security = [{ bearerAuth: [] }];
 
 /** The signed-in user's cards, and saving other people's cards to their contacts. */
 export const cardRoutes: FastifyPluginAsyncZod = async (app) => {
+  const config = perUserRateLimit(app);
   app.post(
     '/api/cards',
     {
-      preHandler: app.authenticate,
+      config,
+      onRequest: app.authenticate,
       schema: {
         tags: ['cards'],
         summary: 'Create a card',
         security,
         body: createCardInput,
-        response: { 201: cardSchema, 400: errorResponseSchema, 401: errorResponseSchema },
+        response: { 201: cardSchema, 400: errorResponseSchema, 401: errorResponseSchema, 429: errorResponseSchema },
       },
     },
     async (request, reply) => reply.status(201).send(await createCard(app.db.prisma, request.user.id, request.body)),
@@ -26,12 +29,13 @@ export const cardRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
     '/api/cards',
     {
-      preHandler: app.authenticate,
+      config,
+      onRequest: app.authenticate,
       schema: {
         tags: ['cards'],
         summary: "List the caller's cards",
         security,
-        response: { 200: z.array(cardSchema), 401: errorResponseSchema },
+        response: { 200: z.array(cardSchema), 401: errorResponseSchema, 429: errorResponseSchema },
       },
     },
     async (request) => listOwnCards(app.db.prisma, request.user.id),
@@ -40,7 +44,8 @@ export const cardRoutes: FastifyPluginAsyncZod = async (app) => {
   app.post(
     '/api/cards/:id/save',
     {
-      preHandler: app.authenticate,
+      config,
+      onRequest: app.authenticate,
       schema: {
         tags: ['cards'],
         summary: "Save someone's card to your contacts",
@@ -55,6 +60,7 @@ export const cardRoutes: FastifyPluginAsyncZod = async (app) => {
           400: errorResponseSchema,
           401: errorResponseSchema,
           404: errorResponseSchema,
+          429: errorResponseSchema,
         },
       },
     },

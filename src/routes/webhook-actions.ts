@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponseSchema } from '../errors.ts';
 import { receiverCheckSchema, STALE_PROBE_AGE_SECONDS } from '../webhooks/receiver-check.ts';
-import { webhookRateLimit, webhookSecurity as security } from './webhook-endpoints.ts';
+import { perUserRateLimit } from '../plugins/auth.ts';
+import { webhookSecurity as security } from './webhook-endpoints.ts';
 
 /** The self-test makes three outbound requests per call, so it gets a smaller budget than the other routes. */
 export const VERIFY_RECEIVER_PER_MINUTE = 10;
@@ -17,7 +18,7 @@ const failures = { 401: errorResponseSchema, 404: errorResponseSchema, 409: erro
  */
 export const webhookActionRoutes: FastifyPluginAsyncZod = async (app) => {
   // The same per-user rate limit and authentication as the other /api/webhooks routes.
-  const config = webhookRateLimit(app);
+  const config = perUserRateLimit(app);
   app.post(
     '/:id/deliveries/:deliveryId/redeliver',
     {

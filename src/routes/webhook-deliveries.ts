@@ -2,11 +2,12 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponseSchema } from '../errors.ts';
 import { deliveryDetailSchema, deliveryPageSchema, listDeliveriesQuery } from '../webhooks/endpoints.ts';
-import { endpointParams, webhookRateLimit, webhookSecurity } from './webhook-endpoints.ts';
+import { perUserRateLimit } from '../plugins/auth.ts';
+import { endpointParams, webhookSecurity } from './webhook-endpoints.ts';
 
 /** `/api/webhooks/:id/deliveries`: the delivery log of one of the caller's endpoints. */
 export const webhookDeliveryRoutes: FastifyPluginAsyncZod = async (app) => {
-  const config = webhookRateLimit(app);
+  const config = perUserRateLimit(app);
   const tags = ['webhooks'];
   const security = webhookSecurity;
   const e = errorResponseSchema;

@@ -1,8 +1,7 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponseSchema } from '../errors.ts';
-import type { AuthUser } from '../plugins/auth.ts';
+import { perUserRateLimit } from '../plugins/auth.ts';
 import {
   createdEndpointSchema,
   createEndpointInput,
@@ -15,25 +14,6 @@ import {
 import { eventCatalogue } from '../webhooks/events.ts';
 
 export const webhookSecurity = [{ bearerAuth: [] }];
-
-/**
- * Per-user rate limit of each webhook route. @fastify/rate-limit appends its onRequest hook
- * after the route's own, so `app.authenticate` has verified the token and set `request.user`
- * by the time the key is computed: every token of one user shares one budget. Without a
- * verified user (not reached today: authenticate answers 401 first) it keys on the address.
- */
-export function webhookRateLimit(app: FastifyInstance) {
-  return {
-    rateLimit: {
-      max: app.config.rateLimits.apiPerMinute,
-      timeWindow: '1 minute',
-      keyGenerator: (request: FastifyRequest) => {
-        const user = request.user as AuthUser | null;
-        return user ? `user:${user.id}` : `ip:${request.ip}`;
-      },
-    },
-  };
-}
 
 export const endpointParams = z.object({ id: z.string() });
 
@@ -48,7 +28,7 @@ const eventTypeSchema = z.object({
  * Authentication runs onRequest, before body validation, so an anonymous caller always gets 401.
  */
 export const webhookEndpointRoutes: FastifyPluginAsyncZod = async (app) => {
-  const config = webhookRateLimit(app);
+  const config = perUserRateLimit(app);
   const tags = ['webhooks'];
   const security = webhookSecurity;
   const e = errorResponseSchema;

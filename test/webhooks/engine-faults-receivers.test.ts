@@ -22,28 +22,17 @@ interface FaultyReceiver {
   close(): Promise<void>;
 }
 
-async function listen(server: Server | ReturnType<typeof createTcpServer>, sockets: Set<Socket>): Promise<string> {
+/** Listens on 127.0.0.1 and tracks sockets, so closing also drops connections left hanging. */
+async function listen(server: Server | ReturnType<typeof createTcpServer>, ids: string[]): Promise<FaultyReceiver> {
+  const sockets = new Set<Socket>();
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
-/** An HTTP receiver that reads the request, then calls `onRequest` (which may never answer). */
-async function httpReceiver(onRequest: (req: IncomingMessage, res: ServerResponse) => void): Promise<FaultyReceiver> {
-  const ids: string[] = [];
-  const sockets = new Set<Socket>();
-  const server = createHttpServer((req, res) => {
-    ids.push(String(req.headers['webhook-id']));
-    req.resume();
-    req.on('end', () => onRequest(req, res));
-  });
-  const origin = await listen(server, sockets);
   return {
-    origin,
+    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     ids,
     async close() {
       for (const socket of sockets) socket.destroy();
@@ -53,10 +42,20 @@ async function httpReceiver(onRequest: (req: IncomingMessage, res: ServerRespons
   };
 }
 
+/** An HTTP receiver that reads the request, then calls `onRequest` (which may never answer). */
+async function httpReceiver(onRequest: (req: IncomingMessage, res: ServerResponse) => void): Promise<FaultyReceiver> {
+  const ids: string[] = [];
+  const server = createHttpServer((req, res) => {
+    ids.push(String(req.headers['webhook-id']));
+    req.resume();
+    req.on('end', () => onRequest(req, res));
+  });
+  return listen(server, ids);
+}
+
 /** A TCP receiver that answers each request head with raw `bytes`, then drops the connection. */
 async function rawReceiver(bytes: string): Promise<FaultyReceiver> {
   const ids: string[] = [];
-  const sockets = new Set<Socket>();
   const server = createTcpServer((socket) => {
     let head = '';
     socket.on('error', () => {});
@@ -68,16 +67,7 @@ async function rawReceiver(bytes: string): Promise<FaultyReceiver> {
       socket.write(bytes, () => socket.destroy());
     });
   });
-  const origin = await listen(server, sockets);
-  return {
-    origin,
-    ids,
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      server.close();
-      await once(server, 'close');
-    },
-  };
+  return listen(server, ids);
 }
 
 describe('delivery engine: receivers that misbehave', { timeout: 60_000 }, () => {

@@ -147,7 +147,8 @@ describe('delivery engine: receivers that misbehave', { timeout: 60_000 }, () =>
        WHERE d.endpoint_id = $1::uuid`,
       [slowEndpoint.id, DEFAULT_MAX_IN_FLIGHT + 20],
     );
-    await waitFor(() => slowOpen > 0, { what: 'the slow receiver to be hanging' });
+    // The slow endpoint fills exactly its per-endpoint share of the worker, no more.
+    await waitFor(() => slowOpen === DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT, { what: 'the slow receiver to hold the per-endpoint cap' });
     for (const { owner } of Object.values(failing)) await fire(owner, 2);
     await fire(healthyEndpoint.owner, 20);
 
@@ -157,7 +158,10 @@ describe('delivery engine: receivers that misbehave', { timeout: 60_000 }, () =>
     });
     const slowAttemptsSoFar = await t.db.prisma.webhookDeliveryAttempt.count({ where: { delivery: { endpointId: slowEndpoint.id } } });
     expect(slowAttemptsSoFar).toBe(0);
-    expect(slowOpen).toBeGreaterThan(0);
+    // Measured before any slow attempt timed out: after a timeout the client frees its slot at
+    // once, and the receiver may see the next request before the old socket's close, so only
+    // this window gives an exact count.
+    expect(slowMaxOpen).toBe(DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT);
     expect(healthy.requests).toHaveLength(20);
 
     // Each failing receiver: every delivery ends `failed` after all its attempts, each with an error.
@@ -212,7 +216,5 @@ describe('delivery engine: receivers that misbehave', { timeout: 60_000 }, () =>
     expect(timedOut.every((a) => a.error === `timeout after ${TIMEOUT_MS} ms` && a.responseCode === null)).toBe(true);
     const retried = await t.db.prisma.webhookDelivery.findMany({ where: { id: { in: timedOut.map((a) => a.deliveryId) } } });
     expect(retried.every((d) => d.status === 'pending' && d.attempts >= 1 && d.nextRetryAt !== null)).toBe(true);
-    // One worker never has more than the per-endpoint cap in flight to one endpoint.
-    expect(slowMaxOpen).toBeLessThanOrEqual(DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT);
   });
 });

@@ -5,7 +5,8 @@ import { AppError } from '../errors.ts';
 import { buildEnvelope } from './envelope.ts';
 import type { EventData, SubscribableEventType, WebhookTestData } from './events.ts';
 import { TEST_EVENT_TYPE } from './events.ts';
-import type { DeliveryQueue, DispatchedRow } from './queue.ts';
+import type { ClaimedDelivery, DeliveryQueue, DispatchedRow } from './queue.ts';
+import type { DeliveryWorker } from './worker.ts';
 
 export interface DispatchResult {
   eventId: string;
@@ -15,8 +16,8 @@ export interface DispatchResult {
 export interface DispatcherOptions {
   db: Database;
   queue: DeliveryQueue;
-  /** The in-process worker's hand-over for rows due now (absent when this process does not deliver). */
-  onDue?: (deliveryIds: string[]) => void;
+  /** The in-process worker, which takes the rows due now (absent when this process does not deliver). */
+  worker?: Pick<DeliveryWorker, 'enqueue' | 'reserveClaim' | 'adopt'>;
   /** Signal worker processes over LISTEN/NOTIFY (PostgreSQL, when this process does not deliver). */
   notify: boolean;
 }
@@ -35,7 +36,10 @@ export class DeliveryDispatcher {
     this.#o = options;
   }
 
-  /** Fans an event out to every active endpoint of `userId` subscribed to `type`: one INSERT … SELECT. */
+  /**
+   * Fans an event out to every active endpoint of `userId` subscribed to `type`: one INSERT … SELECT,
+   * which also claims the rows for the in-process worker when it has room.
+   */
   async dispatch<T extends SubscribableEventType>(userId: string, type: T, data: EventData<T>): Promise<DispatchResult> {
     const eventId = randomUUID();
     const deliveries = await this.#o.queue.insertForSubscribers({
@@ -44,9 +48,10 @@ export class DeliveryDispatcher {
       eventType: type,
       payload: buildEnvelope(eventId, type, data, new Date()),
       notify: this.#o.notify,
+      claim: this.#o.worker?.reserveClaim(),
     });
     this.#handOver(deliveries);
-    return { eventId, deliveries };
+    return { eventId, deliveries: deliveries.map(({ id, endpointId, nextRetryAt }) => ({ id, endpointId, nextRetryAt })) };
   }
 
   /** Sends an event to one endpoint only, whatever it subscribes to (the test event). Undefined when the endpoint is missing or disabled. */
@@ -103,7 +108,17 @@ export class DeliveryDispatcher {
     return endpoint;
   }
 
+  /** Rows claimed at insert go straight to the worker; the others are claimed by it first. */
   #handOver(rows: readonly DispatchedRow[]): void {
-    if (rows.length > 0) this.#o.onDue?.(rows.map((row) => row.id));
+    const worker = this.#o.worker;
+    if (!worker || rows.length === 0) return;
+    const claimed: ClaimedDelivery[] = [];
+    const unclaimed: string[] = [];
+    for (const row of rows) {
+      if (row.claimed) claimed.push(row.claimed);
+      else unclaimed.push(row.id);
+    }
+    worker.adopt(claimed);
+    worker.enqueue(unclaimed);
   }
 }

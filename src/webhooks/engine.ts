@@ -74,7 +74,7 @@ export function createDeliveryEngine(options: DeliveryEngineOptions): DeliveryEn
   const dispatcher = new DeliveryDispatcher({
     db,
     queue,
-    onDue: worker && ((ids) => worker.enqueue(ids)),
+    worker,
     // Without a local worker, tell worker processes at once instead of at their next sweep.
     notify: !worker && db.kind === 'postgres',
   });

@@ -80,6 +80,27 @@ export interface DispatchedRow {
   id: string;
   endpointId: string;
   nextRetryAt: Date;
+  /** Set when the row was written already claimed for the in-process worker (see insertForSubscribers). */
+  claimed?: ClaimedDelivery;
+}
+
+/** A claim the in-process worker lets a dispatch stamp on the rows it writes. */
+export interface InsertClaim {
+  token: string;
+  leaseMs: number;
+  /** Endpoints this worker already holds its claim-ahead share of: their rows are left unclaimed. */
+  saturated: string[];
+}
+
+interface RawDispatchedRow {
+  id: string;
+  endpoint_id: string;
+  next_retry_at: Date;
+  claim_token: string | null;
+  url: string | null;
+  secret_encrypted: string | null;
+  previous_secret_encrypted: string | null;
+  previous_secret_expires_at: Date | null;
 }
 
 /** How far past the claim limit a claim looks, so one endpoint's backlog cannot hide the others'. */
@@ -115,6 +136,12 @@ export class DeliveryQueue {
    * Fans one event out to every active endpoint of `userId` subscribed to `eventType`, in one
    * statement. `notify` also signals worker processes listening on DUE_CHANNEL (PostgreSQL
    * collapses the identical per-row notifications into one at commit).
+   *
+   * With `claim` (an in-process worker with room), the rows are written already claimed by it
+   * — token stamped, due again only when the lease runs out, exactly as a claim leaves them —
+   * except for the endpoints in `claim.saturated`, whose rows stay unclaimed for any worker.
+   * The claimed rows come back with what the worker needs to send them, so a dispatch costs
+   * one statement instead of an insert and then a claim.
    */
   async insertForSubscribers(params: {
     userId: string;
@@ -122,16 +149,51 @@ export class DeliveryQueue {
     eventType: string;
     payload: unknown;
     notify: boolean;
+    claim?: InsertClaim;
   }): Promise<DispatchedRow[]> {
-    const rows = await this.#sql.query<{ id: string; endpoint_id: string; next_retry_at: Date }>(
-      `INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, payload, status, next_retry_at, created_at, updated_at)
-       SELECT gen_random_uuid(), e.id, $2::uuid, $3::text, $4::jsonb, 'pending', now(), now(), now()
-       FROM webhook_endpoints e
-       WHERE e.user_id = $1::uuid AND e.is_active AND $3::text = ANY(e.events)
-       RETURNING id, endpoint_id, next_retry_at${params.notify ? `, pg_notify('${DUE_CHANNEL}', '')` : ''}`,
-      [params.userId, params.eventId, params.eventType, JSON.stringify(params.payload)],
+    const { claim } = params;
+    const rows = await this.#sql.query<RawDispatchedRow>(
+      `WITH inserted AS (
+         INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, payload, status, next_retry_at, claim_token, created_at, updated_at)
+         SELECT gen_random_uuid(), e.id, $2::uuid, $3::text, $4::jsonb, 'pending',
+                CASE WHEN $5::uuid IS NULL OR e.id = ANY($7::uuid[]) THEN now() ELSE now() + $6::int * interval '1 millisecond' END,
+                CASE WHEN e.id = ANY($7::uuid[]) THEN NULL ELSE $5::uuid END,
+                now(), now()
+         FROM webhook_endpoints e
+         WHERE e.user_id = $1::uuid AND e.is_active AND $3::text = ANY(e.events)
+         RETURNING id, endpoint_id, next_retry_at, claim_token${params.notify ? `, pg_notify('${DUE_CHANNEL}', '')` : ''}
+       )
+       SELECT i.id, i.endpoint_id, i.next_retry_at, i.claim_token,
+              e.url, e.secret_encrypted, e.previous_secret_encrypted, e.previous_secret_expires_at
+       FROM inserted i LEFT JOIN webhook_endpoints e ON e.id = i.endpoint_id AND i.claim_token IS NOT NULL`,
+      [
+        params.userId,
+        params.eventId,
+        params.eventType,
+        JSON.stringify(params.payload),
+        claim?.token ?? null,
+        Math.round(claim?.leaseMs ?? 0),
+        claim?.saturated ?? [],
+      ],
     );
-    return rows.map(toDispatchedRow);
+    return rows.map((row) => {
+      const dispatched = toDispatchedRow(row);
+      if (row.claim_token === null || row.url === null || row.secret_encrypted === null) return dispatched;
+      const claimed: ClaimedDelivery = {
+        id: row.id,
+        endpointId: row.endpoint_id,
+        eventId: params.eventId,
+        eventType: params.eventType,
+        payload: params.payload,
+        attempts: 0,
+        claimToken: row.claim_token,
+        url: row.url,
+        secretEncrypted: row.secret_encrypted,
+        previousSecretEncrypted: row.previous_secret_encrypted,
+        previousSecretExpiresAt: row.previous_secret_expires_at,
+      };
+      return { ...dispatched, claimed };
+    });
   }
 
   /** One delivery of an event to one active endpoint, whatever it subscribes to (test events). */

@@ -12,11 +12,12 @@
  *   hold everything; claims run CLAIM_AHEAD times those bounds ahead, the surplus waiting in
  *   memory (send-slots.ts) so a freed slot starts the next attempt without a round trip.
  */
+import { randomUUID } from 'node:crypto';
 import { decideAttemptOutcome, describeFailure, type AttemptOutcome } from './attempt-outcome.ts';
 import type { EndpointKeyCache } from './endpoint-keys.ts';
 import { renderBody } from './envelope.ts';
 import { noDeliveryMetrics, type DeliveryMetrics } from './metrics.ts';
-import type { AttemptRecord, ClaimedDelivery, ClaimResult, DeliveryQueue } from './queue.ts';
+import type { AttemptRecord, ClaimedDelivery, ClaimResult, DeliveryQueue, InsertClaim } from './queue.ts';
 import type { AttemptResult, WebhookSender } from './send.ts';
 import { SendSlots } from './send-slots.ts';
 import { signWithKeys } from './signing.ts';
@@ -158,6 +159,33 @@ export class DeliveryWorker {
     this.#requestPump();
   }
 
+  /**
+   * A claim for a dispatch to stamp on the rows it writes (DeliveryQueue.insertForSubscribers),
+   * so they need no claim round trip; undefined when this worker is stopped or has no room.
+   * Endpoints already holding their claim-ahead share are excluded: their rows stay unclaimed,
+   * for the backlog claim. Concurrent dispatches may each add a row beyond the share; those
+   * only wait in memory longer, and the lease allows for a full waiting line.
+   */
+  reserveClaim(): InsertClaim | undefined {
+    if (!this.#running || this.#claimCapacity() <= 0) return undefined;
+    const perEndpointShare = CLAIM_AHEAD * this.#o.maxInFlightPerEndpoint;
+    const saturated: string[] = [];
+    for (const [endpointId, held] of this.#slots.heldByEndpoint) if (held >= perEndpointShare) saturated.push(endpointId);
+    return { token: randomUUID(), leaseMs: this.#o.leaseMs, saturated };
+  }
+
+  /** Takes over rows a dispatch wrote already claimed by `reserveClaim`. Stopped meanwhile: hands them back. */
+  adopt(deliveries: readonly ClaimedDelivery[]): void {
+    if (deliveries.length === 0) return;
+    if (!this.#running) {
+      this.#o.queue
+        .releaseDeliveries(deliveries)
+        .catch((error: unknown) => this.#o.logger.error({ err: error }, 'webhook worker: handing back deliveries claimed at dispatch failed; their lease runs out'));
+      return;
+    }
+    this.#launchAll(deliveries);
+  }
+
   /** Looks for due work now (e.g. on a NOTIFY from another process). */
   poke(): void {
     this.#sweep();
@@ -239,7 +267,7 @@ export class DeliveryWorker {
         this.#backlog = true;
       } else {
         const result = await this.#o.queue.claimDeliveries(ids, this.#claimOptions(capacity));
-        this.#launchAll(result);
+        this.#launchClaimed(result);
         if (result.deliveries.length < ids.length) this.#backlog = true;
       }
     }
@@ -253,7 +281,7 @@ export class DeliveryWorker {
         this.#backlog = true;
       } else {
         const result = await this.#o.queue.claimDueDeliveries(this.#claimOptions(capacity));
-        this.#launchAll(result);
+        this.#launchClaimed(result);
         this.#backlog = result.mayHaveMore;
       }
     }
@@ -280,11 +308,15 @@ export class DeliveryWorker {
     };
   }
 
-  #launchAll(result: ClaimResult): void {
+  #launchClaimed(result: ClaimResult): void {
     if (result.cancelled > 0) {
       this.#o.logger.info({ cancelled: result.cancelled }, 'webhook worker cancelled due deliveries of disabled endpoints');
     }
-    for (const delivery of result.deliveries) {
+    this.#launchAll(result.deliveries);
+  }
+
+  #launchAll(deliveries: readonly ClaimedDelivery[]): void {
+    for (const delivery of deliveries) {
       this.#held.set(delivery.id, delivery.claimToken);
       this.#slots.add(delivery);
     }

@@ -71,6 +71,55 @@ describe('DeliveryQueue', () => {
     expect(await queue.insertForSubscribers({ userId: randomUUID(), eventId: randomUUID(), eventType: 'card.viewed', payload: {}, notify: false })).toEqual([]);
   });
 
+  it('fans out already claimed for an in-process worker, except to saturated endpoints, and returns what sending needs', async () => {
+    const free = await endpoint();
+    const saturated = await endpoint();
+    const token = randomUUID();
+    const eventId = randomUUID();
+    const payload = { id: eventId, type: 'card.viewed', data: { n: 1 } };
+    const rows = await queue.insertForSubscribers({
+      userId,
+      eventId,
+      eventType: 'card.viewed',
+      payload,
+      notify: false,
+      claim: { token, leaseMs: 60_000, saturated: [saturated.id] },
+    });
+    const byEndpoint = new Map(rows.map((r) => [r.endpointId, r]));
+    expect(byEndpoint.size).toBe(2);
+
+    const claimed = byEndpoint.get(free.id)!;
+    expect(claimed.claimed).toMatchObject({
+      id: claimed.id,
+      endpointId: free.id,
+      eventId,
+      eventType: 'card.viewed',
+      payload,
+      attempts: 0,
+      claimToken: token,
+      url: free.url,
+      secretEncrypted: 'sealed',
+      previousSecretEncrypted: null,
+    });
+    const claimedRow = await row(claimed.id);
+    expect(claimedRow).toMatchObject({ status: 'pending', claimToken: token });
+    // Due again only when the lease runs out, exactly as a claim leaves a row.
+    expect(claimedRow.nextRetryAt!.getTime()).toBeGreaterThan(Date.now() + 50_000);
+
+    const left = byEndpoint.get(saturated.id)!;
+    expect(left.claimed).toBeUndefined();
+    const leftRow = await row(left.id);
+    expect(leftRow.claimToken).toBeNull();
+    expect(leftRow.nextRetryAt!.getTime()).toBeLessThanOrEqual(Date.now() + 1_000);
+
+    // The claimed row is not claimable by anyone else; the other one is.
+    const other = await queue.claimDueDeliveries(options());
+    expect(other.deliveries.map((d) => d.id)).toEqual([left.id]);
+    // And the claim is a real one: its token writes the result.
+    const [applied] = await queue.completeAttempts([record(claimed.id, token, 'success')]);
+    expect(applied).toMatchObject({ deliveryId: claimed.id, outcome: 'success', attemptNumber: 1 });
+  });
+
   it('claims due rows with a lease and a token; a second claim gets nothing until the lease expires', async () => {
     const ep = await endpoint();
     const due = await pending(ep.id);

@@ -1,0 +1,89 @@
+import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DeliveryQueue } from '../../src/webhooks/queue.ts';
+import { CLAIM_AHEAD, DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/worker.ts';
+import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { createEndpoint, deliveriesOf, signUp, startReceiver, waitFor, type Receiver } from '../helpers/receiver.ts';
+
+const SHARE = CLAIM_AHEAD * DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT;
+
+/** Rows written claimed at dispatch time (the in-process worker's fast path). */
+describe('delivery engine: dispatches claimed for the in-process worker', () => {
+  let t: TestApp | undefined;
+  let receiver: Receiver | undefined;
+  afterEach(async () => {
+    await t?.close();
+    await receiver?.close();
+    t = undefined;
+    receiver = undefined;
+  });
+
+  it("claims up to an endpoint's share at dispatch, leaves the rest due for any worker, and sends each once", async () => {
+    const hanging: ServerResponse[] = [];
+    receiver = await startReceiver((_request, res) => void hanging.push(res));
+    t = await buildTestApp({ env: { WEBHOOK_TIMEOUT_MS: '30000' } });
+    const owner = await signUp(t.app, 'busy');
+    const { id: endpointId } = await createEndpoint(t.app, owner, `${receiver.origin}/busy`, ['card.viewed']);
+
+    const events = SHARE + 6;
+    for (let i = 0; i < events; i++) {
+      await t.app.webhooks.dispatch(owner.id, 'card.viewed', { userId: owner.id, cardId: null, viewer: null, source: 'link' });
+    }
+    await waitFor(() => hanging.length === DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT, { what: 'the per-endpoint slots to fill' });
+
+    const rows = await t.db.prisma.webhookDelivery.findMany({ where: { endpointId } });
+    const claimed = rows.filter((r) => r.claimToken !== null);
+    const unclaimed = rows.filter((r) => r.claimToken === null);
+    expect(rows).toHaveLength(events);
+    expect(claimed).toHaveLength(SHARE);
+    // Claimed rows come due again only when their lease runs out; the rest are due now.
+    expect(claimed.every((r) => r.nextRetryAt!.getTime() > Date.now() + 30_000)).toBe(true);
+    expect(unclaimed.every((r) => r.nextRetryAt!.getTime() <= Date.now())).toBe(true);
+
+    // Answering frees slots: everything is sent, each delivery exactly once.
+    receiver.handle((_request, res) => res.end('ok'));
+    for (const res of hanging.splice(0)) res.end('ok');
+    const done = await waitFor(
+      async () => {
+        const all = await deliveriesOf(t!, endpointId);
+        return all.every((d) => d.status === 'success') ? all : undefined;
+      },
+      { timeoutMs: 30_000, what: 'every delivery to succeed' },
+    );
+    expect(done.every((d) => d.attempts === 1)).toBe(true);
+    const ids = receiver.requests.map((r) => r.headers['webhook-id']);
+    expect(new Set(ids).size).toBe(events);
+    expect(ids).toHaveLength(events);
+  });
+
+  it('hands rows claimed at dispatch back, due now, when the worker stopped before taking them', async () => {
+    receiver = await startReceiver();
+    t = await buildTestApp();
+    const worker = t.app.webhooks.worker!;
+    const owner = await signUp(t.app, 'late');
+    const { id: endpointId } = await createEndpoint(t.app, owner, `${receiver.origin}/late`, ['card.viewed']);
+    const queue = new DeliveryQueue(t.db.sql);
+
+    // The dispatch reserved its claim while the worker ran; the worker stops before the rows reach it.
+    const claim = worker.reserveClaim();
+    expect(claim).toBeDefined();
+    const eventId = randomUUID();
+    const rows = await queue.insertForSubscribers({ userId: owner.id, eventId, eventType: 'card.viewed', payload: { id: eventId }, notify: false, claim });
+    expect(rows[0]?.claimed?.claimToken).toBe(claim!.token);
+    await worker.stop();
+    expect(worker.reserveClaim()).toBeUndefined();
+    worker.adopt(rows.flatMap((r) => (r.claimed ? [r.claimed] : [])));
+
+    const handedBack = await waitFor(
+      async () => {
+        const row = await t!.db.prisma.webhookDelivery.findFirst({ where: { endpointId } });
+        return row && row.claimToken === null ? row : undefined;
+      },
+      { what: 'the row to be handed back' },
+    );
+    expect(handedBack.status).toBe('pending');
+    expect(handedBack.nextRetryAt!.getTime()).toBeLessThanOrEqual(Date.now());
+    expect(receiver.requests).toHaveLength(0);
+  });
+});

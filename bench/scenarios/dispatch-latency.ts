@@ -46,15 +46,24 @@ export const dispatchLatencyScenario: Scenario = {
       }
       const latencies: number[] = [];
       let unmatched = 0;
+      const timeline: Array<[number, number]> = [];
       for (const record of records) {
         const candidates = byCard.get(record.cardId ?? '') ?? [];
         const view = candidates.find(
           (v) => record.dispatchedAt >= Math.floor(v.sentAt) - CLOCK_SLACK_MS && record.dispatchedAt <= v.respondedAt + CLOCK_SLACK_MS,
         );
-        if (view) latencies.push(record.receivedAt - view.respondedAt);
+        if (view) {
+          latencies.push(record.receivedAt - view.respondedAt);
+          if (process.env.BENCH_TIMELINE) timeline.push([Math.floor((view.sentAt - (views[0]?.sentAt ?? 0)) / 500), record.receivedAt - view.respondedAt]);
+        }
         else unmatched++;
       }
       ctx.log(`${views.length} views in ${Math.round(sentFor)} ms (${Math.round((views.length / sentFor) * 1000)}/s); ${latencies.length} matched, ${unmatched} unmatched`);
+      if (process.env.BENCH_TIMELINE) {
+        const worst = new Map<number, number>();
+        for (const [slot, ms] of timeline) worst.set(slot, Math.max(worst.get(slot) ?? 0, ms));
+        ctx.log([...worst].sort((a, b) => a[0] - b[0]).map(([slot, ms]) => `${slot / 2}s:${Math.round(ms)}`).join(' '));
+      }
       const viewMs = views.map((v) => v.respondedAt - v.sentAt);
       return [
         { figure: 'view response p50', unit: 'ms', value: percentile(viewMs, 50) },

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponseSchema } from '../errors.ts';
-import { getPublicProfile, getVisibleCard, publicCardSchema, publicProfileSchema } from '../services/cards.ts';
-import { recordView, type RecordViewResult } from '../services/views.ts';
+import { publicCardSchema, publicProfileSchema } from '../services/cards.ts';
+import { viewCard, viewProfile, type Viewed } from '../services/views.ts';
 import { VIEW_SOURCES } from '../webhooks/events.ts';
 
 // Not strict: shared links may carry other query parameters (utm_source…), which are ignored.
@@ -24,8 +24,9 @@ export const publicRoutes: FastifyPluginAsyncZod = async (app) => {
   const config = { rateLimit: { max: app.config.rateLimits.publicPerMinute, timeWindow: '1 minute' } };
   const failures = { 400: errorResponseSchema, 401: errorResponseSchema, 404: errorResponseSchema, 429: errorResponseSchema };
   // A recorded view raises card.viewed; awaited so its delivery rows are durable before the response.
-  const raiseViewed = async (view: RecordViewResult): Promise<void> => {
-    if (view.recorded) await app.webhooks.dispatch(view.event.userId, 'card.viewed', view.event);
+  const raiseViewed = async <T>({ page, event }: Viewed<T>): Promise<T> => {
+    if (event) await app.webhooks.dispatch(event.userId, 'card.viewed', event);
+    return page;
   };
 
   // Static `card` outranks `:username` in Fastify's router, so a user named "card" still has
@@ -46,9 +47,8 @@ export const publicRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request) => {
-      const card = await getVisibleCard(app.db.prisma, request.params.cardId, request.viewer?.id ?? null);
-      await raiseViewed(await recordView(app.db.prisma, { ownerId: card.ownerId, cardId: card.id, viewer: request.viewer, source: request.query.source }));
-      return card;
+      const { viewer, query } = request;
+      return raiseViewed(await viewCard(app.db.sql, request.params.cardId, { viewer, source: query.source }));
     },
   );
 
@@ -68,9 +68,8 @@ export const publicRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request) => {
-      const profile = await getPublicProfile(app.db.prisma, request.params.username);
-      await raiseViewed(await recordView(app.db.prisma, { ownerId: profile.user.id, cardId: null, viewer: request.viewer, source: request.query.source }));
-      return profile;
+      const { viewer, query } = request;
+      return raiseViewed(await viewProfile(app.db.sql, request.params.username, { viewer, source: query.source }));
     },
   );
 
@@ -90,10 +89,8 @@ export const publicRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request) => {
-      const { username, cardId } = request.params;
-      const card = await getVisibleCard(app.db.prisma, cardId, request.viewer?.id ?? null, username);
-      await raiseViewed(await recordView(app.db.prisma, { ownerId: card.ownerId, cardId: card.id, viewer: request.viewer, source: request.query.source }));
-      return card;
+      const { viewer, query, params } = request;
+      return raiseViewed(await viewCard(app.db.sql, params.cardId, { viewer, source: query.source, username: params.username }));
     },
   );
 };

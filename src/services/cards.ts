@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { AppError } from '../errors.ts';
 import type { Card, PrismaClient } from '../generated/prisma/client.ts';
 
 /** Cards: the owner's create and list, and the public lookups behind /api/u. */
@@ -68,8 +67,6 @@ export type PublicProfile = z.infer<typeof publicProfileSchema>;
 export const publicCardSchema = cardSchema.extend({ owner: profileUserSchema });
 export type PublicCard = z.infer<typeof publicCardSchema>;
 
-const profileUserSelect = { id: true, username: true, displayName: true, createdAt: true } as const;
-
 function toCardData(card: Card): CardData {
   const { id, ownerId, title, company, jobTitle, bio, email, phone, website, isPublic, createdAt, updatedAt } = card;
   return { id, ownerId, title, company, jobTitle, bio, email, phone, website, isPublic, createdAt, updatedAt };
@@ -95,39 +92,4 @@ export async function createCard(prisma: PrismaClient, ownerId: string, input: C
 export async function listOwnCards(prisma: PrismaClient, ownerId: string): Promise<CardData[]> {
   const cards = await prisma.card.findMany({ where: { ownerId }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
   return cards.map(toCardData);
-}
-
-/** A profile and its public cards (private ones stay hidden, even from the owner, on this public page). */
-export async function getPublicProfile(prisma: PrismaClient, username: string): Promise<PublicProfile> {
-  const user = await prisma.user.findUnique({
-    where: { username: username.toLowerCase() },
-    select: {
-      ...profileUserSelect,
-      cards: { where: { isPublic: true }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] },
-    },
-  });
-  if (!user) throw new AppError('NOT_FOUND', 'No such user');
-  const { cards, ...profile } = user;
-  return { user: profile, cards: cards.map(toCardData) };
-}
-
-/**
- * A card as `viewerId` may see it: public, or their own. With `username`, the card must also
- * belong to that user. Every miss (malformed id, unknown, private, other owner) is the same 404,
- * so the answer does not reveal whether a private card exists.
- */
-export async function getVisibleCard(
-  prisma: PrismaClient,
-  cardId: string,
-  viewerId: string | null,
-  username?: string,
-): Promise<PublicCard> {
-  const notFound = new AppError('NOT_FOUND', 'No such card');
-  // Ids are UUID columns: anything else would be a database error, not a miss.
-  if (!z.uuid().safeParse(cardId).success) throw notFound;
-  const card = await prisma.card.findUnique({ where: { id: cardId }, include: { owner: { select: profileUserSelect } } });
-  if (!card) throw notFound;
-  if (!card.isPublic && card.ownerId !== viewerId) throw notFound;
-  if (username !== undefined && card.owner.username !== username.toLowerCase()) throw notFound;
-  return { ...toCardData(card), owner: card.owner };
 }

@@ -1,12 +1,14 @@
 import { z } from 'zod';
 import { AppError } from '../errors.ts';
+import type { SqlRunner } from '../db/migrate.ts';
 import { Prisma, type PrismaClient } from '../generated/prisma/client.ts';
 import type { CardViewedData, ContactSavedData, ViewSource } from '../webhooks/events.ts';
+import type { CardData, PublicCard, PublicProfile } from './cards.ts';
 
 /**
- * What other people do with a user's cards: views and saves. These two functions are where
+ * What other people do with a user's cards: views and saves. These functions are where
  * `card.viewed` and `contact.saved` happen; each returns the event's data exactly when the
- * event occurred (a recorded view, a first save), built in one place at the end.
+ * event occurred (a recorded view, a first save).
  */
 
 export interface UserRef {
@@ -14,28 +16,156 @@ export interface UserRef {
   username: string;
 }
 
-export interface ViewInput {
-  ownerId: string;
-  /** null when the profile page, not a card, was viewed. */
-  cardId: string | null;
+/** A profile or card view as the route sees it. */
+export interface ViewRequest {
   /** null for anonymous visitors. */
   viewer: UserRef | null;
   source: ViewSource;
 }
 
-export type RecordViewResult = { recorded: false } | { recorded: true; event: CardViewedData };
+/**
+ * What a view returns: the page, and the `card.viewed` event when the view was recorded
+ * (null for the owner's own views, which are not counted).
+ */
+export interface Viewed<T> {
+  page: T;
+  event: CardViewedData | null;
+}
 
-/** Records a view of someone's profile or card. Owners looking at their own pages are not counted. */
-export async function recordView(prisma: PrismaClient, input: ViewInput): Promise<RecordViewResult> {
-  const { ownerId, cardId, viewer, source } = input;
-  if (viewer?.id === ownerId) return { recorded: false };
+/*
+ * Why raw SQL here: this is the hot path (every public page view) and the benchmark's profile
+ * showed Prisma's per-query work as its largest CPU cost. Each view is ONE statement that
+ * reads the page and records the view together (the view row exists exactly when the page was
+ * served); the route then raises the event. Both statements run on the two stores.
+ */
+
+const CARD_COLUMNS = `c.id, c.owner_id, c.title, c.company, c.job_title, c.bio, c.email, c.phone, c.website, c.is_public, c.created_at, c.updated_at`;
+
+interface CardRow {
+  id: string;
+  owner_id: string;
+  title: string;
+  company: string | null;
+  job_title: string | null;
+  bio: string | null;
+  email: string | null;
+  phone: string | null;
+  website: string | null;
+  is_public: boolean;
+  created_at: Date;
+  updated_at: Date;
+}
+
+interface ProfileRow extends Omit<CardRow, 'id' | 'owner_id'> {
+  /** null when the user has no public card (the LEFT JOIN found none). */
+  id: string | null;
+  owner_id: string | null;
+  user_id: string;
+  username: string;
+  display_name: string;
+  user_created_at: Date;
+  recorded: boolean;
+}
+
+interface PublicCardRow extends CardRow {
+  username: string;
+  display_name: string;
+  owner_created_at: Date;
+  recorded: boolean;
+}
+
+/** A user's profile and public cards (private ones stay hidden, even from the owner, on this public page), recording the view. */
+export async function viewProfile(sql: SqlRunner, username: string, request: ViewRequest): Promise<Viewed<PublicProfile>> {
+  const { viewer, source } = request;
+  const rows = await recordingMissingReferences(sql, viewer, () =>
+    sql.query<ProfileRow>(
+      `WITH owner AS (
+         SELECT id, username, display_name, created_at FROM users WHERE username = $1
+       ),
+       viewed AS (
+         INSERT INTO card_views (owner_id, card_id, viewer_id, source)
+         SELECT id, NULL, $2::uuid, $3 FROM owner WHERE id IS DISTINCT FROM $2::uuid
+         RETURNING 1
+       )
+       SELECT o.id AS user_id, o.username, o.display_name, o.created_at AS user_created_at,
+              EXISTS (SELECT 1 FROM viewed) AS recorded, ${CARD_COLUMNS}
+       FROM owner o LEFT JOIN cards c ON c.owner_id = o.id AND c.is_public
+       ORDER BY c.created_at, c.id`,
+      [username.toLowerCase(), viewer?.id ?? null, source],
+    ),
+  );
+  const first = rows[0];
+  if (!first) throw new AppError('NOT_FOUND', 'No such user');
+  const user = { id: first.user_id, username: first.username, displayName: first.display_name, createdAt: first.user_created_at };
+  const cards = rows.flatMap((row) => (row.id !== null && row.owner_id !== null ? [toCardData({ ...row, id: row.id, owner_id: row.owner_id })] : []));
+  return { page: { user, cards }, event: first.recorded ? viewedEvent(user.id, null, viewer, source) : null };
+}
+
+/**
+ * A card as the viewer may see it — public, or their own — recording the view. With `username`,
+ * the card must also belong to that user. Every miss (malformed id, unknown, private, other
+ * owner) is the same 404, so the answer does not reveal whether a private card exists.
+ */
+export async function viewCard(sql: SqlRunner, cardId: string, request: ViewRequest & { username?: string }): Promise<Viewed<PublicCard>> {
+  const { viewer, source, username } = request;
+  const notFound = new AppError('NOT_FOUND', 'No such card');
+  // Ids are UUID columns: anything else would be a database error, not a miss.
+  if (!z.uuid().safeParse(cardId).success) throw notFound;
+  const rows = await recordingMissingReferences(sql, viewer, () =>
+    sql.query<PublicCardRow>(
+      `WITH card AS (
+         SELECT ${CARD_COLUMNS}, u.username, u.display_name, u.created_at AS owner_created_at
+         FROM cards c JOIN users u ON u.id = c.owner_id
+         WHERE c.id = $1::uuid AND (c.is_public OR c.owner_id = $2::uuid) AND ($4::text IS NULL OR u.username = $4::text)
+       ),
+       viewed AS (
+         INSERT INTO card_views (owner_id, card_id, viewer_id, source)
+         SELECT owner_id, id, $2::uuid, $3 FROM card WHERE owner_id IS DISTINCT FROM $2::uuid
+         RETURNING 1
+       )
+       SELECT card.*, EXISTS (SELECT 1 FROM viewed) AS recorded FROM card`,
+      [cardId, viewer?.id ?? null, source, username?.toLowerCase() ?? null],
+    ),
+  );
+  const row = rows[0];
+  if (!row) throw notFound;
+  const owner = { id: row.owner_id, username: row.username, displayName: row.display_name, createdAt: row.owner_created_at };
+  return { page: { ...toCardData(row), owner }, event: row.recorded ? viewedEvent(row.owner_id, row.id, viewer, source) : null };
+}
+
+function toCardData(row: CardRow): CardData {
+  return {
+    id: row.id,
+    ownerId: row.owner_id,
+    title: row.title,
+    company: row.company,
+    jobTitle: row.job_title,
+    bio: row.bio,
+    email: row.email,
+    phone: row.phone,
+    website: row.website,
+    isPublic: row.is_public,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function viewedEvent(ownerId: string, cardId: string | null, viewer: UserRef | null, source: ViewSource): CardViewedData {
+  return { userId: ownerId, cardId, viewer: viewer && { id: viewer.id, username: viewer.username }, source };
+}
+
+/** PostgreSQL's foreign_key_violation: a referenced row vanished between the read and the insert of one statement. */
+const FOREIGN_KEY_VIOLATION = '23503';
+
+/** Runs a view statement; a foreign-key failure becomes the same 401/404 as with Prisma below. */
+async function recordingMissingReferences<T>(sql: SqlRunner, viewer: UserRef | null, run: () => Promise<T>): Promise<T> {
   try {
-    await prisma.cardView.create({ data: { ownerId, cardId, viewerId: viewer?.id ?? null, source } });
+    return await run();
   } catch (error) {
-    throw await explainMissingReference(prisma, error, viewer);
+    if ((error as { code?: unknown } | null)?.code !== FOREIGN_KEY_VIOLATION) throw error;
+    const exists = viewer && (await sql.query('SELECT 1 FROM users WHERE id = $1::uuid', [viewer.id])).length > 0;
+    throw viewer && !exists ? new AppError('INVALID_TOKEN', 'The account of this token no longer exists') : new AppError('NOT_FOUND');
   }
-  const event: CardViewedData = { userId: ownerId, cardId, viewer: viewer && { id: viewer.id, username: viewer.username }, source };
-  return { recorded: true, event };
 }
 
 export type SaveCardResult = { created: false } | { created: true; event: ContactSavedData };

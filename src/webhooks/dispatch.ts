@@ -17,7 +17,7 @@ export interface DispatcherOptions {
   db: Database;
   queue: DeliveryQueue;
   /** The in-process worker, which takes the rows due now (absent when this process does not deliver). */
-  worker?: Pick<DeliveryWorker, 'enqueue' | 'reserveClaim' | 'adopt'>;
+  worker?: Pick<DeliveryWorker, 'enqueue' | 'reserveClaim' | 'adopt' | 'noteBacklog'>;
   /** Signal worker processes over LISTEN/NOTIFY (PostgreSQL, when this process does not deliver). */
   notify: boolean;
 }
@@ -42,15 +42,16 @@ export class DeliveryDispatcher {
    */
   async dispatch<T extends SubscribableEventType>(userId: string, type: T, data: EventData<T>): Promise<DispatchResult> {
     const eventId = randomUUID();
+    const claim = this.#o.worker?.reserveClaim();
     const deliveries = await this.#o.queue.insertForSubscribers({
       userId,
       eventId,
       eventType: type,
       payload: buildEnvelope(eventId, type, data, new Date()),
       notify: this.#o.notify,
-      claim: this.#o.worker?.reserveClaim(),
+      claim,
     });
-    this.#handOver(deliveries);
+    this.#handOver(deliveries, claim !== undefined);
     return { eventId, deliveries: deliveries.map(({ id, endpointId, nextRetryAt }) => ({ id, endpointId, nextRetryAt })) };
   }
 
@@ -108,17 +109,23 @@ export class DeliveryDispatcher {
     return endpoint;
   }
 
-  /** Rows claimed at insert go straight to the worker; the others are claimed by it first. */
-  #handOver(rows: readonly DispatchedRow[]): void {
+  /**
+   * Rows claimed at insert go straight to the worker. The others are claimed by it first —
+   * except those a claiming insert left out (their endpoints hold their share already), which
+   * the worker's backlog claim takes as those endpoints' attempts finish.
+   */
+  #handOver(rows: readonly DispatchedRow[], insertClaimed = false): void {
     const worker = this.#o.worker;
     if (!worker || rows.length === 0) return;
     const claimed: ClaimedDelivery[] = [];
-    const unclaimed: string[] = [];
+    const unclaimed: DispatchedRow[] = [];
     for (const row of rows) {
       if (row.claimed) claimed.push(row.claimed);
-      else unclaimed.push(row.id);
+      else unclaimed.push(row);
     }
     worker.adopt(claimed);
-    worker.enqueue(unclaimed);
+    if (unclaimed.length === 0) return;
+    if (insertClaimed) worker.noteBacklog(unclaimed.map((row) => row.endpointId));
+    else worker.enqueue(unclaimed.map((row) => row.id));
   }
 }

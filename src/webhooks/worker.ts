@@ -99,8 +99,13 @@ export class DeliveryWorker {
   #pumping: Promise<void> | undefined;
   #pumpAgain = false;
   #wantGeneralClaim = false;
+  #wantBacklogClaim = false;
   #wantWakeRefresh = false;
-  /** Due rows may exist that the last claim left behind (capacity): a finished attempt claims again. */
+  /**
+   * Due rows may exist that the last claim left behind (capacity): a finished attempt claims
+   * again once what this worker holds runs low (see #runningLow), so a backlog is claimed in
+   * batches rather than one scan per finished attempt.
+   */
   #backlog = false;
   #fastIds: string[] = [];
 
@@ -184,6 +189,19 @@ export class DeliveryWorker {
       return;
     }
     this.#launchAll(deliveries);
+  }
+
+  /**
+   * Rows a dispatch left unclaimed although it had a claim (their endpoints hold their share):
+   * they wait for the backlog claim, which this worker's finishing attempts trigger.
+   */
+  noteBacklog(endpointIds: readonly string[]): void {
+    this.#backlog = true;
+    // Their attempts may all have finished while the insert ran: then nothing else would ask.
+    if (endpointIds.some((id) => this.#runningLow(id))) {
+      this.#wantBacklogClaim = true;
+      this.#requestPump();
+    }
   }
 
   /** Looks for due work now (e.g. on a NOTIFY from another process). */
@@ -272,10 +290,11 @@ export class DeliveryWorker {
       }
     }
 
-    // One claim per round: when it leaves due rows behind (capacity), the next finished
-    // attempt asks for another round, so claims follow the rhythm at which slots free up.
-    if ((this.#wantGeneralClaim || this.#backlog) && this.#running) {
+    // One claim per round: when it leaves due rows behind (capacity), finished attempts ask for
+    // another round once the held rows run low, so claims follow the rhythm at which slots free up.
+    if ((this.#wantGeneralClaim || this.#wantBacklogClaim) && this.#running) {
       this.#wantGeneralClaim = false;
+      this.#wantBacklogClaim = false;
       const capacity = this.#claimCapacity();
       if (capacity <= 0) {
         this.#backlog = true;
@@ -297,6 +316,17 @@ export class DeliveryWorker {
   /** How many more rows a claim may take: the claim-ahead window minus what is held. */
   #claimCapacity(): number {
     return CLAIM_AHEAD * this.#o.maxInFlight - this.#slots.held;
+  }
+
+  /**
+   * Time to claim more: the worker holds at most half its claim-ahead window, overall or for
+   * the endpoint whose attempt just finished. The other half covers the claim's round trip.
+   */
+  #runningLow(endpointId: string): boolean {
+    return (
+      this.#slots.held <= (CLAIM_AHEAD * this.#o.maxInFlight) / 2 ||
+      (this.#slots.heldByEndpoint.get(endpointId) ?? 0) <= (CLAIM_AHEAD * this.#o.maxInFlightPerEndpoint) / 2
+    );
   }
 
   #claimOptions(capacity: number) {
@@ -339,7 +369,10 @@ export class DeliveryWorker {
         this.#slots.finish(delivery.endpointId);
         this.#startReady();
         if (this.#slots.running === 0) for (const resolve of this.#idle.splice(0)) resolve();
-        if (this.#backlog) this.#requestPump();
+        if (this.#backlog && this.#runningLow(delivery.endpointId)) {
+          this.#wantBacklogClaim = true;
+          this.#requestPump();
+        }
       });
   }
 

@@ -19,6 +19,7 @@ import { authRoutes } from './routes/auth.ts';
 import { cardRoutes } from './routes/cards.ts';
 import { healthRoutes } from './routes/health.ts';
 import { metricsRoutes } from './routes/metrics.ts';
+import { portalRoutes } from './routes/portal.ts';
 import { publicRoutes } from './routes/public.ts';
 import { webhookActionRoutes } from './routes/webhook-actions.ts';
 import { webhookDeliveryRoutes } from './routes/webhook-deliveries.ts';
@@ -76,7 +77,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(errorHandlerPlugin);
   await app.register(inputGuardPlugin);
   await app.register(fastifyHelmet, {
-    // The OpenAPI UI at /docs needs inline scripts and styles.
+    // The OpenAPI UI at /docs needs inline scripts and styles. The portal sets a strict policy
+    // on its own routes (src/routes/portal.ts).
     contentSecurityPolicy: false,
   });
   await app.register(fastifyRateLimit, {
@@ -114,6 +116,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(webhookEndpointRoutes, { prefix: '/api/webhooks' });
   await app.register(webhookDeliveryRoutes, { prefix: '/api/webhooks' });
   await app.register(webhookActionRoutes, { prefix: '/api/webhooks' });
+  await app.register(portalRoutes);
 
   return app;
 }

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BODY_LIMIT_BYTES } from '../src/app.ts';
+import { PORTAL_DIR, PORTAL_PATH } from '../src/routes/portal.ts';
 import { DELIVERIES_MAX_LIMIT } from '../src/webhooks/endpoints.ts';
 import { SUBSCRIBABLE_EVENT_TYPES } from '../src/webhooks/events.ts';
 import type { TestApp } from './helpers/app.ts';
@@ -140,6 +142,8 @@ describe('rate limits on every route that does work for a caller', () => {
     // Its own, smaller budget (min of the API limit and VERIFY_RECEIVER_PER_MINUTE).
     ['POST', '/api/webhooks/:id/verify-receiver'],
   ] as const;
+  /** The portal's page and files: not API operations (so not in OpenAPI), keyed by address like the public views. */
+  const PAGES = readdirSync(PORTAL_DIR).map((name) => ['GET', name === 'index.html' ? PORTAL_PATH : `${PORTAL_PATH}/${name}`] as const);
   /** Not rate limited, and why: operations endpoints for the operator. */
   const EXEMPT = ['GET /health', 'GET /metrics'];
 
@@ -154,7 +158,7 @@ describe('rate limits on every route that does work for a caller', () => {
     expect([...covered, ...EXEMPT].sort()).toEqual(documented.sort());
   });
 
-  it.each(BY_ADDRESS)('%s %s: 429 RATE_LIMITED after the limit, per client address', async (method, path) => {
+  it.each([...BY_ADDRESS, ...PAGES])('%s %s: 429 RATE_LIMITED after the limit, per client address', async (method, path) => {
     const url = fill(path, { username: 'nobody_here', cardId: randomUUID() });
     const remoteAddress = `10.9.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`;
     const send = (address = remoteAddress) => t.app.inject({ method, url, remoteAddress: address, ...(PAYLOADS[method] ? { payload: PAYLOADS[method] } : {}) });

@@ -1,0 +1,62 @@
+/**
+ * Building the page from API data. Endpoint URLs, descriptions, payloads and receivers' response
+ * bodies are written by whoever controls an endpoint, so they only ever become text nodes: no
+ * HTML is parsed here (the page's CSP enforces it with Trusted Types), and no API value becomes
+ * an href or an event handler.
+ */
+
+/** The element with this id; a missing one is a bug in index.html, so it fails loudly. */
+export function byId(id) {
+  const node = document.getElementById(id);
+  if (!node) throw new Error(`portal: no element #${id}`);
+  return node;
+}
+
+/**
+ * `el('td', { class: 'status' }, 'text', child)`: attributes are set as attributes (never
+ * properties such as innerHTML), strings and numbers become text, null and false are skipped.
+ */
+export function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === null || value === undefined || value === false) continue;
+    node.setAttribute(name, value === true ? '' : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+
+/** A `<time>` for an ISO date from the API, or an em dash for null. */
+export function time(iso) {
+  if (!iso) return '—';
+  return el('time', { datetime: iso }, dateFormat.format(new Date(iso)));
+}
+
+/** Form fields as an object of strings. */
+export function formValues(form) {
+  const values = {};
+  for (const [name, value] of new FormData(form)) if (typeof value === 'string') values[name] = value;
+  return values;
+}
+
+/** The values of the checked boxes named `name` in `container`. */
+export function checkedValues(container, name) {
+  return [...container.querySelectorAll(`input[type="checkbox"][name="${name}"]:checked`)].map((box) => box.value);
+}
+
+/** While `work` runs, `button` is disabled and says it is busy (for assistive technology too). */
+export async function busy(button, work) {
+  button.disabled = true;
+  button.setAttribute('aria-busy', 'true');
+  try {
+    return await work();
+  } finally {
+    button.disabled = false;
+    button.removeAttribute('aria-busy');
+  }
+}

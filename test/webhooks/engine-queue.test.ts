@@ -54,6 +54,8 @@ describe('DeliveryQueue', () => {
       error: outcome === 'success' ? null : 'HTTP 500',
       outcome,
       delayMs: outcome === 'retry' ? 5_000 : null,
+      signed: null,
+      responseDate: null,
       ...overrides,
     };
   }
@@ -243,6 +245,26 @@ describe('DeliveryQueue', () => {
     await queue.claimDueDeliveries(options());
     expect(await queue.makeDue(ep.id, failed.id)).toEqual({ found: true, scheduled: false });
     expect(await queue.makeDue(randomUUID(), failed.id)).toEqual({ found: false, scheduled: false });
+  });
+
+  it('logs what each attempt signed, as the worker reported it, in the same statement', async () => {
+    const ep = await endpoint();
+    const [signed, unsigned] = [await pending(ep.id), await pending(ep.id)];
+    const { deliveries } = await queue.claimDueDeliveries(options());
+    const token = deliveries[0]!.claimToken;
+    // A timestamp past 2038 (beyond 32-bit seconds) and a receiver clock with milliseconds.
+    const parts = { timestamp: 4_102_444_800, bodyBytes: 1_234, bodySha256: 'ab'.repeat(32), fingerprints: ['0123abcd', 'fedc9876'] };
+    const responseDate = new Date('2100-01-01T00:10:00.000Z');
+    await queue.completeAttempts([
+      record(signed.id, token, 'failed', { responseCode: 401, signed: parts, responseDate }),
+      record(unsigned.id, token, 'failed', { responseCode: null, error: 'could not sign the request' }),
+    ]);
+    expect((await row(signed.id)).attemptsLog).toMatchObject([
+      { signatureTimestamp: 4_102_444_800n, bodyBytes: 1_234, bodySha256: 'ab'.repeat(32), signedWith: ['0123abcd', 'fedc9876'], responseDate },
+    ]);
+    expect((await row(unsigned.id)).attemptsLog).toMatchObject([
+      { signatureTimestamp: null, bodyBytes: null, bodySha256: null, signedWith: [], responseDate: null },
+    ]);
   });
 
   it('prunes finished deliveries older than the cutoff, in batches, with their attempts', async () => {

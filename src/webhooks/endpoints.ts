@@ -6,7 +6,9 @@ import { isStorableText } from '../storable-text.ts';
 import { Prisma, type WebhookDeliveryStatus } from '../generated/prisma/client.ts';
 import { EVENT_TYPES, SUBSCRIBABLE_EVENT_TYPES } from './events.ts';
 import { plannedLastAttemptAt } from './retry-policy.ts';
+import { receiverOnDroppedSecrets } from './secret-overlap.ts';
 import { generateEndpointSecret, type SecretBox } from './secrets.ts';
+import { describeSignature, SIGNATURE_REFUSED_CODES, signatureDebugSchema, signatureHints, signatureHintSchema } from './signature-debug.ts';
 import { checkWebhookUrl, type LookupFn } from './url-policy.ts';
 
 /**
@@ -162,6 +164,13 @@ export const attemptSchema = z.object({
   responseCode: z.int().nullable(),
   responseBody: z.string().nullable(),
   error: z.string().nullable(),
+  signature: signatureDebugSchema.nullable(),
+  hints: z
+    .array(signatureHintSchema)
+    .describe(
+      'Empty unless the receiver answered 401 or 403; then RECEIVER_ON_PREVIOUS_SECRET when it applies, and always ' +
+        'BODY_RESERIALISED, SECRET_NOT_DECODED and CLOCK_SKEW with this attempt\'s figures',
+    ),
 });
 
 /** One delivery in detail: `attempts` is the attempt log here, `attemptCount` its length so far. */
@@ -410,7 +419,7 @@ export class WebhookEndpointService {
     };
   }
 
-  /** One delivery with its payload and attempt log. */
+  /** One delivery with its payload and attempt log, each attempt with what it signed and, when refused, hints. */
   async getDelivery(userId: string, endpointId: string, deliveryId: string): Promise<DeliveryDetail> {
     if (!UUID.test(endpointId)) throw endpointNotFound();
     if (!UUID.test(deliveryId)) throw deliveryNotFound();
@@ -421,13 +430,44 @@ export class WebhookEndpointService {
         payload: true,
         attemptsLog: {
           orderBy: { attemptNumber: 'asc' },
-          select: { attemptNumber: true, startedAt: true, durationMs: true, responseCode: true, responseBody: true, error: true },
+          select: {
+            id: true,
+            attemptNumber: true,
+            startedAt: true,
+            durationMs: true,
+            responseCode: true,
+            responseBody: true,
+            error: true,
+            signatureTimestamp: true,
+            bodyBytes: true,
+            bodySha256: true,
+            signedWith: true,
+            responseDate: true,
+          },
         },
       },
     });
     if (!delivery) throw deliveryNotFound();
     const { attemptsLog, attempts, ...rest } = this.#withRetriesUntil(delivery);
-    return { ...rest, attemptCount: attempts, attempts: attemptsLog };
+    const refused = attemptsLog.filter((a) => a.responseCode !== null && SIGNATURE_REFUSED_CODES.includes(a.responseCode));
+    const labelled = await receiverOnDroppedSecrets(this.#db.sql, endpointId, refused.map((a) => a.id));
+    return {
+      ...rest,
+      attemptCount: attempts,
+      attempts: attemptsLog.map((a) => {
+        const signature = describeSignature(deliveryId, a);
+        return {
+          attemptNumber: a.attemptNumber,
+          startedAt: a.startedAt,
+          durationMs: a.durationMs,
+          responseCode: a.responseCode,
+          responseBody: a.responseBody,
+          error: a.error,
+          signature,
+          hints: signatureHints(a.responseCode, signature, { endpointId, receiverOnSecrets: labelled.get(a.id) ?? [] }),
+        };
+      }),
+    };
   }
 
   #withRetriesUntil<R extends { status: WebhookDeliveryStatus; attempts: number; nextRetryAt: Date | null }>(

@@ -97,6 +97,13 @@ describe('OpenAPI document', () => {
     expect(doc.paths['/api/webhooks/{id}']!.patch!.requestBody).toBeDefined();
   });
 
+  it('documents the signature debugger fields of the delivery detail', () => {
+    const delivery = JSON.stringify(doc.paths['/api/webhooks/{id}/deliveries/{deliveryId}']!.get!.responses['200']);
+    for (const field of ['signature', 'hints', 'bodySha256', 'bodyBytes', 'secretVersions', 'fingerprint', 'clockSkewSeconds', 'RECEIVER_ON_PREVIOUS_SECRET', 'BODY_RESERIALISED', 'SECRET_NOT_DECODED', 'CLOCK_SKEW']) {
+      expect(delivery, field).toContain(field);
+    }
+  });
+
   it('registers and documents every other route of the contract', () => {
     for (const [method, url] of OTHER_CONTRACT_ROUTES) {
       expect(t.app.hasRoute({ method, url }), `${method} ${url} registered`).toBe(true);

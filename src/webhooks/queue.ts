@@ -424,6 +424,24 @@ export class DeliveryQueue {
   }
 
   /**
+   * Forgets previous secrets that stopped signing before `expiredBefore`: after that they can
+   * no longer be extended (secret-overlap.ts), so their ciphertexts are not kept. Returns how many.
+   */
+  async forgetExpiredPreviousSecrets(expiredBefore: Date): Promise<number> {
+    const rows = await this.#sql.query<{ n: number }>(
+      `WITH forgotten AS (
+         UPDATE webhook_endpoints
+            SET previous_secret_encrypted = NULL, previous_secret_expires_at = NULL, updated_at = now()
+          WHERE previous_secret_expires_at < $1::timestamptz
+          RETURNING 1
+       )
+       SELECT count(*)::int AS n FROM forgotten`,
+      [expiredBefore.toISOString()],
+    );
+    return rows[0]?.n ?? 0;
+  }
+
+  /**
    * Deletes finished deliveries (and their attempts) of endpoints holding more than `maxPerEndpoint`
    * rows: those ranked past the cap, newest first, at most `batchSize`. Pending rows are never
    * deleted (they still count towards the cap). Returns how many.

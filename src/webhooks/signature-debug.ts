@@ -99,7 +99,8 @@ export function signatureHints(responseCode: number | null, signature: Signature
       message:
         `Receiver still on previous secret: it accepted requests while they were also signed with secret ` +
         `${context.receiverOnSecrets.join(', ')}, and refuses them since that secret stopped signing. Switch the receiver to ` +
-        `the current secret${current ? ` (${current})` : ''}.`,
+        `the current secret${current ? ` (${current})` : ''}, or sign with the previous one again for a while: ` +
+        `POST /api/webhooks/${context.endpointId}/extend-previous-secret {"hours": 24}.`,
     });
   }
   const sent = signature ? `We sent ${signature.bodyBytes} bytes with sha256 ${signature.bodySha256}. ` : '';

@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 import { decideAttemptOutcome, describeFailure, type AttemptOutcome } from './attempt-outcome.ts';
 import type { EndpointKeyCache } from './endpoint-keys.ts';
 import { renderBody } from './envelope.ts';
+import { PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS } from './secret-overlap.ts';
 import { noDeliveryMetrics, type DeliveryMetrics } from './metrics.ts';
 import type { AttemptRecord, ClaimedDelivery, ClaimResult, DeliveryQueue, SignedParts } from './queue.ts';
 import type { AttemptResult, WebhookSender } from './send.ts';
@@ -469,7 +470,10 @@ export class DeliveryWorker {
     });
   }
 
-  /** Deletes finished deliveries past the retention period, then those past the per-endpoint cap. */
+  /**
+   * Deletes finished deliveries past the retention period, then those past the per-endpoint
+   * cap, and forgets previous secrets kept past PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS.
+   */
   async #runRetention(): Promise<void> {
     const { queue, retentionDays, maxDeliveriesPerEndpoint: cap } = this.#o;
     if (!this.#running) return;
@@ -479,6 +483,8 @@ export class DeliveryWorker {
       const overCap = cap === undefined ? 0 : await this.#pruneInBatches(() => queue.pruneDeliveriesOverCap(cap, RETENTION_BATCH_SIZE));
       if (deleted > 0) this.#o.logger.info({ deleted, olderThan: cutoff?.toISOString() }, 'webhook deliveries pruned');
       if (overCap > 0) this.#o.logger.info({ deleted: overCap, maxPerEndpoint: cap }, 'webhook deliveries over the per-endpoint cap pruned');
+      const forgotten = await queue.forgetExpiredPreviousSecrets(new Date(Date.now() - PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS));
+      if (forgotten > 0) this.#o.logger.info({ endpoints: forgotten }, 'expired previous webhook secrets forgotten');
     } catch (error) {
       this.#o.logger.error({ err: error }, 'webhook retention: pruning failed; retrying at the next run');
     } finally {

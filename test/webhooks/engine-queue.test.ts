@@ -267,6 +267,24 @@ describe('DeliveryQueue', () => {
     ]);
   });
 
+  it('forgets previous secrets that stopped signing before the cutoff, and only those', async () => {
+    const cutoff = new Date(Date.now() - 7 * 86_400_000);
+    const withPrevious = (expiresAt: Date) =>
+      db.prisma.webhookEndpoint.create({
+        data: { userId, url: `https://example.com/${++urlCounter}`, secretEncrypted: 'sealed', previousSecretEncrypted: 'sealed-previous', previousSecretExpiresAt: expiresAt, events: [] },
+      });
+    const long = await withPrevious(new Date(cutoff.getTime() - 60_000));
+    const recent = await withPrevious(new Date(cutoff.getTime() + 60_000));
+    const active = await withPrevious(new Date(Date.now() + 3_600_000));
+    const none = await endpoint();
+    expect(await queue.forgetExpiredPreviousSecrets(cutoff)).toBe(1);
+    const after = async (id: string) => db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id } });
+    expect(await after(long.id)).toMatchObject({ secretEncrypted: 'sealed', previousSecretEncrypted: null, previousSecretExpiresAt: null });
+    for (const kept of [recent, active]) expect((await after(kept.id)).previousSecretEncrypted).toBe('sealed-previous');
+    expect((await after(none.id)).previousSecretEncrypted).toBeNull();
+    expect(await queue.forgetExpiredPreviousSecrets(cutoff)).toBe(0);
+  });
+
   it('prunes finished deliveries older than the cutoff, in batches, with their attempts', async () => {
     const ep = await endpoint();
     const old = new Date(Date.now() - 40 * 86_400_000);

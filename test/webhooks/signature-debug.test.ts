@@ -76,12 +76,13 @@ describe('signatureHints', () => {
     expect(hints[0]!.message).not.toMatch(/We sent/);
   });
 
-  it('puts the rotation label first, naming the secret the receiver is on', () => {
+  it('puts the rotation label first, naming the secret the receiver is on and the way out', () => {
     const signature = describeSignature(ID, row({ signedWith: ['aaaa1111'] }));
     const hints = signatureHints(401, signature, { endpointId: ENDPOINT, receiverOnSecrets: ['bbbb2222'] });
     expect(codes(hints)).toEqual(['RECEIVER_ON_PREVIOUS_SECRET', 'BODY_RESERIALISED', 'SECRET_NOT_DECODED', 'CLOCK_SKEW']);
     expect(hints[0]!.message).toMatch(/^Receiver still on previous secret: /);
     expect(hints[0]!.message).toContain('bbbb2222');
     expect(hints[0]!.message).toContain('current secret (aaaa1111)');
+    expect(hints[0]!.message).toContain(`POST /api/webhooks/${ENDPOINT}/extend-previous-secret`);
   });
 });

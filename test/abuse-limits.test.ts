@@ -135,6 +135,7 @@ describe('rate limits on every route that does work for a caller', () => {
     ['PATCH', '/api/webhooks/:id'],
     ['DELETE', '/api/webhooks/:id'],
     ['PATCH', '/api/webhooks/:id/rotate-secret'],
+    ['POST', '/api/webhooks/:id/extend-previous-secret'],
     ['GET', '/api/webhooks/:id/deliveries'],
     ['GET', '/api/webhooks/:id/deliveries/:deliveryId'],
     ['POST', '/api/webhooks/:id/deliveries/:deliveryId/redeliver'],

@@ -85,6 +85,8 @@ describe('secrets never leak', () => {
     const rotated = await call({ method: 'PATCH', url: `/api/webhooks/${endpointId}/rotate-secret`, headers: alice, payload: { gracePeriodSeconds: 3600 } });
     expect(rotated.statusCode).toBe(200);
     secrets.push(rotated.json().secret);
+    const extended = await call({ method: 'POST', url: `/api/webhooks/${endpointId}/extend-previous-secret`, headers: alice, payload: { hours: 2 } });
+    expect(extended.statusCode).toBe(200);
     expect((await call({ method: 'GET', url: '/api/u/alice' })).statusCode).toBe(200);
     await waitFor(() => receiver.requests.length >= 5, { what: 'five deliveries (one retried)' });
     await waitFor(async () => (await db.prisma.webhookDelivery.count({ where: { status: 'pending' } })) === 0, { what: 'all deliveries to settle' });

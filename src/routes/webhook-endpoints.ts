@@ -12,6 +12,12 @@ import {
   updateEndpointInput,
 } from '../webhooks/endpoints.ts';
 import { eventCatalogue } from '../webhooks/events.ts';
+import {
+  EXTEND_MAX_HOURS,
+  extendedPreviousSecretSchema,
+  extendPreviousSecretInput,
+  PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS,
+} from '../webhooks/secret-overlap.ts';
 
 export const webhookSecurity = [{ bearerAuth: [] }];
 
@@ -91,7 +97,10 @@ export const webhookEndpointRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         tags,
         summary: 'Get one webhook endpoint',
-        description: '`nextAttemptAt` is when its earliest pending delivery is due (null when none is pending).',
+        description:
+          '`nextAttemptAt` is when its earliest pending delivery is due (null when none is pending). `secretFingerprint` ' +
+          'names the current secret. `previousSecretOverlap` describes the previous secret of a rotation while it is kept; ' +
+          'when the receiver still seems to verify with it (`receiverOnPreviousSecret`), `message` offers extending the overlap.',
         security,
         params: endpointParams,
         response: { 200: endpointDetailSchema, 401: e, 404: e, 429: e },
@@ -158,5 +167,27 @@ export const webhookEndpointRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request) => app.webhookEndpoints.rotateSecret(request.user.id, request.params.id, request.body),
+  );
+
+  app.post(
+    '/:id/extend-previous-secret',
+    {
+      config,
+      onRequest: app.authenticate,
+      schema: {
+        tags,
+        summary: 'Sign with the previous secret again, for a receiver still on it',
+        description:
+          `The previous secret of the last rotation signs again beside the current one for \`hours\` (1–${EXTEND_MAX_HOURS}) ` +
+          'from now, or keeps its later expiry. Possible while the previous secret is kept: until ' +
+          `${PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS / 86_400_000} days after it stopped signing. 409 \`NO_PREVIOUS_SECRET\` when ` +
+          'none is kept (never rotated, rotated with `gracePeriodSeconds: 0`, or forgotten).',
+        security,
+        params: endpointParams,
+        body: extendPreviousSecretInput,
+        response: { 200: extendedPreviousSecretSchema, 400: e, 401: e, 404: e, 409: e, 413: e, 415: e, 429: e },
+      },
+    },
+    async (request) => app.webhookEndpoints.extendPreviousSecret(request.user.id, request.params.id, request.body),
   );
 };

@@ -1,4 +1,4 @@
-import type { SecretBox } from './secrets.ts';
+import { secretFingerprint, type SecretBox } from './secrets.ts';
 import { decodeSecret } from './signing.ts';
 
 /** What a claim returns about the endpoint's secrets (still sealed). */
@@ -9,11 +9,20 @@ export interface SealedEndpointSecrets {
   previousSecretExpiresAt: Date | null;
 }
 
+/** The keys to sign one attempt with, and which secrets they are. */
+export interface SigningKeys {
+  /** Current first, then the previous one during its grace period. */
+  keys: readonly Buffer[];
+  /** secretFingerprint of each key's secret, in the same order: what the attempt log records. */
+  fingerprints: readonly string[];
+}
+
+// Both possible answers are built once per entry, so signing an attempt allocates nothing here.
 interface CachedKeys {
   sealed: string;
   sealedPrevious: string | null;
-  current: Buffer;
-  previous: Buffer | null;
+  currentOnly: SigningKeys;
+  withPrevious: SigningKeys | null;
 }
 
 /** Enough for every endpoint a busy worker talks to; beyond it the least recently used is dropped. */
@@ -33,11 +42,15 @@ export class EndpointKeyCache {
   }
 
   /** The keys to sign with now: the current one first, then the previous one during its grace period. Throws if a secret cannot be opened. */
-  keysFor(secrets: SealedEndpointSecrets, now: Date = new Date()): Buffer[] {
+  keysFor(secrets: SealedEndpointSecrets, now: Date = new Date()): readonly Buffer[] {
+    return this.signingKeysFor(secrets, now).keys;
+  }
+
+  /** keysFor with the fingerprints of the secrets behind the keys. */
+  signingKeysFor(secrets: SealedEndpointSecrets, now: Date = new Date()): SigningKeys {
     const entry = this.#entry(secrets);
-    const graceActive =
-      entry.previous !== null && secrets.previousSecretExpiresAt !== null && secrets.previousSecretExpiresAt.getTime() > now.getTime();
-    return graceActive && entry.previous ? [entry.current, entry.previous] : [entry.current];
+    const graceActive = secrets.previousSecretExpiresAt !== null && secrets.previousSecretExpiresAt.getTime() > now.getTime();
+    return graceActive && entry.withPrevious ? entry.withPrevious : entry.currentOnly;
   }
 
   get size(): number {
@@ -52,11 +65,17 @@ export class EndpointKeyCache {
       this.#entries.set(secrets.endpointId, cached);
       return cached;
     }
+    const current = this.#box.open(secrets.secretEncrypted);
+    const previous = secrets.previousSecretEncrypted ? this.#box.open(secrets.previousSecretEncrypted) : null;
+    const currentOnly: SigningKeys = { keys: [decodeSecret(current)], fingerprints: [secretFingerprint(current)] };
     const fresh: CachedKeys = {
       sealed: secrets.secretEncrypted,
       sealedPrevious: secrets.previousSecretEncrypted,
-      current: decodeSecret(this.#box.open(secrets.secretEncrypted)),
-      previous: secrets.previousSecretEncrypted ? decodeSecret(this.#box.open(secrets.previousSecretEncrypted)) : null,
+      currentOnly,
+      withPrevious:
+        previous === null
+          ? null
+          : { keys: [...currentOnly.keys, decodeSecret(previous)], fingerprints: [...currentOnly.fingerprints, secretFingerprint(previous)] },
     };
     this.#entries.delete(secrets.endpointId);
     this.#entries.set(secrets.endpointId, fresh);

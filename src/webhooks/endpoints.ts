@@ -6,7 +6,18 @@ import { isStorableText } from '../storable-text.ts';
 import { Prisma, type WebhookDeliveryStatus } from '../generated/prisma/client.ts';
 import { EVENT_TYPES, SUBSCRIBABLE_EVENT_TYPES } from './events.ts';
 import { plannedLastAttemptAt } from './retry-policy.ts';
-import { generateEndpointSecret, type SecretBox } from './secrets.ts';
+import {
+  describeOverlap,
+  endpointReceiverOnDroppedSecrets,
+  extendPreviousSecret,
+  extendPreviousSecretInput,
+  previousSecretOverlapSchema,
+  receiverOnDroppedSecrets,
+  type ExtendedPreviousSecret,
+  type ExtendPreviousSecretInput,
+} from './secret-overlap.ts';
+import { generateEndpointSecret, secretFingerprint, type SecretBox } from './secrets.ts';
+import { describeSignature, SIGNATURE_REFUSED_CODES, signatureDebugSchema, signatureHints, signatureHintSchema } from './signature-debug.ts';
 import { checkWebhookUrl, type LookupFn } from './url-policy.ts';
 
 /**
@@ -105,12 +116,17 @@ export const endpointSchema = z.object({
 });
 export type EndpointData = z.infer<typeof endpointSchema>;
 
-/** One endpoint on its own (GET /api/webhooks/:id): also when its next attempt is due. */
+/** One endpoint on its own (GET /api/webhooks/:id): also when its next attempt is due, and its secrets' fingerprints. */
 export const endpointDetailSchema = endpointSchema.extend({
   nextAttemptAt: z
     .date()
     .nullable()
     .describe('When the earliest pending delivery of this endpoint is due; null when none is pending'),
+  secretFingerprint: z
+    .string()
+    .nullable()
+    .describe('Fingerprint of the current secret: the first 8 hex characters of the sha256 of the whole `whsec_…` string'),
+  previousSecretOverlap: previousSecretOverlapSchema,
 });
 export type EndpointDetail = z.infer<typeof endpointDetailSchema>;
 
@@ -162,6 +178,13 @@ export const attemptSchema = z.object({
   responseCode: z.int().nullable(),
   responseBody: z.string().nullable(),
   error: z.string().nullable(),
+  signature: signatureDebugSchema.nullable(),
+  hints: z
+    .array(signatureHintSchema)
+    .describe(
+      'Empty unless the receiver answered 401 or 403; then RECEIVER_ON_PREVIOUS_SECRET when it applies, and always ' +
+        'BODY_RESERIALISED, SECRET_NOT_DECODED and CLOCK_SKEW with this attempt\'s figures',
+    ),
 });
 
 /** One delivery in detail: `attempts` is the attempt log here, `attemptCount` its length so far. */
@@ -302,14 +325,42 @@ export class WebhookEndpointService {
     });
   }
 
-  /** The endpoint and when its next attempt is due (the earliest pending delivery). */
+  /**
+   * The endpoint, when its next attempt is due (the earliest pending delivery), its secrets'
+   * fingerprints, and whether its receiver still seems to be on the previous secret.
+   */
   async getDetail(userId: string, endpointId: string): Promise<EndpointDetail> {
-    const endpoint = await this.get(userId, endpointId);
-    const next = await this.#prisma.webhookDelivery.aggregate({
-      where: { endpointId, status: 'pending' },
-      _min: { nextRetryAt: true },
+    if (!UUID.test(endpointId)) throw endpointNotFound();
+    const row = await this.#prisma.webhookEndpoint.findFirst({
+      where: { id: endpointId, userId },
+      select: { ...endpointSelect, secretEncrypted: true, previousSecretEncrypted: true },
     });
-    return { ...endpoint, nextAttemptAt: next._min.nextRetryAt };
+    if (!row) throw endpointNotFound();
+    const { secretEncrypted, previousSecretEncrypted, ...endpoint } = row;
+    const previous =
+      previousSecretEncrypted !== null && endpoint.previousSecretExpiresAt !== null
+        ? { expiresAt: endpoint.previousSecretExpiresAt, fingerprint: this.#fingerprint(previousSecretEncrypted) }
+        : null;
+    const [next, receiverOnSecrets] = await Promise.all([
+      this.#prisma.webhookDelivery.aggregate({ where: { endpointId, status: 'pending' }, _min: { nextRetryAt: true } }),
+      // Only worth the history lookup while there is a previous secret to offer.
+      previous ? endpointReceiverOnDroppedSecrets(this.#db.sql, endpointId) : [],
+    ]);
+    return {
+      ...endpoint,
+      nextAttemptAt: next._min.nextRetryAt,
+      secretFingerprint: this.#fingerprint(secretEncrypted),
+      previousSecretOverlap: describeOverlap({ endpointId, previous, receiverOnSecrets, now: new Date() }),
+    };
+  }
+
+  /** Null when the secret cannot be opened (a master key that is gone): the detail still answers. */
+  #fingerprint(sealed: string): string | null {
+    try {
+      return secretFingerprint(this.#secretBox.open(sealed));
+    } catch {
+      return null;
+    }
   }
 
   async get(userId: string, endpointId: string): Promise<EndpointData> {
@@ -389,6 +440,30 @@ export class WebhookEndpointService {
     };
   }
 
+  /**
+   * Makes the previous secret sign again, beside the current one, for `hours` from now (or
+   * keeps its later expiry): for a receiver still on it. 409 NO_PREVIOUS_SECRET when none is
+   * kept (never rotated, rotated with no grace period, or forgotten
+   * PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS after it stopped signing).
+   */
+  async extendPreviousSecret(userId: string, endpointId: string, input: ExtendPreviousSecretInput): Promise<ExtendedPreviousSecret> {
+    const { hours } = parseInput(extendPreviousSecretInput, input);
+    await this.get(userId, endpointId);
+    const now = new Date();
+    const extended = await extendPreviousSecret(this.#db.sql, {
+      userId,
+      endpointId,
+      until: new Date(now.getTime() + hours * 3_600_000),
+      now,
+    });
+    if (!extended) throw new AppError('NO_PREVIOUS_SECRET');
+    return {
+      id: endpointId,
+      previousSecretExpiresAt: extended.expiresAt,
+      previousSecretFingerprint: this.#fingerprint(extended.sealedPrevious),
+    };
+  }
+
   /** The endpoint's deliveries, newest first. */
   async listDeliveries(userId: string, endpointId: string, query: ListDeliveriesQuery = {}): Promise<DeliveryPage> {
     const { page, limit, status, eventType } = parseInput(listDeliveriesQuery, query);
@@ -410,7 +485,7 @@ export class WebhookEndpointService {
     };
   }
 
-  /** One delivery with its payload and attempt log. */
+  /** One delivery with its payload and attempt log, each attempt with what it signed and, when refused, hints. */
   async getDelivery(userId: string, endpointId: string, deliveryId: string): Promise<DeliveryDetail> {
     if (!UUID.test(endpointId)) throw endpointNotFound();
     if (!UUID.test(deliveryId)) throw deliveryNotFound();
@@ -421,13 +496,44 @@ export class WebhookEndpointService {
         payload: true,
         attemptsLog: {
           orderBy: { attemptNumber: 'asc' },
-          select: { attemptNumber: true, startedAt: true, durationMs: true, responseCode: true, responseBody: true, error: true },
+          select: {
+            id: true,
+            attemptNumber: true,
+            startedAt: true,
+            durationMs: true,
+            responseCode: true,
+            responseBody: true,
+            error: true,
+            signatureTimestamp: true,
+            bodyBytes: true,
+            bodySha256: true,
+            signedWith: true,
+            responseDate: true,
+          },
         },
       },
     });
     if (!delivery) throw deliveryNotFound();
     const { attemptsLog, attempts, ...rest } = this.#withRetriesUntil(delivery);
-    return { ...rest, attemptCount: attempts, attempts: attemptsLog };
+    const refused = attemptsLog.filter((a) => a.responseCode !== null && SIGNATURE_REFUSED_CODES.includes(a.responseCode));
+    const labelled = await receiverOnDroppedSecrets(this.#db.sql, endpointId, refused.map((a) => a.id));
+    return {
+      ...rest,
+      attemptCount: attempts,
+      attempts: attemptsLog.map((a) => {
+        const signature = describeSignature(deliveryId, a);
+        return {
+          attemptNumber: a.attemptNumber,
+          startedAt: a.startedAt,
+          durationMs: a.durationMs,
+          responseCode: a.responseCode,
+          responseBody: a.responseBody,
+          error: a.error,
+          signature,
+          hints: signatureHints(a.responseCode, signature, { endpointId, receiverOnSecrets: labelled.get(a.id) ?? [] }),
+        };
+      }),
+    };
   }
 
   #withRetriesUntil<R extends { status: WebhookDeliveryStatus; attempts: number; nextRetryAt: Date | null }>(

@@ -54,6 +54,17 @@ export interface ClaimResult {
   mayHaveMore: boolean;
 }
 
+/** What one attempt signed, as sent: kept on its attempt row for the signature debugger. */
+export interface SignedParts {
+  /** The unix seconds sent in webhook-timestamp. */
+  timestamp: number;
+  bodyBytes: number;
+  /** Hex sha256 of the body bytes. */
+  bodySha256: string;
+  /** Fingerprints of the signing secrets, current first (EndpointKeyCache). */
+  fingerprints: readonly string[];
+}
+
 export interface AttemptRecord {
   deliveryId: string;
   claimToken: string;
@@ -65,6 +76,10 @@ export interface AttemptRecord {
   outcome: OutcomeKind;
   /** For `retry`: due again this long after the write. */
   delayMs: number | null;
+  /** Null when the attempt could not be signed. */
+  signed: SignedParts | null;
+  /** The receiver's Date header, if it sent one. */
+  responseDate: Date | null;
 }
 
 export interface AppliedAttempt {
@@ -278,6 +293,11 @@ export class DeliveryQueue {
       error: r.error,
       outcome: r.outcome,
       delay_ms: r.delayMs === null ? null : Math.round(r.delayMs),
+      signature_timestamp: r.signed?.timestamp ?? null,
+      body_bytes: r.signed?.bodyBytes ?? null,
+      body_sha256: r.signed?.bodySha256 ?? null,
+      signed_with: r.signed?.fingerprints ?? [],
+      response_date: r.responseDate?.toISOString() ?? null,
     }));
     const rows = await this.#sql.query<{
       id: string;
@@ -290,7 +310,8 @@ export class DeliveryQueue {
       `WITH input AS (
          SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
            ord int, delivery_id uuid, claim_token uuid, started_at timestamptz, duration_ms int,
-           response_code int, response_body text, error text, outcome text, delay_ms int)
+           response_code int, response_body text, error text, outcome text, delay_ms int,
+           signature_timestamp bigint, body_bytes int, body_sha256 text, signed_with text[], response_date timestamptz)
        ),
        updated AS (
          UPDATE webhook_deliveries d SET
@@ -307,8 +328,10 @@ export class DeliveryQueue {
          RETURNING d.id, d.endpoint_id, d.attempts, i.ord, i.outcome
        ),
        logged AS (
-         INSERT INTO webhook_delivery_attempts (id, delivery_id, attempt_number, started_at, duration_ms, response_code, response_body, error)
-         SELECT gen_random_uuid(), u.id, u.attempts, i.started_at, i.duration_ms, i.response_code, i.response_body, i.error
+         INSERT INTO webhook_delivery_attempts (id, delivery_id, attempt_number, started_at, duration_ms, response_code, response_body, error,
+                                                signature_timestamp, body_bytes, body_sha256, signed_with, response_date)
+         SELECT gen_random_uuid(), u.id, u.attempts, i.started_at, i.duration_ms, i.response_code, i.response_body, i.error,
+                i.signature_timestamp, i.body_bytes, i.body_sha256, i.signed_with, i.response_date
          FROM updated u JOIN input i ON i.delivery_id = u.id
        ),
        stats AS (
@@ -458,6 +481,24 @@ export class DeliveryQueue {
        )
        SELECT count(*)::int AS n FROM deleted`,
       [olderThan.toISOString(), batchSize],
+    );
+    return rows[0]?.n ?? 0;
+  }
+
+  /**
+   * Forgets previous secrets that stopped signing before `expiredBefore`: after that they can
+   * no longer be extended (secret-overlap.ts), so their ciphertexts are not kept. Returns how many.
+   */
+  async forgetExpiredPreviousSecrets(expiredBefore: Date): Promise<number> {
+    const rows = await this.#sql.query<{ n: number }>(
+      `WITH forgotten AS (
+         UPDATE webhook_endpoints
+            SET previous_secret_encrypted = NULL, previous_secret_expires_at = NULL, updated_at = now()
+          WHERE previous_secret_expires_at < $1::timestamptz
+          RETURNING 1
+       )
+       SELECT count(*)::int AS n FROM forgotten`,
+      [expiredBefore.toISOString()],
     );
     return rows[0]?.n ?? 0;
   }

@@ -118,7 +118,7 @@ export class ReceiverCheck {
 
     const keys = this.#deps.keys.keysFor({ ...endpoint, endpointId: endpoint.id });
     const now = Math.floor(Date.now() / 1000);
-    const probes: Record<ReceiverCheckCaseName, { keys: Buffer[]; timestamp: number }> = {
+    const probes: Record<ReceiverCheckCaseName, { keys: readonly Buffer[]; timestamp: number }> = {
       valid: { keys, timestamp: now },
       // A key nobody has: both signature headers are well-formed and wrong.
       bad_signature: { keys: [randomBytes(32)], timestamp: now },
@@ -134,7 +134,7 @@ export class ReceiverCheck {
   }
 
   /** One `webhook.test` request with its own webhook-id, so a receiver that de-duplicates sees three events. */
-  #probe(url: string, endpointId: string, probe: { keys: Buffer[]; timestamp: number }): Promise<AttemptResult> {
+  #probe(url: string, endpointId: string, probe: { keys: readonly Buffer[]; timestamp: number }): Promise<AttemptResult> {
     const probeId = randomUUID();
     const envelope = buildEnvelope(randomUUID(), TEST_EVENT_TYPE, { endpointId }, new Date(probe.timestamp * 1000));
     const body = renderBody(envelope.id, envelope.type, envelope);

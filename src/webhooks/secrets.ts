@@ -8,6 +8,18 @@ export function generateEndpointSecret(): string {
   return SECRET_PREFIX + randomBytes(SECRET_KEY_BYTES).toString('base64');
 }
 
+/** Hex characters of a secret's fingerprint: enough to tell a user's few secrets apart, far too few to say anything about one. */
+export const FINGERPRINT_LENGTH = 8;
+
+/**
+ * Names a signing secret without revealing it: the first FINGERPRINT_LENGTH hex characters of
+ * the sha256 of the whole `whsec_…` string, so a user can compute it from the secret they hold
+ * (`printf %s "$SECRET" | sha256sum | cut -c1-8`) and tell which one they have.
+ */
+export function secretFingerprint(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex').slice(0, FINGERPRINT_LENGTH);
+}
+
 const SEALED_VERSION = 'v1';
 const AES_KEY_BYTES = 32;
 const IV_BYTES = 12;

@@ -29,6 +29,8 @@ export interface AttemptResult {
   /** The first RESPONSE_BODY_LIMIT_BYTES of the response, utf8. */
   responseBody?: string;
   retryAfterMs?: number;
+  /** The receiver's `Date` header, when it sent a valid one: its clock, for clock-skew hints. */
+  responseDate?: Date;
   error?: string;
   durationMs: number;
   startedAt: Date;
@@ -98,7 +100,7 @@ export class WebhookSender {
       });
       statusCode = response.statusCode;
       const responseBody = await readBodyPrefix(response.body, RESPONSE_BODY_LIMIT_BYTES);
-      return describeResponse(statusCode, firstValue(response.headers['retry-after']), responseBody);
+      return describeResponse(statusCode, response.headers, responseBody);
     } catch (error) {
       // The abort reason is our own timer, whichever stage (DNS, connect, headers, body) it cut short.
       return { ok: false, statusCode, error: controller.signal.aborted ? `timeout after ${timeoutMs} ms` : describeError(error) };
@@ -153,17 +155,27 @@ function pinnedLookup(addresses: readonly VettedAddress[]): LookupFunction {
   };
 }
 
-function describeResponse(statusCode: number, retryAfter: string | undefined, responseBody: string): AttemptOutcome {
-  if (classifyResponse(statusCode) === 'success') return { ok: true, statusCode, responseBody };
-  const retryAfterMs = parseRetryAfter(retryAfter, new Date());
+function describeResponse(statusCode: number, headers: ResponseHeaders, responseBody: string): AttemptOutcome {
+  const responseDate = parseHttpDate(firstValue(headers['date']));
+  if (classifyResponse(statusCode) === 'success') return { ok: true, statusCode, responseBody, ...(responseDate && { responseDate }) };
+  const retryAfterMs = parseRetryAfter(firstValue(headers['retry-after']), new Date());
   const redirect = statusCode >= 300 && statusCode < 400;
   return {
     ok: false,
     statusCode,
     responseBody,
+    ...(responseDate && { responseDate }),
     ...(retryAfterMs !== undefined && { retryAfterMs }),
     ...(redirect && { error: `redirect (${statusCode}) not followed` }),
   };
+}
+
+type ResponseHeaders = Record<string, string | string[] | undefined>;
+
+function parseHttpDate(value: string | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? undefined : new Date(ms);
 }
 
 /** Reads at most `limit` bytes, then abandons the stream so a huge body is never buffered. */

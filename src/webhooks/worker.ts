@@ -12,12 +12,13 @@
  *   hold everything; claims run CLAIM_AHEAD times those bounds ahead, the surplus waiting in
  *   memory (send-slots.ts) so a freed slot starts the next attempt without a round trip.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { decideAttemptOutcome, describeFailure, type AttemptOutcome } from './attempt-outcome.ts';
 import type { EndpointKeyCache } from './endpoint-keys.ts';
 import { renderBody } from './envelope.ts';
+import { PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS } from './secret-overlap.ts';
 import { noDeliveryMetrics, type DeliveryMetrics } from './metrics.ts';
-import type { AttemptRecord, ClaimedDelivery, ClaimResult, DeliveryQueue, InsertClaim } from './queue.ts';
+import type { AttemptRecord, ClaimedDelivery, ClaimResult, DeliveryQueue, InsertClaim, SignedParts } from './queue.ts';
 import type { AttemptResult, WebhookSender } from './send.ts';
 import { SendSlots } from './send-slots.ts';
 import { signWithKeys } from './signing.ts';
@@ -377,7 +378,7 @@ export class DeliveryWorker {
   }
 
   async #attempt(delivery: ClaimedDelivery): Promise<void> {
-    const result = await this.#send(delivery);
+    const { result, signed } = await this.#send(delivery);
     if (this.#released) return;
     const decision: AttemptOutcome = decideAttemptOutcome({
       result,
@@ -396,23 +397,37 @@ export class DeliveryWorker {
       error: describeFailure(result),
       outcome: decision.outcome,
       delayMs: decision.outcome === 'retry' ? decision.delayMs : null,
+      signed,
+      responseDate: result.responseDate ?? null,
     });
     void this.#flush();
     if (decision.outcome === 'retry') this.#scheduleWake(decision.delayMs);
   }
 
-  /** Signs and sends one attempt. Never throws: a secret that cannot be opened is a failed attempt. */
-  async #send(delivery: ClaimedDelivery): Promise<AttemptResult> {
+  /**
+   * Signs and sends one attempt, and says what it signed. Never throws: a secret that cannot be
+   * opened is a failed attempt with nothing signed.
+   */
+  async #send(delivery: ClaimedDelivery): Promise<{ result: AttemptResult; signed: SignedParts | null }> {
     let request;
+    let signed: SignedParts;
     try {
-      const body = renderBody(delivery.eventId, delivery.eventType, delivery.payload);
-      const keys = this.#o.keys.keysFor({
+      // Encoded once: both HMACs, the recorded hash and the request all use these same bytes.
+      const body = Buffer.from(renderBody(delivery.eventId, delivery.eventType, delivery.payload));
+      const signing = this.#o.keys.signingKeysFor({
         endpointId: delivery.endpointId,
         secretEncrypted: delivery.secretEncrypted,
         previousSecretEncrypted: delivery.previousSecretEncrypted,
         previousSecretExpiresAt: delivery.previousSecretExpiresAt,
       });
-      const signature = signWithKeys(keys, { webhookId: delivery.id, timestamp: Math.floor(Date.now() / 1000), body });
+      const timestamp = Math.floor(Date.now() / 1000);
+      const signature = signWithKeys(signing.keys, { webhookId: delivery.id, timestamp, body });
+      signed = {
+        timestamp,
+        bodyBytes: body.length,
+        bodySha256: createHash('sha256').update(body).digest('hex'),
+        fingerprints: signing.fingerprints,
+      };
       request = {
         url: delivery.url,
         body,
@@ -420,9 +435,10 @@ export class DeliveryWorker {
       };
     } catch (error) {
       this.#o.logger.error({ err: error, deliveryId: delivery.id, endpointId: delivery.endpointId }, 'webhook worker: cannot sign delivery');
-      return { ok: false, error: 'could not sign the request (endpoint secret unreadable)', durationMs: 0, startedAt: new Date() };
+      const result = { ok: false, error: 'could not sign the request (endpoint secret unreadable)', durationMs: 0, startedAt: new Date() };
+      return { result, signed: null };
     }
-    return this.#o.sender.send(request);
+    return { result: await this.#o.sender.send(request), signed };
   }
 
   /**
@@ -518,7 +534,10 @@ export class DeliveryWorker {
     });
   }
 
-  /** Deletes finished deliveries past the retention period, then those past the per-endpoint cap. */
+  /**
+   * Deletes finished deliveries past the retention period, then those past the per-endpoint
+   * cap, and forgets previous secrets kept past PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS.
+   */
   async #runRetention(): Promise<void> {
     const { queue, retentionDays, maxDeliveriesPerEndpoint: cap } = this.#o;
     if (!this.#running) return;
@@ -528,6 +547,8 @@ export class DeliveryWorker {
       const overCap = cap === undefined ? 0 : await this.#pruneInBatches(() => queue.pruneDeliveriesOverCap(cap, RETENTION_BATCH_SIZE));
       if (deleted > 0) this.#o.logger.info({ deleted, olderThan: cutoff?.toISOString() }, 'webhook deliveries pruned');
       if (overCap > 0) this.#o.logger.info({ deleted: overCap, maxPerEndpoint: cap }, 'webhook deliveries over the per-endpoint cap pruned');
+      const forgotten = await queue.forgetExpiredPreviousSecrets(new Date(Date.now() - PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS));
+      if (forgotten > 0) this.#o.logger.info({ endpoints: forgotten }, 'expired previous webhook secrets forgotten');
     } catch (error) {
       this.#o.logger.error({ err: error }, 'webhook retention: pruning failed; retrying at the next run');
     } finally {

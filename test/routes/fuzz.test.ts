@@ -171,6 +171,11 @@ const ROUTES: RouteSpec[] = [
     path: '/api/webhooks/:id/rotate-secret',
     body: () => shapedObject({ gracePeriodSeconds: fc.oneof(fc.integer({ min: -10, max: 700_000 }), nastyNumber) }),
   },
+  {
+    method: 'POST',
+    path: '/api/webhooks/:id/extend-previous-secret',
+    body: () => shapedObject({ hours: fc.oneof(fc.integer({ min: -10, max: 200 }), nastyNumber) }),
+  },
   { method: 'GET', path: '/api/webhooks/:id/deliveries' },
   { method: 'GET', path: '/api/webhooks/:id/deliveries/:deliveryId' },
   { method: 'POST', path: '/api/webhooks/:id/deliveries/:deliveryId/redeliver' },

@@ -14,6 +14,7 @@ const WEBHOOK_ROUTES: Array<[HttpMethod, string]> = [
   ['PATCH', '/api/webhooks/:id'],
   ['DELETE', '/api/webhooks/:id'],
   ['PATCH', '/api/webhooks/:id/rotate-secret'],
+  ['POST', '/api/webhooks/:id/extend-previous-secret'],
   ['GET', '/api/webhooks/:id/deliveries'],
   ['GET', '/api/webhooks/:id/deliveries/:deliveryId'],
   ['POST', '/api/webhooks/:id/verify-receiver'],
@@ -96,6 +97,17 @@ describe('OpenAPI document', () => {
   it('documents request bodies of the webhook writes', () => {
     expect(doc.paths['/api/webhooks']!.post!.requestBody).toBeDefined();
     expect(doc.paths['/api/webhooks/{id}']!.patch!.requestBody).toBeDefined();
+    expect(doc.paths['/api/webhooks/{id}/extend-previous-secret']!.post!.requestBody).toBeDefined();
+  });
+
+  it('documents the signature debugger fields of the delivery detail and the overlap of the endpoint detail', () => {
+    const schemaOf = (path: string) => JSON.stringify(doc.paths[path]!.get!.responses['200']);
+    const delivery = schemaOf('/api/webhooks/{id}/deliveries/{deliveryId}');
+    for (const field of ['signature', 'hints', 'bodySha256', 'bodyBytes', 'secretVersions', 'fingerprint', 'clockSkewSeconds', 'RECEIVER_ON_PREVIOUS_SECRET', 'BODY_RESERIALISED', 'SECRET_NOT_DECODED', 'CLOCK_SKEW']) {
+      expect(delivery, field).toContain(field);
+    }
+    const endpoint = schemaOf('/api/webhooks/{id}');
+    for (const field of ['secretFingerprint', 'previousSecretOverlap', 'canExtend', 'receiverOnPreviousSecret']) expect(endpoint, field).toContain(field);
   });
 
   it('registers and documents every other route of the contract', () => {

@@ -211,6 +211,9 @@ describe('webhook delivery routes', () => {
           responseCode: n === 2 ? null : 500,
           responseBody: n === 2 ? null : `error body ${n}`,
           error: n === 2 ? 'connect ECONNREFUSED' : null,
+          // Attempts that recorded nothing signed (like those logged before it was recorded), none refused.
+          signature: null,
+          hints: [],
         })),
       });
     });

@@ -54,6 +54,8 @@ describe('DeliveryQueue', () => {
       error: outcome === 'success' ? null : 'HTTP 500',
       outcome,
       delayMs: outcome === 'retry' ? 5_000 : null,
+      signed: null,
+      responseDate: null,
       ...overrides,
     };
   }
@@ -292,6 +294,44 @@ describe('DeliveryQueue', () => {
     await queue.claimDueDeliveries(options());
     expect(await queue.makeDue(ep.id, failed.id)).toEqual({ found: true, scheduled: false });
     expect(await queue.makeDue(randomUUID(), failed.id)).toEqual({ found: false, scheduled: false });
+  });
+
+  it('logs what each attempt signed, as the worker reported it, in the same statement', async () => {
+    const ep = await endpoint();
+    const [signed, unsigned] = [await pending(ep.id), await pending(ep.id)];
+    const { deliveries } = await queue.claimDueDeliveries(options());
+    const token = deliveries[0]!.claimToken;
+    // A timestamp past 2038 (beyond 32-bit seconds) and a receiver clock with milliseconds.
+    const parts = { timestamp: 4_102_444_800, bodyBytes: 1_234, bodySha256: 'ab'.repeat(32), fingerprints: ['0123abcd', 'fedc9876'] };
+    const responseDate = new Date('2100-01-01T00:10:00.000Z');
+    await queue.completeAttempts([
+      record(signed.id, token, 'failed', { responseCode: 401, signed: parts, responseDate }),
+      record(unsigned.id, token, 'failed', { responseCode: null, error: 'could not sign the request' }),
+    ]);
+    expect((await row(signed.id)).attemptsLog).toMatchObject([
+      { signatureTimestamp: 4_102_444_800n, bodyBytes: 1_234, bodySha256: 'ab'.repeat(32), signedWith: ['0123abcd', 'fedc9876'], responseDate },
+    ]);
+    expect((await row(unsigned.id)).attemptsLog).toMatchObject([
+      { signatureTimestamp: null, bodyBytes: null, bodySha256: null, signedWith: [], responseDate: null },
+    ]);
+  });
+
+  it('forgets previous secrets that stopped signing before the cutoff, and only those', async () => {
+    const cutoff = new Date(Date.now() - 7 * 86_400_000);
+    const withPrevious = (expiresAt: Date) =>
+      db.prisma.webhookEndpoint.create({
+        data: { userId, url: `https://example.com/${++urlCounter}`, secretEncrypted: 'sealed', previousSecretEncrypted: 'sealed-previous', previousSecretExpiresAt: expiresAt, events: [] },
+      });
+    const long = await withPrevious(new Date(cutoff.getTime() - 60_000));
+    const recent = await withPrevious(new Date(cutoff.getTime() + 60_000));
+    const active = await withPrevious(new Date(Date.now() + 3_600_000));
+    const none = await endpoint();
+    expect(await queue.forgetExpiredPreviousSecrets(cutoff)).toBe(1);
+    const after = async (id: string) => db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id } });
+    expect(await after(long.id)).toMatchObject({ secretEncrypted: 'sealed', previousSecretEncrypted: null, previousSecretExpiresAt: null });
+    for (const kept of [recent, active]) expect((await after(kept.id)).previousSecretEncrypted).toBe('sealed-previous');
+    expect((await after(none.id)).previousSecretEncrypted).toBeNull();
+    expect(await queue.forgetExpiredPreviousSecrets(cutoff)).toBe(0);
   });
 
   it('prunes finished deliveries older than the cutoff, in batches, with their attempts', async () => {

@@ -3,7 +3,7 @@ import { loadConfig } from '../../src/config.ts';
 import { decideAttemptOutcome, describeFailure } from '../../src/webhooks/attempt-outcome.ts';
 import { EndpointKeyCache } from '../../src/webhooks/endpoint-keys.ts';
 import { buildEnvelope, renderBody } from '../../src/webhooks/envelope.ts';
-import { generateEndpointSecret, SecretBox } from '../../src/webhooks/secrets.ts';
+import { generateEndpointSecret, SecretBox, secretFingerprint } from '../../src/webhooks/secrets.ts';
 import { decodeSecret } from '../../src/webhooks/signing.ts';
 
 const OWNER = '8f14e45f-ceea-4e7a-9c1b-2d3f4a5b6c7d';
@@ -115,6 +115,26 @@ describe('EndpointKeyCache', () => {
     const again = { ...rotated, secretEncrypted: box.seal(next), previousSecretEncrypted: sealedCurrent };
     expect(cache.keysFor(again, now)).toEqual([decodeSecret(next), decodeSecret(current)]);
     expect(cache.size).toBe(1);
+  });
+
+  it('names the signing secrets by fingerprint, in signing order, without allocating per call', () => {
+    const cache = new EndpointKeyCache(box);
+    const now = new Date('2026-11-28T12:00:00Z');
+    const rotated = {
+      endpointId: 'ep4',
+      secretEncrypted: sealedCurrent,
+      previousSecretEncrypted: sealedPrevious,
+      previousSecretExpiresAt: new Date(now.getTime() + 1000),
+    };
+    const both = cache.signingKeysFor(rotated, now);
+    expect(both).toEqual({
+      keys: [decodeSecret(current), decodeSecret(previous)],
+      fingerprints: [secretFingerprint(current), secretFingerprint(previous)],
+    });
+    expect(cache.signingKeysFor(rotated, now)).toBe(both);
+    const expired = cache.signingKeysFor(rotated, new Date(now.getTime() + 1000));
+    expect(expired).toEqual({ keys: [decodeSecret(current)], fingerprints: [secretFingerprint(current)] });
+    expect(cache.signingKeysFor(rotated, new Date(now.getTime() + 2000))).toBe(expired);
   });
 
   it('throws when a secret cannot be opened', () => {

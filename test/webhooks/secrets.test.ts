@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { describe, it, expect } from 'vitest';
-import { SecretBox, generateEndpointSecret } from '../../src/webhooks/secrets.ts';
+import { SecretBox, generateEndpointSecret, secretFingerprint } from '../../src/webhooks/secrets.ts';
 import { decodeSecret } from '../../src/webhooks/signing.ts';
 
 describe('generateEndpointSecret', () => {
@@ -12,6 +12,19 @@ describe('generateEndpointSecret', () => {
 
   it('differs on every call', () => {
     expect(generateEndpointSecret()).not.toBe(generateEndpointSecret());
+  });
+});
+
+describe('secretFingerprint', () => {
+  it('is the first 8 hex characters of the sha256 of the whole whsec_ string, as a user computes it', () => {
+    const secret = generateEndpointSecret();
+    expect(secretFingerprint(secret)).toBe(createHash('sha256').update(secret, 'utf8').digest('hex').slice(0, 8));
+    expect(secretFingerprint(secret)).toMatch(/^[0-9a-f]{8}$/);
+  });
+
+  it('tells secrets apart', () => {
+    const secrets = Array.from({ length: 50 }, generateEndpointSecret);
+    expect(new Set(secrets.map(secretFingerprint)).size).toBe(50);
   });
 });
 

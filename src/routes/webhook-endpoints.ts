@@ -17,10 +17,15 @@ export const webhookSecurity = [{ bearerAuth: [] }];
 
 export const endpointParams = z.object({ id: z.string() });
 
+const envelopeSchema = z.object({ id: z.string(), type: z.string(), timestamp: z.string(), data: z.record(z.string(), z.unknown()) });
+
 const eventTypeSchema = z.object({
   type: z.string(),
   description: z.string(),
-  example: z.object({ id: z.string(), type: z.string(), timestamp: z.string(), data: z.record(z.string(), z.unknown()) }),
+  example: envelopeSchema,
+  coalescedExample: envelopeSchema
+    .optional()
+    .describe('card.viewed only: the body an endpoint with coalesceSeconds > 0 gets for several views of one card'),
 });
 
 /**

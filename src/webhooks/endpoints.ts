@@ -462,11 +462,12 @@ export class WebhookEndpointService {
 /**
  * Pending deliveries of a disabled endpoint will never be attempted. Clearing `claimToken`
  * also voids a claim in flight: the engine completes a delivery only while its claim token matches.
+ * Clearing `coalesceKey` closes an open coalescing delivery, so views after a re-enable open a new one.
  */
 export async function cancelPendingDeliveries(tx: Prisma.TransactionClient, endpointId: string): Promise<number> {
   const { count } = await tx.webhookDelivery.updateMany({
     where: { endpointId, status: 'pending' },
-    data: { status: 'cancelled', nextRetryAt: null, claimToken: null },
+    data: { status: 'cancelled', nextRetryAt: null, claimToken: null, coalesceKey: null },
   });
   return count;
 }

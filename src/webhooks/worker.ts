@@ -186,6 +186,14 @@ export class DeliveryWorker {
     this.#launchAll(deliveries);
   }
 
+  /**
+   * A dispatch wrote a row due in `delayMs` that nobody may claim before then (an open
+   * coalescing delivery): wake for it then. The row is durable; this is only the alarm clock.
+   */
+  expectDue(delayMs: number): void {
+    this.#scheduleWake(delayMs);
+  }
+
   /** Looks for due work now (e.g. on a NOTIFY from another process). */
   poke(): void {
     this.#sweep();

@@ -81,6 +81,11 @@ describe('webhook endpoint routes', () => {
         expect(entry.example).toMatchObject({ type: entry.type, id: expect.any(String), timestamp: expect.any(String) });
         expect(entry.example.data).toBeTypeOf('object');
       }
+      // card.viewed also shows the coalesced form; no other event coalesces.
+      const byType = new Map(types.map((entry) => [entry.type, entry as typeof entry & { coalescedExample?: { data: object } }]));
+      expect(byType.get('card.viewed')?.coalescedExample?.data).toMatchObject({ count: expect.any(Number), viewers: expect.any(Array) });
+      expect(byType.get('card.viewed')?.description).toContain('coalesceSeconds');
+      expect(byType.get('contact.saved')).not.toHaveProperty('coalescedExample');
     });
   });
 

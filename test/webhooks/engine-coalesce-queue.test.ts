@@ -178,6 +178,17 @@ describe('DeliveryQueue: coalesced card.viewed', () => {
     expect(dataOf(fresh!)).toMatchObject({ count: 1, viewers: [viewer(3)] });
   });
 
+  it('redelivering an open delivery makes it due now, as it stands; taking it closes it', async () => {
+    const ep = await endpoint(60);
+    const opened = await view({ viewer: viewer(1) });
+    const id = opened.rows[0]!.id;
+    expect(await queue.makeDue(ep.id, id)).toEqual({ found: true, scheduled: true });
+    const { deliveries } = await queue.claimDeliveries([id], claimOptions);
+    expect(deliveries.map((d) => d.id)).toEqual([id]);
+    expect((await rowsOf(ep.id))[0]!.coalesceKey).toBeNull();
+    expect((await view()).rows[0]!.id).not.toBe(id);
+  });
+
   it('cancelling closes the row too: after a re-enable, views open a new one', async () => {
     const byOwner = await endpoint(60);
     await view();

@@ -23,10 +23,15 @@ export const webhookSecurity = [{ bearerAuth: [] }];
 
 export const endpointParams = z.object({ id: z.string() });
 
+const envelopeSchema = z.object({ id: z.string(), type: z.string(), timestamp: z.string(), data: z.record(z.string(), z.unknown()) });
+
 const eventTypeSchema = z.object({
   type: z.string(),
   description: z.string(),
-  example: z.object({ id: z.string(), type: z.string(), timestamp: z.string(), data: z.record(z.string(), z.unknown()) }),
+  example: envelopeSchema,
+  coalescedExample: envelopeSchema
+    .optional()
+    .describe('card.viewed only: the body an endpoint with coalesceSeconds > 0 gets for several views of one card'),
 });
 
 /**
@@ -65,7 +70,8 @@ export const webhookEndpointRoutes: FastifyPluginAsyncZod = async (app) => {
         description:
           'The answer carries the signing `secret`; it is shown this once. The URL must be https and ' +
           'must not be, or resolve to, a private address (400 `URL_NOT_ALLOWED`). 409 `ENDPOINT_LIMIT_REACHED` ' +
-          'past the per-user limit, 409 `ENDPOINT_URL_EXISTS` for a URL you already registered.',
+          'past the per-user limit, 409 `ENDPOINT_URL_EXISTS` for a URL you already registered. ' +
+          '`coalesceSeconds` (0–3600, default 0) turns views of one card within that window into one `card.viewed` delivery.',
         security,
         body: createEndpointInput,
         response: { 201: createdEndpointSchema, 400: e, 401: e, 409: e, 413: e, 415: e, 429: e },
@@ -119,7 +125,8 @@ export const webhookEndpointRoutes: FastifyPluginAsyncZod = async (app) => {
         summary: 'Update a webhook endpoint',
         description:
           '`isActive: false` pauses the endpoint and cancels its pending deliveries; `isActive: true` ' +
-          're-enables it and resets `consecutiveFailures`. A new URL is checked like at registration.',
+          're-enables it and resets `consecutiveFailures`. A new URL is checked like at registration. ' +
+          'A new `coalesceSeconds` applies to views from then on.',
         security,
         params: endpointParams,
         body: updateEndpointInput,

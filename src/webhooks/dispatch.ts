@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Database } from '../db/database.ts';
 import { AppError } from '../errors.ts';
+import { coalescingOf } from './coalesce.ts';
 import { buildEnvelope } from './envelope.ts';
 import type { EventData, SubscribableEventType, WebhookTestData } from './events.ts';
 import { TEST_EVENT_TYPE } from './events.ts';
@@ -17,7 +18,7 @@ export interface DispatcherOptions {
   db: Database;
   queue: DeliveryQueue;
   /** The in-process worker, which takes the rows due now (absent when this process does not deliver). */
-  worker?: Pick<DeliveryWorker, 'enqueue' | 'reserveClaim' | 'adopt' | 'noteBacklog'>;
+  worker?: Pick<DeliveryWorker, 'enqueue' | 'reserveClaim' | 'adopt' | 'noteBacklog' | 'expectDue'>;
   /** Signal worker processes over LISTEN/NOTIFY (PostgreSQL, when this process does not deliver). */
   notify: boolean;
 }
@@ -38,18 +39,21 @@ export class DeliveryDispatcher {
 
   /**
    * Fans an event out to every active endpoint of `userId` subscribed to `type`: one INSERT … SELECT,
-   * which also claims the rows for the in-process worker when it has room.
+   * which also claims the rows for the in-process worker when it has room. A `card.viewed` opens
+   * or joins a coalesced delivery at endpoints that ask for one (coalesce.ts).
    */
   async dispatch<T extends SubscribableEventType>(userId: string, type: T, data: EventData<T>): Promise<DispatchResult> {
     const eventId = randomUUID();
     const claim = this.#o.worker?.reserveClaim();
+    const payload = buildEnvelope(eventId, type, data, new Date());
     const deliveries = await this.#o.queue.insertForSubscribers({
       userId,
       eventId,
       eventType: type,
-      payload: buildEnvelope(eventId, type, data, new Date()),
+      payload,
       notify: this.#o.notify,
       claim,
+      coalesce: coalescingOf(payload),
     });
     this.#handOver(deliveries, claim !== undefined);
     return { eventId, deliveries: deliveries.map(({ id, endpointId, nextRetryAt }) => ({ id, endpointId, nextRetryAt })) };
@@ -112,7 +116,9 @@ export class DeliveryDispatcher {
   /**
    * Rows claimed at insert go straight to the worker. The others are claimed by it first —
    * except those a claiming insert left out (their endpoints hold their share already), which
-   * the worker's backlog claim takes as those endpoints' attempts finish.
+   * the worker's backlog claim takes as those endpoints' attempts finish. An open coalescing
+   * row is not due yet and must stay unclaimed to take more views: the worker only sets its
+   * alarm for when it comes due.
    */
   #handOver(rows: readonly DispatchedRow[], insertClaimed = false): void {
     const worker = this.#o.worker;
@@ -121,6 +127,7 @@ export class DeliveryDispatcher {
     const unclaimed: DispatchedRow[] = [];
     for (const row of rows) {
       if (row.claimed) claimed.push(row.claimed);
+      else if (row.coalescingDueInMs !== undefined) worker.expectDue(row.coalescingDueInMs);
       else unclaimed.push(row);
     }
     worker.adopt(claimed);

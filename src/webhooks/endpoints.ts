@@ -28,6 +28,8 @@ import { checkWebhookUrl, type LookupFn } from './url-policy.ts';
 export const DESCRIPTION_MAX = 500;
 export const DEFAULT_GRACE_PERIOD_SECONDS = 86_400;
 export const MAX_GRACE_PERIOD_SECONDS = 604_800;
+/** Longest coalescing window of `card.viewed`: a delivery waits at most this long for more views. */
+export const MAX_COALESCE_SECONDS = 3_600;
 export const DELIVERIES_DEFAULT_LIMIT = 20;
 export const DELIVERIES_MAX_LIMIT = 100;
 /** What `isActive: false` records, so the user can tell their own pause from an automatic disable. */
@@ -49,6 +51,16 @@ const descriptionText = z
   .max(DESCRIPTION_MAX, `must be at most ${DESCRIPTION_MAX} characters`)
   .refine(isStorableText, 'must not contain NUL characters or unpaired surrogates');
 
+const coalesceSecondsInput = z
+  .int('must be a whole number of seconds')
+  .min(0, 'must be at least 0')
+  .max(MAX_COALESCE_SECONDS, `must be at most ${MAX_COALESCE_SECONDS} (1 hour)`)
+  .describe(
+    'Views of one card (or of the profile) within this many seconds of the first become one card.viewed ' +
+      'delivery, sent when the window closes, with count, firstViewedAt, lastViewedAt and viewers. ' +
+      '0 (the default): one delivery per view.',
+  );
+
 const descriptionInput = descriptionText
   .nullish()
   .transform((value) => value || null);
@@ -57,6 +69,7 @@ export const createEndpointInput = z.strictObject({
   url: urlInput,
   events: eventsInput,
   description: descriptionInput,
+  coalesceSeconds: coalesceSecondsInput.default(0),
 });
 export type CreateEndpointInput = z.input<typeof createEndpointInput>;
 
@@ -69,9 +82,10 @@ export const updateEndpointInput = z
       .transform((value) => value || null)
       .optional(),
     isActive: z.boolean().optional(),
+    coalesceSeconds: coalesceSecondsInput.optional(),
   })
   .refine((body) => Object.values(body).some((value) => value !== undefined), {
-    message: 'send at least one of url, events, description, isActive',
+    message: 'send at least one of url, events, description, isActive, coalesceSeconds',
   });
 export type UpdateEndpointInput = z.input<typeof updateEndpointInput>;
 
@@ -110,6 +124,7 @@ export const endpointSchema = z.object({
   disabledAt: z.date().nullable(),
   disabledReason: z.string().nullable(),
   consecutiveFailures: z.int(),
+  coalesceSeconds: z.int().describe('card.viewed coalescing window in seconds; 0: one delivery per view'),
   previousSecretExpiresAt: z.date().nullable(),
   createdAt: z.date(),
   updatedAt: z.date(),
@@ -216,6 +231,7 @@ const endpointSelect = {
   disabledAt: true,
   disabledReason: true,
   consecutiveFailures: true,
+  coalesceSeconds: true,
   previousSecretExpiresAt: true,
   createdAt: true,
   updatedAt: true,
@@ -288,7 +304,7 @@ export class WebhookEndpointService {
    * concurrent creates for one user count and insert one after another.
    */
   async create(userId: string, input: CreateEndpointInput): Promise<CreatedEndpointData> {
-    const { url, events, description } = parseInput(createEndpointInput, input);
+    const { url, events, description, coalesceSeconds } = parseInput(createEndpointInput, input);
     await this.#assertUrlAllowed(url);
     const secret = generateEndpointSecret();
     const secretEncrypted = this.#secretBox.seal(secret);
@@ -304,7 +320,7 @@ export class WebhookEndpointService {
             throw new AppError('ENDPOINT_LIMIT_REACHED', `You can have at most ${max} webhook endpoints`, { limit: max });
           }
           return tx.webhookEndpoint.create({
-            data: { userId, url, events, description, secretEncrypted },
+            data: { userId, url, events, description, coalesceSeconds, secretEncrypted },
             select: endpointSelect,
           });
         },
@@ -371,7 +387,7 @@ export class WebhookEndpointService {
   }
 
   /**
-   * Changes url, events, description or isActive. Disabling cancels the endpoint's pending
+   * Changes url, events, description, isActive or coalesceSeconds. Disabling cancels the endpoint's pending
    * deliveries (they are never attempted); re-enabling clears the disable and the failure count.
    */
   async update(userId: string, endpointId: string, input: UpdateEndpointInput): Promise<EndpointData> {
@@ -383,6 +399,8 @@ export class WebhookEndpointService {
     if (changes.url !== undefined) data.url = changes.url;
     if (changes.events !== undefined) data.events = changes.events;
     if (changes.description !== undefined) data.description = changes.description;
+    // Applies to views from now on; an open coalescing delivery keeps the due time it was opened with.
+    if (changes.coalesceSeconds !== undefined) data.coalesceSeconds = changes.coalesceSeconds;
     if (changes.isActive === true) {
       Object.assign(data, { isActive: true, disabledAt: null, disabledReason: null, consecutiveFailures: 0 });
     } else if (changes.isActive === false && current.isActive) {
@@ -550,11 +568,12 @@ export class WebhookEndpointService {
 /**
  * Pending deliveries of a disabled endpoint will never be attempted. Clearing `claimToken`
  * also voids a claim in flight: the engine completes a delivery only while its claim token matches.
+ * Clearing `coalesceKey` closes an open coalescing delivery, so views after a re-enable open a new one.
  */
 export async function cancelPendingDeliveries(tx: Prisma.TransactionClient, endpointId: string): Promise<number> {
   const { count } = await tx.webhookDelivery.updateMany({
     where: { endpointId, status: 'pending' },
-    data: { status: 'cancelled', nextRetryAt: null, claimToken: null },
+    data: { status: 'cancelled', nextRetryAt: null, claimToken: null, coalesceKey: null },
   });
   return count;
 }

@@ -1,4 +1,4 @@
-import type { CardViewedData, ContactSavedData, EventEnvelope, EventType, WebhookTestData } from './events.ts';
+import type { CardViewedData, CoalescedViewFields, ContactSavedData, EventEnvelope, EventType, WebhookTestData } from './events.ts';
 
 /**
  * The webhook body (contract §3): `{"id","type","timestamp","data"}` with the data keys in the
@@ -32,8 +32,17 @@ export function renderBody(eventId: string, eventType: string, payload: unknown)
 function canonicalData(eventType: string, data: JsonObject): unknown {
   switch (eventType) {
     case 'card.viewed': {
-      const d = data as unknown as CardViewedData;
-      return { userId: d.userId, cardId: d.cardId ?? null, viewer: userRef(d.viewer), source: d.source };
+      const d = data as unknown as CardViewedData & Partial<CoalescedViewFields>;
+      const contract = { userId: d.userId, cardId: d.cardId ?? null, viewer: userRef(d.viewer), source: d.source };
+      // Only a coalesced delivery stores a count; every other body stays exactly the contract's.
+      if (d.count === undefined) return contract;
+      return {
+        ...contract,
+        count: d.count,
+        firstViewedAt: d.firstViewedAt,
+        lastViewedAt: d.lastViewedAt,
+        viewers: (d.viewers ?? []).map(userRef),
+      };
     }
     case 'contact.saved': {
       const d = data as unknown as ContactSavedData;

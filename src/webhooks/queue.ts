@@ -12,11 +12,17 @@
  * future, so a worker that dies mid-attempt leaves rows that simply come due again. Writing a
  * result requires the token to still match: a lease that expired and was reclaimed by another
  * worker is never overwritten by the late one.
+ *
+ * Coalescing: `coalesce_key` marks a delivery still open to more views (see
+ * insertForSubscribers), so only a pending row nobody has claimed may hold one; every statement
+ * here that claims or cancels a row clears it (cancelPendingDeliveries in endpoints.ts too).
  */
 import { randomUUID } from 'node:crypto';
 import type { SqlRunner } from '../db/migrate.ts';
 import type { OutcomeKind } from './attempt-outcome.ts';
 import { GONE_DISABLED_REASON } from './attempt-outcome.ts';
+import type { Coalescing } from './coalesce.ts';
+import { MAX_COALESCED_VIEWERS } from './events.ts';
 import { AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES } from './retry-policy.ts';
 
 /** A delivery claimed for one attempt, with what is needed to send it. */
@@ -97,6 +103,8 @@ export interface DispatchedRow {
   nextRetryAt: Date;
   /** Set when the row was written already claimed for the in-process worker (see insertForSubscribers). */
   claimed?: ClaimedDelivery;
+  /** Set when the row is an open coalescing delivery: due in this many milliseconds (database clock). */
+  coalescingDueInMs?: number;
 }
 
 /** A claim the in-process worker lets a dispatch stamp on the rows it writes. */
@@ -112,6 +120,8 @@ interface RawDispatchedRow {
   endpoint_id: string;
   next_retry_at: Date;
   claim_token: string | null;
+  coalescing: boolean;
+  due_in_ms: number;
   url: string | null;
   secret_encrypted: string | null;
   previous_secret_encrypted: string | null;
@@ -157,6 +167,15 @@ export class DeliveryQueue {
    * except for the endpoints in `claim.saturated`, whose rows stay unclaimed for any worker.
    * The claimed rows come back with what the worker needs to send them, so a dispatch costs
    * one statement instead of an insert and then a claim.
+   *
+   * With `coalesce` (a `card.viewed`), endpoints with `coalesce_seconds` > 0 get a coalescing
+   * row instead: never claimed here, due a window after the view that opens it, holding
+   * `coalesce.key` while open. A view whose key is already open for the endpoint folds into
+   * that row (ON CONFLICT on the partial unique index): count + 1, earliest and latest view
+   * time, and its viewer appended unless listed already or the list is full. The row lock of
+   * the upsert makes concurrent views fold one after another, and the claim clears the key in
+   * the same statement that takes the row, so a view either joins a delivery not yet claimed
+   * or opens the next one. Only a new row notifies: a fold changes nothing a worker waits for.
    */
   async insertForSubscribers(params: {
     userId: string;
@@ -165,20 +184,46 @@ export class DeliveryQueue {
     payload: unknown;
     notify: boolean;
     claim?: InsertClaim;
+    coalesce?: Coalescing;
   }): Promise<DispatchedRow[]> {
-    const { claim } = params;
+    const { claim, coalesce } = params;
+    const viewers = `d.payload #> '{data,viewers}'`;
     const rows = await this.#sql.query<RawDispatchedRow>(
       `WITH inserted AS (
-         INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, payload, status, next_retry_at, claim_token, created_at, updated_at)
-         SELECT gen_random_uuid(), e.id, $2::uuid, $3::text, $4::jsonb, 'pending',
-                CASE WHEN $5::uuid IS NULL OR e.id = ANY($7::uuid[]) THEN now() ELSE now() + $6::int * interval '1 millisecond' END,
-                CASE WHEN e.id = ANY($7::uuid[]) THEN NULL ELSE $5::uuid END,
+         INSERT INTO webhook_deliveries AS d (id, endpoint_id, event_id, event_type, payload, status, next_retry_at, claim_token, coalesce_key, created_at, updated_at)
+         SELECT gen_random_uuid(), e.id, $2::uuid, $3::text,
+                CASE WHEN c.coalescing THEN $9::jsonb ELSE $4::jsonb END,
+                'pending',
+                CASE WHEN c.coalescing THEN now() + e.coalesce_seconds * interval '1 second'
+                     WHEN $5::uuid IS NULL OR e.id = ANY($7::uuid[]) THEN now()
+                     ELSE now() + $6::int * interval '1 millisecond' END,
+                CASE WHEN c.coalescing OR e.id = ANY($7::uuid[]) THEN NULL ELSE $5::uuid END,
+                CASE WHEN c.coalescing THEN $8::text END,
                 now(), now()
          FROM webhook_endpoints e
+         CROSS JOIN LATERAL (SELECT $8::text IS NOT NULL AND e.coalesce_seconds > 0 AS coalescing) c
          WHERE e.user_id = $1::uuid AND e.is_active AND $3::text = ANY(e.events)
-         RETURNING id, endpoint_id, next_retry_at, claim_token${params.notify ? `, pg_notify('${DUE_CHANNEL}', '')` : ''}
+         ON CONFLICT (endpoint_id, coalesce_key) WHERE coalesce_key IS NOT NULL DO UPDATE SET
+           payload = jsonb_set(d.payload, '{data}', (d.payload -> 'data') || jsonb_build_object(
+             'count', (d.payload #>> '{data,count}')::int + (EXCLUDED.payload #>> '{data,count}')::int,
+             'firstViewedAt', CASE
+               WHEN (EXCLUDED.payload #>> '{data,firstViewedAt}')::timestamptz < (d.payload #>> '{data,firstViewedAt}')::timestamptz
+               THEN EXCLUDED.payload #> '{data,firstViewedAt}' ELSE d.payload #> '{data,firstViewedAt}' END,
+             'lastViewedAt', CASE
+               WHEN (EXCLUDED.payload #>> '{data,lastViewedAt}')::timestamptz > (d.payload #>> '{data,lastViewedAt}')::timestamptz
+               THEN EXCLUDED.payload #> '{data,lastViewedAt}' ELSE d.payload #> '{data,lastViewedAt}' END,
+             -- The new view lists at most its own viewer (none when anonymous).
+             'viewers', CASE
+               WHEN jsonb_array_length(${viewers}) < $10::int
+                AND NOT ${viewers} @> jsonb_build_array(jsonb_build_object('id', EXCLUDED.payload #> '{data,viewers,0,id}'))
+               THEN ${viewers} || (EXCLUDED.payload #> '{data,viewers}') ELSE ${viewers} END)),
+           updated_at = now()
+         RETURNING id, endpoint_id, next_retry_at, claim_token, coalesce_key IS NOT NULL AS coalescing,
+                   greatest(0, ceil(extract(epoch FROM (next_retry_at - now())) * 1000))::int AS due_in_ms${
+                     params.notify ? `, CASE WHEN coalesce_key IS NULL OR payload #>> '{data,count}' = '1' THEN pg_notify('${DUE_CHANNEL}', '') END` : ''
+                   }
        )
-       SELECT i.id, i.endpoint_id, i.next_retry_at, i.claim_token,
+       SELECT i.id, i.endpoint_id, i.next_retry_at, i.claim_token, i.coalescing, i.due_in_ms,
               e.url, e.secret_encrypted, e.previous_secret_encrypted, e.previous_secret_expires_at
        FROM inserted i LEFT JOIN webhook_endpoints e ON e.id = i.endpoint_id AND i.claim_token IS NOT NULL`,
       [
@@ -189,10 +234,14 @@ export class DeliveryQueue {
         claim?.token ?? null,
         Math.round(claim?.leaseMs ?? 0),
         claim?.saturated ?? [],
+        coalesce?.key ?? null,
+        coalesce ? JSON.stringify(coalesce.payload) : null,
+        MAX_COALESCED_VIEWERS,
       ],
     );
     return rows.map((row) => {
       const dispatched = toDispatchedRow(row);
+      if (row.coalescing) return { ...dispatched, coalescingDueInMs: row.due_in_ms };
       if (row.claim_token === null || row.url === null || row.secret_encrypted === null) return dispatched;
       const claimed: ClaimedDelivery = {
         id: row.id,
@@ -370,7 +419,7 @@ export class DeliveryQueue {
          -- Rows written by \`updated\` are left out (one statement must not update a row twice);
          -- a claim cancels them when they come due. Rows another worker holds finish their attempt.
          UPDATE webhook_deliveries d SET
-           status = 'cancelled', next_retry_at = NULL,
+           status = 'cancelled', next_retry_at = NULL, coalesce_key = NULL,
            error_message = 'endpoint disabled: ' || coalesce(x.disabled_reason, 'by its owner'), updated_at = now()
          FROM endpoints x
          WHERE NOT x.is_active AND d.endpoint_id = x.id AND d.status = 'pending' AND d.claim_token IS NULL
@@ -599,13 +648,14 @@ export function claimStatement(
      ),
      cancelled AS (
        UPDATE webhook_deliveries d
-       SET status = 'cancelled', next_retry_at = NULL, claim_token = NULL, error_message = '${CANCELLED_DISABLED}', updated_at = now()
+       SET status = 'cancelled', next_retry_at = NULL, claim_token = NULL, coalesce_key = NULL, error_message = '${CANCELLED_DISABLED}', updated_at = now()
        WHERE d.id = ANY(ARRAY(SELECT id FROM locked WHERE cancel))
        RETURNING d.id
      ),
      claimed AS (
+       -- Clearing coalesce_key closes a coalescing delivery: the next view opens a new one.
        UPDATE webhook_deliveries d
-       SET claim_token = $7::uuid, next_retry_at = now() + $8::int * interval '1 millisecond', updated_at = now()
+       SET claim_token = $7::uuid, next_retry_at = now() + $8::int * interval '1 millisecond', coalesce_key = NULL, updated_at = now()
        WHERE d.id = ANY(ARRAY(SELECT id FROM locked WHERE NOT cancel))
        RETURNING d.id, d.endpoint_id, d.event_id, d.event_type, d.payload, d.attempts
      )

@@ -5,9 +5,10 @@
  *
  * Scheduling:
  * - just-dispatched rows are handed over in-process and claimed at once (`enqueue`);
- * - a retry due within WAKE_HORIZON_MS gets an in-process timer; later ones hold no timer
- *   and no memory — the periodic sweep finds them (and rows of other processes, restarts,
- *   expired leases of crashed workers) and re-arms the timer from the database;
+ * - one wake timer aims at the earliest row due (a retry, an open coalescing delivery); rows
+ *   hold no memory here. Beyond WAKE_HORIZON_MS it only comes back within the horizon to look
+ *   again, and every sweep (which also finds rows of other processes, restarts, expired
+ *   leases of crashed workers) re-aims it from the database;
  * - attempts in flight are bounded globally and per endpoint, so one slow receiver cannot
  *   hold everything; claims run CLAIM_AHEAD times those bounds ahead, the surplus waiting in
  *   memory (send-slots.ts) so a freed slot starts the next attempt without a round trip.
@@ -25,7 +26,12 @@ import { signWithKeys } from './signing.ts';
 
 export const DEFAULT_MAX_IN_FLIGHT = 256;
 export const DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT = 8;
-/** Retries due sooner than this get an in-process timer; later ones are found by the sweep. */
+/**
+ * A row due sooner than this gets the wake timer aimed at it; a later one only gets a look
+ * again half of this before it is due, since the database may have changed by then (claimed
+ * elsewhere, cancelled). Either way a row is on time whatever WEBHOOK_SWEEP_INTERVAL_MS is,
+ * which matters since a coalescing delivery can wait an hour.
+ */
 export const WAKE_HORIZON_MS = 60_000;
 /**
  * Claims run ahead of sending: a worker holds up to this many times its in-flight limits
@@ -50,6 +56,8 @@ const COMPLETION_COALESCE_MS = 5;
 const COMPLETION_RETRY_DELAY_MS = 1_000;
 /** Shortest timer: keeps a row that is due but not claimable (locked elsewhere) from spinning the loop. */
 const MIN_WAKE_DELAY_MS = 25;
+/** Longest timer: a look every hour costs nothing, and setTimeout fires at once past about 24.8 days. */
+const MAX_WAKE_DELAY_MS = 3_600_000;
 
 export interface WorkerLogger {
   error(obj: object, msg?: string): void;
@@ -75,6 +83,8 @@ export interface DeliveryWorkerOptions {
   maxInFlight?: number;
   maxInFlightPerEndpoint?: number;
   leaseMs?: number;
+  /** See WAKE_HORIZON_MS (tests shorten it). */
+  wakeHorizonMs?: number;
   stopTimeoutMs?: number;
   retentionFirstRunDelayMs?: number;
   retentionIntervalMs?: number;
@@ -129,6 +139,7 @@ export class DeliveryWorker {
       maxInFlight: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
       maxInFlightPerEndpoint: options.maxInFlightPerEndpoint ?? DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT,
       leaseMs: options.leaseMs ?? CLAIM_AHEAD * options.timeoutMs + LEASE_MARGIN_MS,
+      wakeHorizonMs: options.wakeHorizonMs ?? WAKE_HORIZON_MS,
       stopTimeoutMs: options.stopTimeoutMs ?? options.timeoutMs,
       retentionFirstRunDelayMs: options.retentionFirstRunDelayMs ?? RETENTION_FIRST_RUN_DELAY_MS,
       retentionIntervalMs: options.retentionIntervalMs ?? RETENTION_INTERVAL_MS,
@@ -203,6 +214,14 @@ export class DeliveryWorker {
       this.#wantBacklogClaim = true;
       this.#requestPump();
     }
+  }
+
+  /**
+   * A dispatch wrote a row due in `delayMs` that nobody may claim before then (an open
+   * coalescing delivery): wake for it then. The row is durable; this is only the alarm clock.
+   */
+  expectDue(delayMs: number): void {
+    this.#scheduleWake(delayMs);
   }
 
   /** Looks for due work now (e.g. on a NOTIFY from another process). */
@@ -510,8 +529,11 @@ export class DeliveryWorker {
   }
 
   #scheduleWake(delayMs: number): void {
-    if (!this.#running || delayMs > WAKE_HORIZON_MS) return;
-    const at = Date.now() + Math.max(MIN_WAKE_DELAY_MS, delayMs);
+    if (!this.#running) return;
+    const horizon = this.#o.wakeHorizonMs;
+    // A far row: wake half a horizon before it; the refresh that follows every wake then aims at the row itself.
+    const wakeIn = delayMs > horizon ? delayMs - horizon / 2 : delayMs;
+    const at = Date.now() + Math.min(MAX_WAKE_DELAY_MS, Math.max(MIN_WAKE_DELAY_MS, wakeIn));
     if (this.#wakeAt !== undefined && this.#wakeAt <= at) return;
     clearTimeout(this.#wakeTimer);
     this.#wakeAt = at;

@@ -81,6 +81,11 @@ describe('webhook endpoint routes', () => {
         expect(entry.example).toMatchObject({ type: entry.type, id: expect.any(String), timestamp: expect.any(String) });
         expect(entry.example.data).toBeTypeOf('object');
       }
+      // card.viewed also shows the coalesced form; no other event coalesces.
+      const byType = new Map(types.map((entry) => [entry.type, entry as typeof entry & { coalescedExample?: { data: object } }]));
+      expect(byType.get('card.viewed')?.coalescedExample?.data).toMatchObject({ count: expect.any(Number), viewers: expect.any(Array) });
+      expect(byType.get('card.viewed')?.description).toContain('coalesceSeconds');
+      expect(byType.get('contact.saved')).not.toHaveProperty('coalescedExample');
     });
   });
 
@@ -99,6 +104,7 @@ describe('webhook endpoint routes', () => {
         disabledAt: null,
         disabledReason: null,
         consecutiveFailures: 0,
+        coalesceSeconds: 0,
         previousSecretExpiresAt: null,
         createdAt: expect.any(String),
         updatedAt: expect.any(String),
@@ -140,6 +146,11 @@ describe('webhook endpoint routes', () => {
       ['url is empty', { url: '', events: ['card.viewed'] }],
       ['the description holds a NUL character', { url: 'https://hooks.example.com/x', events: ['card.viewed'], description: 'a\u0000b' }],
       ['the description holds an unpaired surrogate', { url: 'https://hooks.example.com/x', events: ['card.viewed'], description: 'a\ud800b' }],
+      ['coalesceSeconds is negative', { url: 'https://hooks.example.com/x', events: ['card.viewed'], coalesceSeconds: -1 }],
+      ['coalesceSeconds is over an hour', { url: 'https://hooks.example.com/x', events: ['card.viewed'], coalesceSeconds: 3601 }],
+      ['coalesceSeconds is not whole', { url: 'https://hooks.example.com/x', events: ['card.viewed'], coalesceSeconds: 1.5 }],
+      ['coalesceSeconds is a string', { url: 'https://hooks.example.com/x', events: ['card.viewed'], coalesceSeconds: '60' }],
+      ['coalesceSeconds is null', { url: 'https://hooks.example.com/x', events: ['card.viewed'], coalesceSeconds: null }],
     ])('400 VALIDATION_ERROR when %s', async (_label, payload) => {
       const res = await create(alice, payload);
       expectError(res, 400, 'VALIDATION_ERROR');
@@ -155,6 +166,22 @@ describe('webhook endpoint routes', () => {
       });
       expectError(bad, 400, 'INVALID_JSON');
       expect((await asUser(t.app, alice, { method: 'POST', url: '/api/webhooks' })).statusCode).toBe(400);
+    });
+
+    it('takes coalesceSeconds from 0 to 3600, shows it everywhere, and names the field when it is refused', async () => {
+      for (const coalesceSeconds of [0, 1, 3600]) {
+        const res = await create(alice, { url: freshUrl(), events: ['card.viewed'], coalesceSeconds });
+        expect(res.statusCode).toBe(201);
+        const { id } = res.json();
+        expect(res.json().coalesceSeconds).toBe(coalesceSeconds);
+        expect((await get(alice, `/api/webhooks/${id}`)).json().coalesceSeconds).toBe(coalesceSeconds);
+        expect((await get(alice, '/api/webhooks')).json().find((e: { id: string }) => e.id === id).coalesceSeconds).toBe(coalesceSeconds);
+        expect((await t.db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id } })).coalesceSeconds).toBe(coalesceSeconds);
+        await del(alice, `/api/webhooks/${id}`);
+      }
+      const refused = await create(alice, { url: freshUrl(), events: ['card.viewed'], coalesceSeconds: 3601 });
+      expectError(refused, 400, 'VALIDATION_ERROR');
+      expect(refused.json().error.details).toEqual([{ field: 'body.coalesceSeconds', message: expect.stringContaining('at most 3600') }]);
     });
 
     it('accepts a description of exactly 500 characters', async () => {
@@ -238,7 +265,7 @@ describe('webhook endpoint routes', () => {
       expect(Object.keys(res.json()[0]).sort()).toEqual(
         [
           'id', 'url', 'description', 'events', 'isActive', 'disabledAt', 'disabledReason',
-          'consecutiveFailures', 'previousSecretExpiresAt', 'createdAt', 'updatedAt',
+          'consecutiveFailures', 'coalesceSeconds', 'previousSecretExpiresAt', 'createdAt', 'updatedAt',
         ].sort(),
       );
     });
@@ -315,9 +342,29 @@ describe('webhook endpoint routes', () => {
       ['a non-boolean isActive', { isActive: 'no' }],
       ['a long description', { description: 'x'.repeat(501) }],
       ['a description with a NUL character', { description: '\u0000' }],
+      ['a negative coalesceSeconds', { coalesceSeconds: -1 }],
+      ['a coalesceSeconds over an hour', { coalesceSeconds: 3601 }],
+      ['a fractional coalesceSeconds', { coalesceSeconds: 0.5 }],
+      ['a coalesceSeconds as text', { coalesceSeconds: '5' }],
+      ['a null coalesceSeconds', { coalesceSeconds: null }],
     ])('400 VALIDATION_ERROR for %s', async (_label, payload) => {
       const endpoint = await createEndpoint(alice);
       expectError(await patch(alice, `/api/webhooks/${endpoint.id}`, payload), 400, 'VALIDATION_ERROR');
+      await del(alice, `/api/webhooks/${endpoint.id}`);
+    });
+
+    it('changes coalesceSeconds alone, and leaves it alone when other fields change', async () => {
+      const endpoint = await createEndpoint(alice);
+      const res = await patch(alice, `/api/webhooks/${endpoint.id}`, { coalesceSeconds: 3600 });
+      expect(res.statusCode).toBe(200);
+      expect(res.json()).toMatchObject({ id: endpoint.id, coalesceSeconds: 3600 });
+      expect((await patch(alice, `/api/webhooks/${endpoint.id}`, { description: 'other' })).json().coalesceSeconds).toBe(3600);
+      expect((await patch(alice, `/api/webhooks/${endpoint.id}`, { coalesceSeconds: 0 })).json().coalesceSeconds).toBe(0);
+      expect((await get(alice, `/api/webhooks/${endpoint.id}`)).json().coalesceSeconds).toBe(0);
+      const refused = await patch(alice, `/api/webhooks/${endpoint.id}`, { coalesceSeconds: 7200 });
+      expectError(refused, 400, 'VALIDATION_ERROR');
+      expect(refused.json().error.details).toEqual([{ field: 'body.coalesceSeconds', message: expect.stringContaining('at most 3600') }]);
+      expect((await get(alice, `/api/webhooks/${endpoint.id}`)).json().coalesceSeconds).toBe(0);
       await del(alice, `/api/webhooks/${endpoint.id}`);
     });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { decideAttemptOutcome, describeFailure } from '../../src/webhooks/attempt-outcome.ts';
+import { coalescingOf } from '../../src/webhooks/coalesce.ts';
 import { EndpointKeyCache } from '../../src/webhooks/endpoint-keys.ts';
 import { buildEnvelope, renderBody } from '../../src/webhooks/envelope.ts';
 import { generateEndpointSecret, SecretBox, secretFingerprint } from '../../src/webhooks/secrets.ts';
@@ -45,6 +46,52 @@ describe('renderBody', () => {
     const test = jsonbOrder(buildEnvelope(EVENT, 'webhook.test', { endpointId: CARD }, AT));
     expect(renderBody(EVENT, 'webhook.test', test)).toBe(
       `{"id":"${EVENT}","type":"webhook.test","timestamp":"2026-11-28T12:00:00.000Z","data":{"endpointId":"${CARD}"}}`,
+    );
+  });
+});
+
+describe('coalesced card.viewed', () => {
+  const GRACE = { id: 'c9f0f895-fb98-4b91-8a4c-5d6e7f809a1b', username: 'grace' };
+
+  it('opens with the envelope of the first view and a count of one; one key per card and one for the profile', () => {
+    const envelope = buildEnvelope(EVENT, 'card.viewed', { userId: OWNER, cardId: CARD, viewer: VIEWER, source: 'qr' }, AT);
+    const opened = coalescingOf(envelope)!;
+    expect(opened.payload).toEqual({
+      ...envelope,
+      data: { ...envelope.data, count: 1, firstViewedAt: AT.toISOString(), lastViewedAt: AT.toISOString(), viewers: [VIEWER] },
+    });
+    const anonymous = coalescingOf(buildEnvelope(EVENT, 'card.viewed', { userId: OWNER, cardId: CARD, viewer: null, source: 'link' }, AT))!;
+    expect(anonymous.payload.data).toMatchObject({ count: 1, viewers: [] });
+    expect(anonymous.key).toBe(opened.key);
+    const profile = coalescingOf(buildEnvelope(EVENT, 'card.viewed', { userId: OWNER, cardId: null, viewer: null, source: 'link' }, AT))!;
+    const otherCard = coalescingOf(buildEnvelope(EVENT, 'card.viewed', { userId: OWNER, cardId: OWNER, viewer: null, source: 'link' }, AT))!;
+    expect(new Set([opened.key, profile.key, otherCard.key]).size).toBe(3);
+  });
+
+  it('never coalesces contact.saved or webhook.test', () => {
+    expect(coalescingOf(buildEnvelope(EVENT, 'contact.saved', { userId: OWNER, cardId: CARD, savedBy: VIEWER }, AT))).toBeUndefined();
+    expect(coalescingOf(buildEnvelope(EVENT, 'webhook.test', { endpointId: CARD }, AT))).toBeUndefined();
+  });
+
+  it('renders the coalesced fields after the contract ones, in a fixed order, only when stored', () => {
+    const stored = jsonbOrder({
+      ...buildEnvelope(EVENT, 'card.viewed', { userId: OWNER, cardId: CARD, viewer: VIEWER, source: 'qr' }, AT),
+      data: {
+        viewers: [{ username: 'ada', id: VIEWER.id }, { username: 'grace', id: GRACE.id }],
+        lastViewedAt: '2026-11-28T12:00:54.210Z',
+        firstViewedAt: '2026-11-28T12:00:00.000Z',
+        count: 7,
+        source: 'qr',
+        viewer: VIEWER,
+        cardId: CARD,
+        userId: OWNER,
+      },
+    });
+    expect(renderBody(EVENT, 'card.viewed', stored)).toBe(
+      `{"id":"${EVENT}","type":"card.viewed","timestamp":"2026-11-28T12:00:00.000Z",` +
+        `"data":{"userId":"${OWNER}","cardId":"${CARD}","viewer":{"id":"${VIEWER.id}","username":"ada"},"source":"qr",` +
+        `"count":7,"firstViewedAt":"2026-11-28T12:00:00.000Z","lastViewedAt":"2026-11-28T12:00:54.210Z",` +
+        `"viewers":[{"id":"${VIEWER.id}","username":"ada"},{"id":"${GRACE.id}","username":"grace"}]}}`,
     );
   });
 });

@@ -109,6 +109,24 @@ describe('delivery worker: failures of its own', () => {
     });
   }
 
+  it('delivers a row due beyond its wake horizon on time, with no sweep to find it', async () => {
+    const row = await dueDelivery('beyond-horizon');
+    const [{ due }] = (await db.sql.query<{ due: Date }>(
+      `UPDATE webhook_deliveries SET next_retry_at = now() + interval '1500 milliseconds' WHERE id = $1::uuid RETURNING next_retry_at AS due`,
+      [row.id],
+    )) as [{ due: Date }];
+    const { logger } = recordingLogger();
+    // The only sweep runs at start, when the row is three horizons away: the wake timer alone brings it.
+    const w = worker(new DeliveryQueue(db.sql), logger, { wakeHorizonMs: 500, sweepIntervalMs: 600_000 });
+    w.start();
+    try {
+      const request = await waitFor(() => receiver.requests.find((r) => r.headers['webhook-id'] === row.id), { timeoutMs: 10_000, what: 'the delivery' });
+      expect(request.receivedAt).toBeGreaterThanOrEqual(due.getTime());
+    } finally {
+      await w.stop();
+    }
+  });
+
   it('logs a database error in its loop and carries on at the next sweep', async () => {
     const row = await dueDelivery('flaky-db');
     let failures = 2;

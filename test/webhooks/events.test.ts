@@ -1,6 +1,8 @@
 import { describe, it, expect } from 'vitest';
 import {
+  coalescedCardViewedData,
   EVENT_DATA_SCHEMAS,
+  MAX_COALESCED_VIEWERS,
   SUBSCRIBABLE_EVENT_TYPES,
   eventCatalogue,
   isSubscribableEventType,
@@ -19,6 +21,16 @@ describe('event catalogue', () => {
       expect(new Date(entry.example.timestamp).toISOString()).toBe(entry.example.timestamp);
       expect(EVENT_DATA_SCHEMAS[entry.type].safeParse(entry.example.data).success).toBe(true);
     }
+  });
+
+  it('documents the coalesced card.viewed body with an example that validates, for card.viewed only', () => {
+    const [viewed, saved] = eventCatalogue();
+    const example = viewed!.coalescedExample!;
+    expect(example).toMatchObject({ id: viewed!.example.id, type: 'card.viewed', timestamp: viewed!.example.timestamp });
+    expect(coalescedCardViewedData.safeParse(example.data).success).toBe(true);
+    // The contract fields are the plain example's: the coalesced body only adds fields.
+    expect(example.data).toMatchObject(viewed!.example.data);
+    expect(saved!.coalescedExample).toBeUndefined();
   });
 
   it('hands out copies, so a caller cannot change the documented examples', () => {
@@ -43,6 +55,22 @@ describe('event data schemas', () => {
   it('accepts an anonymous profile view', () => {
     const data = { userId: owner, cardId: null, viewer: null, source: 'link' };
     expect(EVENT_DATA_SCHEMAS['card.viewed'].safeParse(data).success).toBe(true);
+  });
+
+  it('lists at most MAX_COALESCED_VIEWERS viewers in a coalesced card.viewed', () => {
+    const viewer = (i: number) => ({ id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, username: `v${i}` });
+    const data = (n: number) => ({
+      userId: owner,
+      cardId: null,
+      viewer: viewer(0),
+      source: 'qr',
+      count: n,
+      firstViewedAt: '2026-11-28T12:00:00.000Z',
+      lastViewedAt: '2026-11-28T12:00:01.000Z',
+      viewers: Array.from({ length: n }, (_, i) => viewer(i)),
+    });
+    expect(coalescedCardViewedData.safeParse(data(MAX_COALESCED_VIEWERS)).success).toBe(true);
+    expect(coalescedCardViewedData.safeParse(data(MAX_COALESCED_VIEWERS + 1)).success).toBe(false);
   });
 
   it('rejects an unknown view source', () => {

@@ -77,8 +77,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(errorHandlerPlugin);
   await app.register(inputGuardPlugin);
   await app.register(fastifyHelmet, {
-    // The OpenAPI UI at /docs needs inline scripts and styles. The portal sets a strict policy
-    // on its own routes (src/routes/portal.ts).
+    // Pages set their own policies: the OpenAPI UI at /docs (swagger-ui's, with hashes for its
+    // inline scripts) and the portal (src/routes/portal.ts). The JSON API needs none.
     contentSecurityPolicy: false,
   });
   await app.register(fastifyRateLimit, {
@@ -93,7 +93,16 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     },
     transform: jsonSchemaTransform,
   });
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  await app.register(fastifySwaggerUi, {
+    routePrefix: '/docs',
+    // The UI's own policy: scripts from this origin only (its inline ones by hash). It shares the
+    // portal's origin, and so its sessionStorage token: it must not run injected script. Two
+    // changes to swagger-ui's policy: inline styles allowed (the UI sets some; styles cannot
+    // read the token), and no upgrade-insecure-requests, which breaks a plain-http local run.
+    staticCSP: true,
+    transformStaticCSP: (header) =>
+      header.replace(/\s*upgrade-insecure-requests;?/, '').replace(/style-src ([^;]*);/, "style-src $1 'unsafe-inline';"),
+  });
 
   const db =
     options.db ??

@@ -138,5 +138,11 @@ describe('OpenAPI document', () => {
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toMatch(/text\/html/);
     expect(res.body).toMatch(/<html/i);
+    // Same origin as the portal and its token: scripts from here only, none inline without a hash.
+    const csp = String(res.headers['content-security-policy']);
+    expect(csp).toMatch(/script-src 'self'[^;]*;/);
+    expect(/script-src[^;]*unsafe-inline/.test(csp)).toBe(false);
+    expect(csp).toContain("object-src 'none'");
+    expect(csp).not.toContain('upgrade-insecure-requests');
   });
 });

@@ -1,4 +1,7 @@
 /** What a scenario gets and what it reports. */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import pg from 'pg';
 import type { Receiver } from './receiver.ts';
 import { startService, type Service } from './service.ts';
 import { createStore, type BenchStore, type StoreKind } from './stores.ts';
@@ -42,6 +45,7 @@ export async function withStore<T>(
   ctx: ScenarioContext,
   body: (store: BenchStore, start: (kind: 'server' | 'worker', env?: Record<string, string>) => Promise<Service>) => Promise<T>,
 ): Promise<T> {
+  await settle(ctx.databaseUrl);
   const store = await createStore(ctx.kind, ctx.databaseUrl);
   const services: Service[] = [];
   try {
@@ -53,5 +57,23 @@ export async function withStore<T>(
   } finally {
     for (const service of services.reverse()) await service.stop();
     await store.drop();
+  }
+}
+
+/**
+ * Flushes what earlier scenarios wrote — the OS page cache (the embedded store's files) and
+ * PostgreSQL's dirty buffers — so a scenario does not measure the disk catching up with the one
+ * before it (every commit waits for its WAL flush). Best effort: CHECKPOINT needs a superuser.
+ */
+async function settle(databaseUrl: string): Promise<void> {
+  await promisify(execFile)('sync').catch(() => {});
+  const client = new pg.Client({ connectionString: databaseUrl });
+  try {
+    await client.connect();
+    await client.query('CHECKPOINT');
+  } catch {
+    // Not a superuser, or no PostgreSQL: the scenario runs unsettled.
+  } finally {
+    await client.end().catch(() => {});
   }
 }

@@ -61,11 +61,12 @@ export async function withStore<T>(
 }
 
 /**
- * Flushes what earlier scenarios wrote — the OS page cache (the embedded store's files) and
- * PostgreSQL's dirty buffers — so a scenario does not measure the disk catching up with the one
- * before it (every commit waits for its WAL flush). Best effort: CHECKPOINT needs a superuser.
+ * Flushes what was written so far — the OS page cache (the embedded store's files) and
+ * PostgreSQL's dirty buffers — so a measurement does not include the disk catching up with an
+ * earlier scenario or with its own setup (every commit waits for its WAL flush). Best effort:
+ * CHECKPOINT needs a superuser.
  */
-async function settle(databaseUrl: string): Promise<void> {
+export async function settle(databaseUrl: string): Promise<void> {
   await promisify(execFile)('sync').catch(() => {});
   const client = new pg.Client({ connectionString: databaseUrl });
   try {

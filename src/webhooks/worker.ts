@@ -4,7 +4,9 @@
  * retry-policy.ts); the state lives in the database, so this loop can die at any point.
  *
  * Scheduling:
- * - just-dispatched rows are handed over in-process and claimed at once (`enqueue`);
+ * - a dispatch in this process writes its rows already claimed for this worker when it has
+ *   room (`reserveClaim`, then `adopt`); other rows due now are handed over and claimed at once
+ *   (`enqueue`), or, for endpoints holding their share, left to the backlog claim;
  * - one wake timer aims at the earliest row due (a retry, an open coalescing delivery); rows
  *   hold no memory here. Beyond WAKE_HORIZON_MS it only comes back within the horizon to look
  *   again, and every sweep (which also finds rows of other processes, restarts, expired

@@ -1,5 +1,9 @@
 import type { Database } from '../../src/db/database.ts';
+import { EndpointKeyCache } from '../../src/webhooks/endpoint-keys.ts';
 import { DeliveryQueue } from '../../src/webhooks/queue.ts';
+import type { SecretBox } from '../../src/webhooks/secrets.ts';
+import { WebhookSender } from '../../src/webhooks/send.ts';
+import { DeliveryWorker, type DeliveryWorkerOptions, type WorkerLogger } from '../../src/webhooks/worker.ts';
 import { createTestStore, type TestStore } from './store.ts';
 
 export interface QueueStore {
@@ -27,4 +31,23 @@ export async function openQueueStore(username: string): Promise<QueueStore> {
       await store.drop();
     },
   };
+}
+
+/** A delivery worker on `queue` without an app around it: short clocks, private networks allowed. */
+export function standaloneWorker(
+  queue: DeliveryQueue,
+  logger: WorkerLogger,
+  box: SecretBox,
+  overrides: Partial<DeliveryWorkerOptions> = {},
+): DeliveryWorker {
+  return new DeliveryWorker({
+    queue,
+    logger,
+    keys: new EndpointKeyCache(box),
+    sender: new WebhookSender({ timeoutMs: 1000, allowPrivateNetworks: true, userAgent: 'test' }),
+    retryScheduleMs: [100],
+    timeoutMs: 1000,
+    sweepIntervalMs: 50,
+    ...overrides,
+  });
 }

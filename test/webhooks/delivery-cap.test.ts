@@ -3,14 +3,11 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import type { Database } from '../../src/db/database.ts';
 import type { WebhookDeliveryStatus } from '../../src/generated/prisma/client.ts';
-import { EndpointKeyCache } from '../../src/webhooks/endpoint-keys.ts';
 import type { DeliveryQueue } from '../../src/webhooks/queue.ts';
 import { SecretBox } from '../../src/webhooks/secrets.ts';
-import { WebhookSender } from '../../src/webhooks/send.ts';
-import { DeliveryWorker } from '../../src/webhooks/worker.ts';
 import { TEST_ENV } from '../helpers/app.ts';
 import { waitFor } from '../helpers/receiver.ts';
-import { openQueueStore, type QueueStore } from '../helpers/queue-store.ts';
+import { openQueueStore, standaloneWorker, type QueueStore } from '../helpers/queue-store.ts';
 
 /**
  * WEBHOOK_MAX_DELIVERIES_PER_ENDPOINT: one user's endpoint cannot fill the disk with delivery
@@ -100,17 +97,7 @@ describe('per-endpoint delivery cap', () => {
     const logs: string[] = [];
     const logger = { error: () => {}, warn: () => {}, debug: () => {}, info: (_obj: object, msg?: string) => void logs.push(msg ?? '') };
     const box = new SecretBox(Buffer.alloc(32, 1));
-    const worker = new DeliveryWorker({
-      queue,
-      logger,
-      keys: new EndpointKeyCache(box),
-      sender: new WebhookSender({ timeoutMs: 1000, allowPrivateNetworks: true, userAgent: 'test' }),
-      retryScheduleMs: [100],
-      timeoutMs: 1000,
-      sweepIntervalMs: 60_000,
-      maxDeliveriesPerEndpoint: 4,
-      retentionFirstRunDelayMs: 0,
-    });
+    const worker = standaloneWorker(queue, logger, box, { sweepIntervalMs: 60_000, maxDeliveriesPerEndpoint: 4, retentionFirstRunDelayMs: 0 });
     worker.start();
     try {
       await waitFor(async () => (await idsOf(ep.id)).length === 5, { what: 'the retention job to prune down to the cap' });

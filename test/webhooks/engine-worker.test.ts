@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
-import { EndpointKeyCache } from '../../src/webhooks/endpoint-keys.ts';
 import { DeliveryQueue } from '../../src/webhooks/queue.ts';
 import { generateEndpointSecret, SecretBox } from '../../src/webhooks/secrets.ts';
-import { WebhookSender } from '../../src/webhooks/send.ts';
-import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT, DeliveryWorker, type WorkerLogger } from '../../src/webhooks/worker.ts';
+import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT, type DeliveryWorkerOptions, type WorkerLogger } from '../../src/webhooks/worker.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { answer, createEndpoint, signUp, startReceiver, waitFor, type Receiver } from '../helpers/receiver.ts';
+import { standaloneWorker } from '../helpers/queue-store.ts';
 import { createTestStore, type TestStore } from '../helpers/store.ts';
 
 describe('delivery worker: fairness', () => {
@@ -96,18 +95,8 @@ describe('delivery worker: failures of its own', () => {
     return row!;
   }
 
-  function worker(queue: DeliveryQueue, logger: WorkerLogger, overrides: Partial<ConstructorParameters<typeof DeliveryWorker>[0]> = {}) {
-    return new DeliveryWorker({
-      queue,
-      logger,
-      keys: new EndpointKeyCache(box),
-      sender: new WebhookSender({ timeoutMs: 1000, allowPrivateNetworks: true, userAgent: 'test' }),
-      retryScheduleMs: [100],
-      timeoutMs: 1000,
-      sweepIntervalMs: 50,
-      ...overrides,
-    });
-  }
+  const worker = (queue: DeliveryQueue, logger: WorkerLogger, overrides: Partial<DeliveryWorkerOptions> = {}) =>
+    standaloneWorker(queue, logger, box, overrides);
 
   it('delivers a row due beyond its wake horizon on time, with no sweep to find it', async () => {
     const row = await dueDelivery('beyond-horizon');

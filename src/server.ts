@@ -5,7 +5,9 @@ import { loadConfigOrExit } from './config.ts';
 const config = loadConfigOrExit();
 
 const app = await buildApp({ config });
-await app.listen({ port: config.port, host: config.host });
+const address = await app.listen({ port: config.port, host: config.host });
+// Where a newcomer goes next: the endpoint portal and the API reference.
+app.log.info(`portal: ${address}/portal, API reference: ${address}/docs`);
 
 let closing = false;
 const shutdown = async (signal: NodeJS.Signals) => {

@@ -11,7 +11,7 @@ import type { ProbeReply } from './probe.ts';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PROBE = fileURLToPath(new URL('./probe.ts', import.meta.url));
 
-/** Production settings, plus what a benchmark on one machine needs (see the README's Performance section). */
+/** Production settings, plus what a benchmark on one machine needs (see bench/README.md). */
 export const SERVICE_ENV: Record<string, string> = {
   NODE_ENV: 'production',
   LOG_LEVEL: 'warn',

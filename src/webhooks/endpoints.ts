@@ -37,7 +37,7 @@ export const DISABLED_BY_USER = 'disabled by user';
 export const DELIVERY_STATUSES = ['pending', 'success', 'failed', 'cancelled'] as const satisfies readonly WebhookDeliveryStatus[];
 
 // The URL is a plain string here: every URL rule (scheme, credentials, length, address) is the
-// URL policy's, answered with URL_NOT_ALLOWED (contract §2); the body limit bounds its size.
+// URL policy's, answered with URL_NOT_ALLOWED (docs/api.md, URL rules); the body limit bounds its size.
 const urlInput = z.string().trim().min(1, 'url is required');
 
 const eventsInput = z

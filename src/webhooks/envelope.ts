@@ -1,8 +1,8 @@
 import type { CardViewedData, CoalescedViewFields, ContactSavedData, EventEnvelope, EventType, WebhookTestData } from './events.ts';
 
 /**
- * The webhook body (contract §3): `{"id","type","timestamp","data"}` with the data keys in the
- * contract's order.
+ * The webhook body (docs/receiving-webhooks.md): `{"id","type","timestamp","data"}` with the data
+ * keys in the documented order.
  *
  * Decision: a delivery row stores the envelope as JSONB (so the deliveries API can show and
  * filter it), and the body is rendered from the row at send time. JSONB does not keep key

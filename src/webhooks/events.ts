@@ -68,7 +68,7 @@ export const EVENT_DATA_SCHEMAS = {
 
 export type EventData<T extends EventType> = z.infer<(typeof EVENT_DATA_SCHEMAS)[T]>;
 
-/** The JSON body POSTed to an endpoint (contract §3). */
+/** The JSON body POSTed to an endpoint (docs/receiving-webhooks.md). */
 export interface EventEnvelope<T extends EventType = EventType> {
   id: string;
   type: T;

@@ -1,4 +1,4 @@
-/** Delivery rules as pure functions (contract §4); the worker only applies them. */
+/** Delivery rules as pure functions (docs/delivery-semantics.md); the worker only applies them. */
 
 /** An endpoint whose last this-many deliveries all failed is disabled. */
 export const AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES = 15;

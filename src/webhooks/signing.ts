@@ -1,7 +1,7 @@
 /**
  * Webhook signatures: what the service sends and what a receiver checks.
  *
- * Two schemes over the same `whsec_` secret (contract §3):
+ * Two schemes over the same `whsec_` secret (docs/receiving-webhooks.md):
  * - Standard Webhooks: `webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<ts>.<body>")>`,
  *   space-separated when several secrets are valid (rotation grace period);
  * - `x-devcard-signature: sha256=<hex HMAC-SHA256(key, body)>`, comma-separated.

@@ -15,7 +15,7 @@ const ENV = { WEBHOOK_SWEEP_INTERVAL_MS: '200', WEBHOOK_MAX_ENDPOINTS_PER_USER: 
 const HOUR = 3_600_000;
 
 const sha256 = (bytes: Buffer | string) => createHash('sha256').update(bytes).digest('hex');
-/** The fingerprint as the README tells a user to compute it from the secret they hold. */
+/** The fingerprint as docs/api.md tells a user to compute it from the secret they hold. */
 const fingerprintOf = (secret: string) => sha256(secret).slice(0, 8);
 const codes = (hints: Array<{ code: string }>) => hints.map((h) => h.code);
 

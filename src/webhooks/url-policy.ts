@@ -75,6 +75,7 @@ function refuse(reason: string): UrlCheck {
   return { ok: false, reason };
 }
 
+/** Only for an address the user wrote: it tells them nothing they did not already know. */
 function refusedAddressReason(address: string): string {
   return `${address} is not a public address (${addressRange(address) ?? 'invalid'})`;
 }
@@ -120,8 +121,10 @@ export async function checkWebhookUrl(rawUrl: string, opts: UrlPolicyOptions): P
     return refuse('hostname could not be resolved');
   }
   if (addresses.length === 0) return refuse('hostname could not be resolved');
-  // One private answer is enough to refuse: the connection could pick any of them.
-  const refused = addresses.find(({ address }) => !isAddressAllowed(address, allowPrivateNetworks));
-  if (refused) return refuse(`${name} resolves to ${refusedAddressReason(refused.address)}`);
+  // One private answer is enough to refuse: the connection could pick any of them. The reason
+  // names the rule, never the answer: quoting it would let anyone map internal DNS through us.
+  if (addresses.some(({ address }) => !isAddressAllowed(address, allowPrivateNetworks))) {
+    return refuse(`${name} resolves to a non-public address`);
+  }
   return { ok: true, url, addresses };
 }

@@ -92,7 +92,7 @@ export class WebhookSender {
     let statusCode: number | undefined;
     try {
       const check = await untilAborted(
-        checkWebhookUrl(req.url, { allowPrivateNetworks: this.#opts.allowPrivateNetworks, lookup: this.#opts.lookup }),
+        checkWebhookUrl(req.url, { allowPrivateNetworks: this.#opts.allowPrivateNetworks, lookup: this.#opts.lookup, lookupTimeoutMs: timeoutMs }),
         controller.signal,
       );
       if (!check.ok) return { ok: false, error: `destination not allowed: ${check.reason}` };

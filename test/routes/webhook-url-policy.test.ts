@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestApp } from '../helpers/app.ts';
-import { asUser, buildWebhookTestApp, createUser, FAKE_DNS, PUBLIC_ADDRESS, type TestUser } from '../helpers/webhook-api.ts';
+import { asUser, buildWebhookTestApp, createUser, FAKE_DNS, fakeLookup, PUBLIC_ADDRESS, type TestUser } from '../helpers/webhook-api.ts';
 
 /** Every host here is, or resolves to, somewhere a webhook must never reach. */
 const REFUSED_HOSTS = [
@@ -153,5 +153,39 @@ describe('a name that rebinds to a private address after registration', () => {
     expect(res.json().verdict).toBe('unreachable');
     expect(res.json().cases[0].error).toBe('destination not allowed: rebind.example.com resolves to a non-public address');
     expect(res.body).not.toContain('10.20.30.40');
+  });
+});
+
+describe('a name whose DNS never answers', () => {
+  const TIMEOUT_MS = 500;
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildWebhookTestApp({
+      env: { WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'false', WEBHOOK_TIMEOUT_MS: String(TIMEOUT_MS) },
+      lookup: (hostname) => (hostname === 'hang.example.com' ? new Promise(() => undefined) : fakeLookup(hostname)),
+    });
+  });
+  afterAll(async () => t.close());
+
+  it('is refused on POST and PATCH with 400 URL_NOT_ALLOWED once the lookup times out', { timeout: 20_000 }, async () => {
+    const user = await createUser(t, 'hanging');
+    const post = (url: string) => asUser(t.app, user, { method: 'POST', url: '/api/webhooks', payload: { url, events: ['card.viewed'] } });
+    const refused = {
+      code: 'URL_NOT_ALLOWED',
+      message: 'URL not allowed: hostname could not be resolved in time',
+    };
+    const created = await post('https://hang.example.com/hook');
+    expect(created.statusCode).toBe(400);
+    expect(created.json().error).toEqual(refused);
+
+    const other = await post('https://hooks.example.com/hook');
+    expect(other.statusCode).toBe(201);
+    const patched = await asUser(t.app, user, {
+      method: 'PATCH',
+      url: `/api/webhooks/${other.json().id}`,
+      payload: { url: 'https://hang.example.com/hook' },
+    });
+    expect(patched.statusCode).toBe(400);
+    expect(patched.json().error).toEqual(refused);
   });
 });

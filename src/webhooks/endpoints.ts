@@ -294,6 +294,7 @@ export class WebhookEndpointService {
     const check = await checkWebhookUrl(url, {
       allowPrivateNetworks: this.#config.webhooks.allowPrivateNetworks,
       lookup: this.#lookup,
+      lookupTimeoutMs: this.#config.webhooks.timeoutMs,
     });
     if (!check.ok) throw new AppError('URL_NOT_ALLOWED', `URL not allowed: ${check.reason}`);
   }

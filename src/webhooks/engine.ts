@@ -15,7 +15,7 @@ import { DeliveryQueue, DUE_CHANNEL } from './queue.ts';
 import { SecretBox } from './secrets.ts';
 import { WebhookSender } from './send.ts';
 import type { LookupFn } from './url-policy.ts';
-import { DeliveryWorker, type WorkerLogger } from './worker.ts';
+import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT, DeliveryWorker, type WorkerLogger } from './worker.ts';
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 export const USER_AGENT = `DevCard-Webhooks/${PACKAGE_VERSION}`;
@@ -63,6 +63,8 @@ export function createDeliveryEngine(options: DeliveryEngineOptions): DeliveryEn
           allowPrivateNetworks: config.webhooks.allowPrivateNetworks,
           lookup: options.lookup,
           userAgent: USER_AGENT,
+          // The worker sends at most this many to one endpoint at once: none waits for a connection.
+          maxConnectionsPerEndpoint: DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT,
         }),
         retryScheduleMs: config.webhooks.retryScheduleMs,
         timeoutMs: config.webhooks.timeoutMs,

@@ -140,6 +140,7 @@ export class ReceiverCheck {
     const body = renderBody(envelope.id, envelope.type, envelope);
     const signature = signWithKeys(probe.keys, { webhookId: probeId, timestamp: probe.timestamp, body });
     return this.#deps.sender.send({
+      endpointId,
       url,
       body,
       headers: { ...signature, 'x-devcard-event': TEST_EVENT_TYPE, 'x-devcard-delivery': probeId },

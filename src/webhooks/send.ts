@@ -7,10 +7,9 @@ import { Pool } from 'undici';
 import { classifyResponse, parseRetryAfter, RESPONSE_BODY_LIMIT_BYTES } from './retry-policy.ts';
 import { checkWebhookUrl, type LookupFn } from './url-policy.ts';
 
-const DEFAULT_MAX_CONNECTIONS_PER_ORIGIN = 10;
 /** A pool unused for this long is closed; its keep-alive sockets are long gone by then anyway. */
 const POOL_IDLE_TTL_MS = 60_000;
-/** Upper bound on cached pools, so many distinct endpoints cannot grow memory without limit. */
+/** Upper bound on cached pools, so many distinct endpoints cannot grow memory without limit (an evicted pool's requests still finish). */
 const MAX_CACHED_POOLS = 500;
 
 const NETWORK_ERRORS: Readonly<Record<string, string>> = {
@@ -37,6 +36,8 @@ export interface AttemptResult {
 }
 
 export interface WebhookRequest {
+  /** Each endpoint has its own connection pool: another endpoint's slow requests never hold its connections. */
+  endpointId: string;
   url: string;
   /** The signing and x-devcard-* headers; content-type and user-agent are added here. */
   headers: Record<string, string>;
@@ -49,7 +50,12 @@ export interface WebhookSenderOptions {
   allowPrivateNetworks: boolean;
   lookup?: LookupFn;
   userAgent: string;
-  maxConnectionsPerOrigin?: number;
+  /**
+   * Connections one endpoint's pool may open: at least as many as the caller sends to one
+   * endpoint at once, so a request never queues in the pool behind that endpoint's own (the
+   * worker passes its per-endpoint in-flight limit). Unbounded when absent.
+   */
+  maxConnectionsPerEndpoint?: number;
 }
 
 type VettedAddress = { address: string; family: 4 | 6 };
@@ -86,12 +92,12 @@ export class WebhookSender {
     let statusCode: number | undefined;
     try {
       const check = await untilAborted(
-        checkWebhookUrl(req.url, { allowPrivateNetworks: this.#opts.allowPrivateNetworks, lookup: this.#opts.lookup }),
+        checkWebhookUrl(req.url, { allowPrivateNetworks: this.#opts.allowPrivateNetworks, lookup: this.#opts.lookup, lookupTimeoutMs: timeoutMs }),
         controller.signal,
       );
       if (!check.ok) return { ok: false, error: `destination not allowed: ${check.reason}` };
 
-      const response = await this.#poolFor(check.url, check.addresses).request({
+      const response = await this.#poolFor(req.endpointId, check.url, check.addresses).request({
         method: 'POST',
         path: `${check.url.pathname}${check.url.search}`,
         headers: { ...req.headers, 'content-type': 'application/json', 'user-agent': this.#opts.userAgent },
@@ -110,21 +116,23 @@ export class WebhookSender {
   }
 
   /**
+   * One pool per endpoint (and vetted addresses), never per origin: users who share a receiver
+   * host do not share its connections, so one's slow path cannot queue another's requests.
    * A pool connects only to the addresses vetted for this attempt: its lookup returns them
    * instead of asking DNS again, so a rebinding answer between check and connect is never
    * used. The URL keeps its hostname, so the Host header, TLS SNI and certificate check are
    * those of the original URL.
    */
-  #poolFor(url: URL, addresses: readonly VettedAddress[]): Pool {
+  #poolFor(endpointId: string, url: URL, addresses: readonly VettedAddress[]): Pool {
     const now = Date.now();
     this.#evictIdlePools(now);
-    const key = `${url.origin} ${addresses.map((a) => a.address).join(',')}`;
+    const key = `${endpointId} ${url.origin} ${addresses.map((a) => a.address).join(',')}`;
     const cached = this.#pools.get(key);
     this.#pools.delete(key);
     const pool =
       cached?.pool ??
       new Pool(url.origin, {
-        connections: this.#opts.maxConnectionsPerOrigin ?? DEFAULT_MAX_CONNECTIONS_PER_ORIGIN,
+        connections: this.#opts.maxConnectionsPerEndpoint ?? null,
         connect: { lookup: pinnedLookup(addresses), timeout: this.#opts.timeoutMs },
       });
     this.#pools.set(key, { pool, lastUsedAt: now });

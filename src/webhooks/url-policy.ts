@@ -1,5 +1,6 @@
-import { lookup as dnsLookup } from 'node:dns/promises';
+import { TIMEOUT } from 'node:dns';
 import ipaddr from 'ipaddr.js';
+import { createDnsLookup, DEFAULT_DNS_TIMEOUT_MS } from './dns-lookup.ts';
 
 /**
  * SSRF guard for webhook destinations (after Documenso's assert-webhook-url): the DNS lookup
@@ -8,14 +9,14 @@ import ipaddr from 'ipaddr.js';
 
 export type LookupFn = (hostname: string) => Promise<Array<{ address: string; family: 4 | 6 }>>;
 
-export const defaultLookup: LookupFn = async (hostname) => {
-  const results = await dnsLookup(hostname, { all: true, verbatim: true });
-  return results.map(({ address, family }) => ({ address, family: family === 6 ? 6 : 4 }));
-};
+/** The process's resolver (dns-lookup.ts: c-ares with a deadline and a TTL cache, never the libuv thread pool). */
+export const defaultLookup: LookupFn = createDnsLookup();
 
 export interface UrlPolicyOptions {
   allowPrivateNetworks: boolean;
   lookup?: LookupFn;
+  /** Give up on resolution after this long, whatever `lookup` does (default DEFAULT_DNS_TIMEOUT_MS). */
+  lookupTimeoutMs?: number;
 }
 
 export type UrlCheck =
@@ -75,13 +76,14 @@ function refuse(reason: string): UrlCheck {
   return { ok: false, reason };
 }
 
+/** Only for an address the user wrote: it tells them nothing they did not already know. */
 function refusedAddressReason(address: string): string {
   return `${address} is not a public address (${addressRange(address) ?? 'invalid'})`;
 }
 
 /** Static checks (scheme, credentials, length, literal IP / localhost names) then DNS resolution; every resolved address must be allowed. */
 export async function checkWebhookUrl(rawUrl: string, opts: UrlPolicyOptions): Promise<UrlCheck> {
-  const { allowPrivateNetworks, lookup = defaultLookup } = opts;
+  const { allowPrivateNetworks, lookup = defaultLookup, lookupTimeoutMs = DEFAULT_DNS_TIMEOUT_MS } = opts;
   if (rawUrl.length > MAX_URL_LENGTH) return refuse(`URL is longer than ${MAX_URL_LENGTH} characters`);
   // WHATWG URL reads `\` as `/` in https URLs while other parsers keep it, so `https://a.com\@10.0.0.1`
   // names a different host for us than for a human or another tool: refuse the ambiguity.
@@ -115,13 +117,28 @@ export async function checkWebhookUrl(rawUrl: string, opts: UrlPolicyOptions): P
 
   let addresses: Array<{ address: string; family: 4 | 6 }>;
   try {
-    addresses = await lookup(host);
-  } catch {
-    return refuse('hostname could not be resolved');
+    addresses = await withDeadline(lookup(host), lookupTimeoutMs);
+  } catch (error) {
+    return refuse(isTimeout(error) ? 'hostname could not be resolved in time' : 'hostname could not be resolved');
   }
   if (addresses.length === 0) return refuse('hostname could not be resolved');
-  // One private answer is enough to refuse: the connection could pick any of them.
-  const refused = addresses.find(({ address }) => !isAddressAllowed(address, allowPrivateNetworks));
-  if (refused) return refuse(`${name} resolves to ${refusedAddressReason(refused.address)}`);
+  // One private answer is enough to refuse: the connection could pick any of them. The reason
+  // names the rule, never the answer: quoting it would let anyone map internal DNS through us.
+  if (addresses.some(({ address }) => !isAddressAllowed(address, allowPrivateNetworks))) {
+    return refuse(`${name} resolves to a non-public address`);
+  }
   return { ok: true, url, addresses };
+}
+
+/** Rejects with a DNS timeout when `promise` has not settled within `ms`; the lookup itself ends at its own deadline. */
+function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`no DNS answer within ${ms} ms`), { code: TIMEOUT })), ms);
+  });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
+function isTimeout(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && 'code' in error && error.code === TIMEOUT;
 }

@@ -450,6 +450,7 @@ export class DeliveryWorker {
         fingerprints: signing.fingerprints,
       };
       request = {
+        endpointId: delivery.endpointId,
         url: delivery.url,
         body,
         headers: { ...signature, 'x-devcard-event': delivery.eventType, 'x-devcard-delivery': delivery.id },

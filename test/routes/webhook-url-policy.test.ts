@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestApp } from '../helpers/app.ts';
-import { asUser, buildWebhookTestApp, createUser, PUBLIC_ADDRESS, type TestUser } from '../helpers/webhook-api.ts';
+import { asUser, buildWebhookTestApp, createUser, FAKE_DNS, fakeLookup, PUBLIC_ADDRESS, type TestUser } from '../helpers/webhook-api.ts';
 
 /** Every host here is, or resolves to, somewhere a webhook must never reach. */
 const REFUSED_HOSTS = [
@@ -71,9 +71,19 @@ describe('webhook URL policy through the API (private networks not allowed)', ()
     expect(res.json().error.code).toBe('URL_NOT_ALLOWED');
   });
 
-  it('explains why: the resolved private address is named', async () => {
-    const res = await create(alice, 'https://loopback.example.com/hook');
-    expect(res.json().error.message).toContain('127.0.0.1');
+  it('explains which rule refused a name, never the address it resolved to', async () => {
+    for (const [host, answers] of Object.entries(FAKE_DNS)) {
+      for (const res of [await create(alice, `https://${host}/hook`), await update(alice, endpointId, `https://${host}/hook`)]) {
+        expect(res.statusCode, host).toBe(400);
+        expect(res.json().error.message, host).toBe(`URL not allowed: ${host} resolves to a non-public address`);
+        for (const { address } of answers) expect(res.body, host).not.toContain(address);
+      }
+    }
+  });
+
+  it('names a literal address the user wrote, with its range', async () => {
+    const res = await create(alice, 'https://10.0.0.1/hook');
+    expect(res.json().error.message).toBe('URL not allowed: 10.0.0.1 is not a public address (private)');
   });
 
   it('refuses plain http while private networks are not allowed', async () => {
@@ -115,5 +125,67 @@ describe('webhook URL policy with private networks allowed (local development)',
     expect((await post('http://localhost:4000/hook')).statusCode).toBe(201);
     expect((await post('http://u:p@127.0.0.1:4000/hook')).json().error.code).toBe('URL_NOT_ALLOWED');
     expect((await post('ftp://127.0.0.1/hook')).json().error.code).toBe('URL_NOT_ALLOWED');
+  });
+});
+
+describe('a name that rebinds to a private address after registration', () => {
+  let answer = PUBLIC_ADDRESS;
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildWebhookTestApp({
+      env: { WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'false' },
+      lookup: async () => [{ address: answer, family: 4 }],
+    });
+  });
+  afterAll(async () => t.close());
+
+  it('the receiver self-test says which rule refused it, never the address it resolved to', async () => {
+    const user = await createUser(t, 'rebinder');
+    const created = await asUser(t.app, user, {
+      method: 'POST',
+      url: '/api/webhooks',
+      payload: { url: 'https://rebind.example.com/hook', events: ['card.viewed'] },
+    });
+    expect(created.statusCode).toBe(201);
+    answer = '10.20.30.40';
+    const res = await asUser(t.app, user, { method: 'POST', url: `/api/webhooks/${created.json().id}/verify-receiver` });
+    expect(res.statusCode).toBe(200);
+    expect(res.json().verdict).toBe('unreachable');
+    expect(res.json().cases[0].error).toBe('destination not allowed: rebind.example.com resolves to a non-public address');
+    expect(res.body).not.toContain('10.20.30.40');
+  });
+});
+
+describe('a name whose DNS never answers', () => {
+  const TIMEOUT_MS = 500;
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildWebhookTestApp({
+      env: { WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'false', WEBHOOK_TIMEOUT_MS: String(TIMEOUT_MS) },
+      lookup: (hostname) => (hostname === 'hang.example.com' ? new Promise(() => undefined) : fakeLookup(hostname)),
+    });
+  });
+  afterAll(async () => t.close());
+
+  it('is refused on POST and PATCH with 400 URL_NOT_ALLOWED once the lookup times out', { timeout: 20_000 }, async () => {
+    const user = await createUser(t, 'hanging');
+    const post = (url: string) => asUser(t.app, user, { method: 'POST', url: '/api/webhooks', payload: { url, events: ['card.viewed'] } });
+    const refused = {
+      code: 'URL_NOT_ALLOWED',
+      message: 'URL not allowed: hostname could not be resolved in time',
+    };
+    const created = await post('https://hang.example.com/hook');
+    expect(created.statusCode).toBe(400);
+    expect(created.json().error).toEqual(refused);
+
+    const other = await post('https://hooks.example.com/hook');
+    expect(other.statusCode).toBe(201);
+    const patched = await asUser(t.app, user, {
+      method: 'PATCH',
+      url: `/api/webhooks/${other.json().id}`,
+      payload: { url: 'https://hang.example.com/hook' },
+    });
+    expect(patched.statusCode).toBe(400);
+    expect(patched.json().error).toEqual(refused);
   });
 });

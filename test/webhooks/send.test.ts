@@ -50,6 +50,7 @@ function newSender(overrides: Partial<WebhookSenderOptions> = {}): WebhookSender
 }
 
 const body = JSON.stringify({ id: 'evt_1', type: 'webhook.test', data: { endpointId: 'ep_1' } });
+const endpointId = 'ep_1';
 const signingHeaders = { 'webhook-id': 'dlv_1', 'webhook-timestamp': '1790000000', 'webhook-signature': 'v1,abc' };
 
 function countingLookup(answer: Array<{ address: string; family: 4 | 6 }>): LookupFn & { calls: string[] } {
@@ -63,7 +64,7 @@ function countingLookup(answer: Array<{ address: string; family: 4 | 6 }>): Look
 describe('WebhookSender', () => {
   it('POSTs the body with the caller headers, content-type and user-agent; 200 is ok', async () => {
     const receiver = await startReceiver((_req, res) => res.end('thanks'));
-    const result = await newSender().send({ url: receiver.url, headers: signingHeaders, body });
+    const result = await newSender().send({ url: receiver.url, endpointId, headers: signingHeaders, body });
 
     expect(result).toMatchObject({ ok: true, statusCode: 200, responseBody: 'thanks' });
     expect(result.error).toBeUndefined();
@@ -79,20 +80,20 @@ describe('WebhookSender', () => {
       res.statusCode = 500;
       res.end('boom');
     });
-    const result = await newSender().send({ url: receiver.url, headers: signingHeaders, body });
+    const result = await newSender().send({ url: receiver.url, endpointId, headers: signingHeaders, body });
     expect(result).toMatchObject({ ok: false, statusCode: 500, responseBody: 'boom' });
   });
 
   it('keeps only the first 2048 bytes of a larger body', async () => {
     const receiver = await startReceiver((_req, res) => res.end('x'.repeat(5_000)));
-    const result = await newSender().send({ url: receiver.url, headers: signingHeaders, body });
+    const result = await newSender().send({ url: receiver.url, endpointId, headers: signingHeaders, body });
     expect(result.ok).toBe(true);
     expect(result.responseBody).toBe('x'.repeat(2048));
   });
 
   it('never cuts a multi-byte character in half at the limit', async () => {
     const receiver = await startReceiver((_req, res) => res.end(`${'x'.repeat(2047)}é`));
-    const result = await newSender().send({ url: receiver.url, headers: signingHeaders, body });
+    const result = await newSender().send({ url: receiver.url, endpointId, headers: signingHeaders, body });
     expect(result.responseBody).toBe('x'.repeat(2047));
   });
 
@@ -105,7 +106,7 @@ describe('WebhookSender', () => {
       };
       pump();
     });
-    const result = await newSender({ timeoutMs: 5_000 }).send({ url: receiver.url, headers: signingHeaders, body });
+    const result = await newSender({ timeoutMs: 5_000 }).send({ url: receiver.url, endpointId, headers: signingHeaders, body });
     expect(result).toMatchObject({ ok: true, statusCode: 200 });
     expect(result.responseBody).toHaveLength(2048);
   });
@@ -116,7 +117,7 @@ describe('WebhookSender', () => {
       res.writeHead(302, { location: target.url });
       res.end();
     });
-    const result = await newSender().send({ url: redirecting.url, headers: signingHeaders, body });
+    const result = await newSender().send({ url: redirecting.url, endpointId, headers: signingHeaders, body });
     expect(result).toMatchObject({ ok: false, statusCode: 302, error: 'redirect (302) not followed' });
     expect(target.connections).toBe(0);
     expect(target.requests).toHaveLength(0);
@@ -125,7 +126,7 @@ describe('WebhookSender', () => {
   it('times out a receiver that never answers', async () => {
     const receiver = await startReceiver(() => undefined);
     const started = Date.now();
-    const result = await newSender({ timeoutMs: 300 }).send({ url: receiver.url, headers: signingHeaders, body });
+    const result = await newSender({ timeoutMs: 300 }).send({ url: receiver.url, endpointId, headers: signingHeaders, body });
     expect(result.ok).toBe(false);
     expect(result.error).toBe('timeout after 300 ms');
     // Far below "never", far above 300 ms on a loaded machine.
@@ -134,20 +135,20 @@ describe('WebhookSender', () => {
 
   it('times out a receiver that answers headers and then stalls the body', async () => {
     const receiver = await startReceiver((_req, res) => res.writeHead(200).write('partial'));
-    const result = await newSender({ timeoutMs: 300 }).send({ url: receiver.url, headers: signingHeaders, body });
+    const result = await newSender({ timeoutMs: 300 }).send({ url: receiver.url, endpointId, headers: signingHeaders, body });
     expect(result).toMatchObject({ ok: false, statusCode: 200, error: 'timeout after 300 ms' });
   });
 
   it('counts a DNS lookup that hangs against the timeout', async () => {
     const lookup: LookupFn = () => new Promise(() => undefined);
-    const result = await newSender({ timeoutMs: 200, lookup }).send({ url: 'http://slow-dns.example.test/x', headers: signingHeaders, body });
+    const result = await newSender({ timeoutMs: 200, lookup }).send({ url: 'http://slow-dns.example.test/x', endpointId, headers: signingHeaders, body });
     expect(result).toMatchObject({ ok: false, error: 'timeout after 200 ms' });
   });
 
   it('reports a refused connection', async () => {
     const closed = await startReceiver(() => undefined);
     await cleanups.pop()?.();
-    const result = await newSender().send({ url: closed.url, headers: signingHeaders, body });
+    const result = await newSender().send({ url: closed.url, endpointId, headers: signingHeaders, body });
     expect(result).toMatchObject({ ok: false, error: 'connection refused' });
     expect(result.statusCode).toBeUndefined();
   });
@@ -157,7 +158,7 @@ describe('WebhookSender', () => {
       res.writeHead(429, { 'retry-after': '120' });
       res.end('slow down');
     });
-    const result = await newSender().send({ url: receiver.url, headers: signingHeaders, body });
+    const result = await newSender().send({ url: receiver.url, endpointId, headers: signingHeaders, body });
     expect(result).toMatchObject({ ok: false, statusCode: 429, retryAfterMs: 120_000, responseBody: 'slow down' });
   });
 
@@ -165,9 +166,9 @@ describe('WebhookSender', () => {
     const receiver = await startReceiver((_req, res) => res.end());
     const lookup = countingLookup([{ address: '127.0.0.1', family: 4 }]);
     const sender = newSender({ allowPrivateNetworks: false, lookup });
-    const result = await sender.send({ url: `https://rebind.example:${receiver.port}/hook`, headers: signingHeaders, body });
+    const result = await sender.send({ url: `https://rebind.example:${receiver.port}/hook`, endpointId, headers: signingHeaders, body });
     expect(result.ok).toBe(false);
-    expect(result.error).toMatch(/^destination not allowed: .*127\.0\.0\.1/);
+    expect(result.error).toBe('destination not allowed: rebind.example resolves to a non-public address');
     expect(lookup.calls).toEqual(['rebind.example']);
     expect(receiver.connections).toBe(0);
   });
@@ -176,7 +177,7 @@ describe('WebhookSender', () => {
     const receiver = await startReceiver((_req, res) => res.end('ok'));
     // .test never resolves in real DNS: reaching the server proves the vetted IP was used.
     const lookup = countingLookup([{ address: '127.0.0.1', family: 4 }]);
-    const result = await newSender({ lookup }).send({ url: `http://hooks.example.test:${receiver.port}/x?a=1`, headers: signingHeaders, body });
+    const result = await newSender({ lookup }).send({ url: `http://hooks.example.test:${receiver.port}/x?a=1`, endpointId, headers: signingHeaders, body });
     expect(result).toMatchObject({ ok: true, statusCode: 200 });
     expect(lookup.calls).toEqual(['hooks.example.test']);
     expect(receiver.requests[0]?.url).toBe('/x?a=1');
@@ -201,7 +202,7 @@ describe('WebhookSender', () => {
     const { port } = tlsServer.address() as AddressInfo;
     const lookup = countingLookup([{ address: '127.0.0.1', family: 4 }]);
 
-    const result = await newSender({ lookup }).send({ url: `https://secure.example.test:${port}/x`, headers: signingHeaders, body });
+    const result = await newSender({ lookup }).send({ url: `https://secure.example.test:${port}/x`, endpointId, headers: signingHeaders, body });
     expect(result.ok).toBe(false);
     expect(serverNames).toEqual(['secure.example.test']);
   });
@@ -209,11 +210,11 @@ describe('WebhookSender', () => {
   it('reuses one keep-alive connection for sequential sends', async () => {
     const receiver = await startReceiver((_req, res) => res.end('ok'));
     const sender = newSender();
-    const first = await sender.send({ url: receiver.url, headers: signingHeaders, body });
+    const first = await sender.send({ url: receiver.url, endpointId, headers: signingHeaders, body });
     // undici 7 re-validates an idle keep-alive socket in the next check phase
     // (GHSA-35p6-xmwp-9g52); a send issued before then would open a second connection.
     await new Promise((resolve) => setImmediate(resolve));
-    const second = await sender.send({ url: receiver.url, headers: signingHeaders, body });
+    const second = await sender.send({ url: receiver.url, endpointId, headers: signingHeaders, body });
     expect([first.ok, second.ok]).toEqual([true, true]);
     expect(receiver.requests).toHaveLength(2);
     expect(receiver.connections).toBe(1);
@@ -222,7 +223,7 @@ describe('WebhookSender', () => {
   it('returns a result, not an exception, once closed', async () => {
     const sender = newSender();
     await sender.close();
-    const result = await sender.send({ url: 'http://127.0.0.1:9/x', headers: signingHeaders, body });
+    const result = await sender.send({ url: 'http://127.0.0.1:9/x', endpointId, headers: signingHeaders, body });
     expect(result).toMatchObject({ ok: false, error: 'sender closed' });
   });
 });

@@ -127,7 +127,7 @@ describe('SSRF corpus', () => {
     const sender = new WebhookSender({ timeoutMs: 2_000, allowPrivateNetworks: false, lookup, userAgent: 'test' });
     try {
       for (const [url, what] of SSRF_CORPUS) {
-        const result = await sender.send({ url, headers: {}, body: '{}' });
+        const result = await sender.send({ endpointId: 'ep_1', url, headers: {}, body: '{}' });
         expect(result.ok, `${url} (${what})`).toBe(false);
         expect(result.statusCode, `${url} (${what})`).toBeUndefined();
         expect(result.error, `${url} (${what})`).toMatch(/^destination not allowed: /);

@@ -21,6 +21,8 @@ export interface DispatcherOptions {
   worker?: Pick<DeliveryWorker, 'enqueue' | 'reserveClaim' | 'adopt' | 'noteBacklog' | 'expectDue'>;
   /** Signal worker processes over LISTEN/NOTIFY (PostgreSQL, when this process does not deliver). */
   notify: boolean;
+  /** Attempts one delivery may have in all; redeliver refuses past it (config.webhooks.maxAttemptsPerDelivery). */
+  maxAttemptsPerDelivery: number;
 }
 
 const isUuid = (value: string): boolean => z.uuid().safeParse(value).success;
@@ -81,15 +83,19 @@ export class DeliveryDispatcher {
   /**
    * Another attempt of an existing delivery (same id; attempts keep counting), due now.
    * 404 unless the endpoint is the user's and the delivery is the endpoint's; 409 when the
-   * endpoint is disabled. An attempt already in flight is left to finish.
+   * endpoint is disabled or the delivery has had all its attempts. An attempt already in flight
+   * is left to finish.
    */
   async redeliver(params: { userId: string; endpointId: string; deliveryId: string }): Promise<{ deliveryId: string }> {
     const { userId, endpointId, deliveryId } = params;
     const endpoint = await this.findOwnEndpoint(userId, endpointId);
     if (!isUuid(deliveryId)) throw new AppError('NOT_FOUND', 'No such delivery');
     if (!endpoint.isActive) throw new AppError('ENDPOINT_DISABLED');
-    const { found, scheduled } = await this.#o.queue.makeDue(endpointId, deliveryId);
+    const { found, scheduled, attemptLimitReached } = await this.#o.queue.makeDue(endpointId, deliveryId, this.#o.maxAttemptsPerDelivery);
     if (!found) throw new AppError('NOT_FOUND', 'No such delivery');
+    if (attemptLimitReached) {
+      throw new AppError('ATTEMPT_LIMIT_REACHED', `This delivery has had ${this.#o.maxAttemptsPerDelivery} attempts, as many as a delivery may have`);
+    }
     if (scheduled) this.#handOver([{ id: deliveryId, endpointId, nextRetryAt: new Date() }]);
     return { deliveryId };
   }

@@ -25,6 +25,8 @@ export interface Config {
 export interface WebhookConfig {
   /** Delays between attempts after the first one. */
   retryScheduleMs: number[];
+  /** Attempts one delivery may have in all, redeliveries included; at least the retry schedule's. */
+  maxAttemptsPerDelivery: number;
   timeoutMs: number;
   allowPrivateNetworks: boolean;
   maxEndpointsPerUser: number;
@@ -54,6 +56,8 @@ const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
 
 const MAX_RETRIES = 20;
+/** Above the longest schedule allowed (1 + MAX_RETRIES attempts), so any valid schedule fits with room to redeliver. */
+const DEFAULT_MAX_ATTEMPTS_PER_DELIVERY = 25;
 const MAX_RETRY_DELAY_MS = 7 * 24 * 3_600_000;
 
 const retrySchedule = z.string().transform((text, ctx) => {
@@ -89,6 +93,7 @@ const variables = {
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   WEBHOOK_ENCRYPTION_KEY: z.string().optional(),
   WEBHOOK_RETRY_SCHEDULE: retrySchedule.default([30_000, 300_000, 1_800_000]),
+  WEBHOOK_MAX_ATTEMPTS_PER_DELIVERY: positiveInt.max(1000).default(DEFAULT_MAX_ATTEMPTS_PER_DELIVERY),
   WEBHOOK_TIMEOUT_MS: positiveInt.max(120_000).default(10_000),
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: booleanText.default(false),
   WEBHOOK_MAX_ENDPOINTS_PER_USER: positiveInt.max(1000).default(5),
@@ -154,6 +159,13 @@ export function loadConfig(env: Env = process.env): Config {
   if (production && !v.WEBHOOK_ENCRYPTION_KEY) {
     throw new ConfigError('WEBHOOK_ENCRYPTION_KEY', 'required when NODE_ENV=production');
   }
+  // The cap must not cut the automatic retries short: it bounds what redeliveries add.
+  if (v.WEBHOOK_MAX_ATTEMPTS_PER_DELIVERY < v.WEBHOOK_RETRY_SCHEDULE.length + 1) {
+    throw new ConfigError(
+      'WEBHOOK_MAX_ATTEMPTS_PER_DELIVERY',
+      `must be at least ${v.WEBHOOK_RETRY_SCHEDULE.length + 1}, the attempts WEBHOOK_RETRY_SCHEDULE makes`,
+    );
+  }
   const dev = !v.JWT_SECRET || !v.WEBHOOK_ENCRYPTION_KEY ? loadOrCreateDevSecrets(v.DATA_DIR) : undefined;
 
   const keyText = v.WEBHOOK_ENCRYPTION_KEY ?? dev!.webhookEncryptionKey;
@@ -173,6 +185,7 @@ export function loadConfig(env: Env = process.env): Config {
     webhookEncryptionKey,
     webhooks: {
       retryScheduleMs: v.WEBHOOK_RETRY_SCHEDULE,
+      maxAttemptsPerDelivery: v.WEBHOOK_MAX_ATTEMPTS_PER_DELIVERY,
       timeoutMs: v.WEBHOOK_TIMEOUT_MS,
       allowPrivateNetworks: v.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
       maxEndpointsPerUser: v.WEBHOOK_MAX_ENDPOINTS_PER_USER,

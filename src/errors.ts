@@ -21,6 +21,7 @@ export const ERRORS = {
   ENDPOINT_LIMIT_REACHED: { status: 409, message: 'You have reached the maximum number of webhook endpoints' },
   ENDPOINT_URL_EXISTS: { status: 409, message: 'You already have an endpoint with this URL' },
   ENDPOINT_DISABLED: { status: 409, message: 'This endpoint is disabled' },
+  ATTEMPT_LIMIT_REACHED: { status: 409, message: 'This delivery has had as many attempts as a delivery may have' },
   NO_PREVIOUS_SECRET: { status: 409, message: 'This endpoint keeps no previous secret to sign with again' },
   CONFLICT: { status: 409, message: 'The request conflicts with the current state' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large' },

@@ -138,6 +138,7 @@ describe('rate limits on every route that does work for a caller', () => {
     ['POST', '/api/webhooks/:id/extend-previous-secret'],
     ['GET', '/api/webhooks/:id/deliveries'],
     ['GET', '/api/webhooks/:id/deliveries/:deliveryId'],
+    ['GET', '/api/webhooks/:id/deliveries/:deliveryId/attempts'],
     ['POST', '/api/webhooks/:id/deliveries/:deliveryId/redeliver'],
     ['POST', '/api/webhooks/:id/test'],
     // Its own, smaller budget (min of the API limit and VERIFY_RECEIVER_PER_MINUTE).

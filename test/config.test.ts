@@ -52,6 +52,14 @@ describe('loadConfig', () => {
     expect(config.webhooks.workerEnabled).toBe(false);
   });
 
+  it('caps attempts per delivery above what the retry schedule makes', () => {
+    expect(loadConfig(base).webhooks.maxAttemptsPerDelivery).toBe(25);
+    expect(loadConfig({ ...base, WEBHOOK_RETRY_SCHEDULE: '1s,2s', WEBHOOK_MAX_ATTEMPTS_PER_DELIVERY: '3' }).webhooks.maxAttemptsPerDelivery).toBe(3);
+    expect(() => loadConfig({ ...base, WEBHOOK_RETRY_SCHEDULE: '1s,2s,3s', WEBHOOK_MAX_ATTEMPTS_PER_DELIVERY: '3' })).toThrow(
+      'WEBHOOK_MAX_ATTEMPTS_PER_DELIVERY: must be at least 4',
+    );
+  });
+
   it('accepts the encryption key as hex too', () => {
     const hex = Buffer.alloc(32, 9).toString('hex');
     expect(loadConfig({ ...base, WEBHOOK_ENCRYPTION_KEY: hex }).webhookEncryptionKey).toEqual(Buffer.alloc(32, 9));

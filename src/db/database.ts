@@ -13,6 +13,12 @@ export interface Database {
   prisma: PrismaClient;
   /** Raw SQL for what Prisma cannot express well (claims with SKIP LOCKED, batch updates). */
   sql: SqlRunner;
+  /**
+   * Runs `fn` in one transaction on one connection: committed when it resolves, rolled back when
+   * it throws. Only `tx` may be used inside: on the embedded store anything else waits for the
+   * transaction to end, which never comes.
+   */
+  transaction<T>(fn: (tx: SqlRunner) => Promise<T>): Promise<T>;
   /** Runs pending migrations (see migrate.ts). */
   migrate(): Promise<string[]>;
   close(): Promise<void>;
@@ -72,6 +78,42 @@ async function openPostgres(databaseUrl: string, poolSize: number, onConnectionE
     kind: 'postgres',
     prisma,
     sql,
+    async transaction<T>(fn: (tx: SqlRunner) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      // Pipeline mode (a documented pg client option, set here per checkout) sends BEGIN together
+      // with the first statement instead of waiting a round trip for it: a transaction then costs
+      // one round trip more than its statements (the COMMIT), which the hot view path relies on.
+      setPipeline(client, true);
+      let broken: Error | undefined;
+      try {
+        const begun = client.query('BEGIN');
+        // Awaited after `fn`; observed now so a failure is not reported as unhandled meanwhile.
+        begun.catch(() => {});
+        const tx: SqlRunner = {
+          async query<R>(text: string, params?: unknown[]) {
+            return (await client.query(text, params)).rows as R[];
+          },
+          async exec(script: string) {
+            await client.query(script);
+          },
+        };
+        try {
+          const result = await fn(tx);
+          await begun;
+          await client.query('COMMIT');
+          return result;
+        } catch (error) {
+          await client.query('ROLLBACK').catch((rollbackError: Error) => {
+            broken = rollbackError;
+          });
+          throw error;
+        }
+      } finally {
+        setPipeline(client, false);
+        // A connection that could not even roll back is not given to the next caller.
+        client.release(broken);
+      }
+    },
     async migrate() {
       // The advisory lock is per session, so the whole run must use one connection.
       const client = await pool.connect();
@@ -95,6 +137,10 @@ async function openPostgres(databaseUrl: string, poolSize: number, onConnectionE
   };
 }
 
+function setPipeline(client: pg.PoolClient, on: boolean): void {
+  (client as { pipeline: boolean }).pipeline = on;
+}
+
 async function openEmbedded(dataDir: string): Promise<Database> {
   const pglite = dataDir === 'memory' ? await PGlite.create() : await PGlite.create({ dataDir: `${dataDir}/pglite` });
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
@@ -110,6 +156,17 @@ async function openEmbedded(dataDir: string): Promise<Database> {
     kind: 'embedded',
     prisma,
     sql,
+    transaction: <T>(fn: (tx: SqlRunner) => Promise<T>) =>
+      pglite.transaction(async (tx) =>
+        fn({
+          async query<R>(text: string, params?: unknown[]) {
+            return (await tx.query<R>(text, params)).rows;
+          },
+          async exec(script: string) {
+            await tx.exec(script);
+          },
+        }),
+      ),
     migrate: () => applyMigrations(sql),
     async close() {
       await prisma.$disconnect();

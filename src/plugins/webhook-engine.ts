@@ -8,6 +8,7 @@ import type { DeliveryWorker } from '../webhooks/worker.ts';
 /** What routes and services use to raise events and act on deliveries. */
 export interface WebhookEngine {
   dispatch: DeliveryDispatcher['dispatch'];
+  withEvents: DeliveryDispatcher['withEvents'];
   dispatchToEndpoint: DeliveryDispatcher['dispatchToEndpoint'];
   redeliver: DeliveryDispatcher['redeliver'];
   sendTestEvent: DeliveryDispatcher['sendTestEvent'];
@@ -39,6 +40,7 @@ export const webhookEnginePlugin = fp(
     const { dispatcher } = engine;
     app.decorate('webhooks', {
       dispatch: dispatcher.dispatch.bind(dispatcher),
+      withEvents: dispatcher.withEvents.bind(dispatcher),
       dispatchToEndpoint: dispatcher.dispatchToEndpoint.bind(dispatcher),
       redeliver: dispatcher.redeliver.bind(dispatcher),
       sendTestEvent: dispatcher.sendTestEvent.bind(dispatcher),

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { errorResponseSchema } from '../errors.ts';
 import { perUserRateLimit } from '../plugins/auth.ts';
 import { cardSchema, createCard, createCardInput, listOwnCards } from '../services/cards.ts';
-import { saveCard } from '../services/views.ts';
+import { explainingMissingReferences, saveCard } from '../services/views.ts';
 
 const security = [{ bearerAuth: [] }];
 
@@ -65,9 +65,14 @@ export const cardRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request, reply) => {
-      const result = await saveCard(app.db.prisma, request.user, request.params.id);
-      // The first save raises contact.saved; its delivery rows are durable before the response.
-      if (result.created) await app.webhooks.dispatch(result.event.userId, 'contact.saved', result.event);
+      // The first save and its contact.saved delivery rows commit together, before the response.
+      const result = await explainingMissingReferences(app.db.sql, request.user, () =>
+        app.webhooks.withEvents(async ({ sql, dispatch }) => {
+          const saved = await saveCard(sql, request.user, request.params.id);
+          if (saved.created) await dispatch(saved.event.userId, 'contact.saved', saved.event);
+          return saved;
+        }),
+      );
       return result.created
         ? reply.status(201).send({ saved: true as const })
         : reply.status(200).send({ alreadySaved: true as const });

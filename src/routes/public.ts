@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponseSchema } from '../errors.ts';
 import { publicCardSchema, publicProfileSchema } from '../services/cards.ts';
-import { viewCard, viewProfile, type Viewed } from '../services/views.ts';
+import type { SqlRunner } from '../db/migrate.ts';
+import { explainingMissingReferences, viewCard, viewProfile, type UserRef, type Viewed } from '../services/views.ts';
 import { VIEW_SOURCES } from '../webhooks/events.ts';
 
 // Not strict: shared links may carry other query parameters (utm_source…), which are ignored.
@@ -23,11 +24,15 @@ const security: Array<Record<string, string[]>> = [{}, { bearerAuth: [] }];
 export const publicRoutes: FastifyPluginAsyncZod = async (app) => {
   const config = { rateLimit: { max: app.config.rateLimits.publicPerMinute, timeWindow: '1 minute' } };
   const failures = { 400: errorResponseSchema, 401: errorResponseSchema, 404: errorResponseSchema, 429: errorResponseSchema };
-  // A recorded view raises card.viewed; awaited so its delivery rows are durable before the response.
-  const raiseViewed = async <T>({ page, event }: Viewed<T>): Promise<T> => {
-    if (event) await app.webhooks.dispatch(event.userId, 'card.viewed', event);
-    return page;
-  };
+  // A recorded view and its card.viewed delivery rows commit together, before the response.
+  const recordView = <T>(viewer: UserRef | null, view: (sql: SqlRunner) => Promise<Viewed<T>>): Promise<T> =>
+    explainingMissingReferences(app.db.sql, viewer, () =>
+      app.webhooks.withEvents(async ({ sql, dispatch }) => {
+        const { page, event } = await view(sql);
+        if (event) await dispatch(event.userId, 'card.viewed', event);
+        return page;
+      }),
+    );
 
   // Static `card` outranks `:username` in Fastify's router, so a user named "card" still has
   // a profile at /api/u/card, and their cards are at /api/u/card/card/:cardId.
@@ -48,7 +53,7 @@ export const publicRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (request) => {
       const { viewer, query } = request;
-      return raiseViewed(await viewCard(app.db.sql, request.params.cardId, { viewer, source: query.source }));
+      return recordView(viewer, (sql) => viewCard(sql, request.params.cardId, { viewer, source: query.source }));
     },
   );
 
@@ -69,7 +74,7 @@ export const publicRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (request) => {
       const { viewer, query } = request;
-      return raiseViewed(await viewProfile(app.db.sql, request.params.username, { viewer, source: query.source }));
+      return recordView(viewer, (sql) => viewProfile(sql, request.params.username, { viewer, source: query.source }));
     },
   );
 
@@ -90,7 +95,7 @@ export const publicRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (request) => {
       const { viewer, query, params } = request;
-      return raiseViewed(await viewCard(app.db.sql, params.cardId, { viewer, source: query.source, username: params.username }));
+      return recordView(viewer, (sql) => viewCard(sql, params.cardId, { viewer, source: query.source, username: params.username }));
     },
   );
 };

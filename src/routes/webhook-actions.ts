@@ -29,7 +29,8 @@ export const webhookActionRoutes: FastifyPluginAsyncZod = async (app) => {
         summary: 'Redeliver a delivery',
         description:
           'Schedules another attempt of this delivery now: same delivery id and `webhook-id`, attempts keep counting. ' +
-          'Works on failed, successful and cancelled deliveries of an active endpoint; 409 ENDPOINT_DISABLED otherwise.',
+          'Works on failed, successful and cancelled deliveries of an active endpoint; 409 ENDPOINT_DISABLED otherwise. ' +
+          'A delivery has at most WEBHOOK_MAX_ATTEMPTS_PER_DELIVERY attempts, redeliveries included: past it, 409 ATTEMPT_LIMIT_REACHED.',
         security,
         params: z.object({ id: z.string(), deliveryId: z.string() }),
         response: { 202: z.object({ deliveryId: z.string() }), ...failures },

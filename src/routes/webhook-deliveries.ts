@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponseSchema } from '../errors.ts';
-import { deliveryDetailSchema, deliveryPageSchema, listDeliveriesQuery } from '../webhooks/endpoints.ts';
+import { attemptPageSchema, deliveryDetailSchema, deliveryPageSchema, listAttemptsQuery, listDeliveriesQuery } from '../webhooks/endpoints.ts';
 import { perUserRateLimit } from '../plugins/auth.ts';
 import { endpointParams, webhookSecurity } from './webhook-endpoints.ts';
 
@@ -36,7 +36,7 @@ export const webhookDeliveryRoutes: FastifyPluginAsyncZod = async (app) => {
       onRequest: app.authenticate,
       schema: {
         tags,
-        summary: 'Get one delivery with its payload and attempts',
+        summary: 'Get one delivery with its payload and newest attempts',
         security,
         params: endpointParams.extend({ deliveryId: z.string() }),
         response: { 200: deliveryDetailSchema, 401: e, 404: e, 429: e },
@@ -44,5 +44,23 @@ export const webhookDeliveryRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (request) =>
       app.webhookEndpoints.getDelivery(request.user.id, request.params.id, request.params.deliveryId),
+  );
+
+  app.get(
+    '/:id/deliveries/:deliveryId/attempts',
+    {
+      config,
+      onRequest: app.authenticate,
+      schema: {
+        tags,
+        summary: "List a delivery's attempts, oldest first",
+        security,
+        params: endpointParams.extend({ deliveryId: z.string() }),
+        querystring: listAttemptsQuery,
+        response: { 200: attemptPageSchema, 400: e, 401: e, 404: e, 429: e },
+      },
+    },
+    async (request) =>
+      app.webhookEndpoints.listAttempts(request.user.id, request.params.id, request.params.deliveryId, request.query),
   );
 };

@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { AppError } from '../errors.ts';
 import type { SqlRunner } from '../db/migrate.ts';
-import { Prisma, type PrismaClient } from '../generated/prisma/client.ts';
 import type { CardViewedData, ContactSavedData, ViewSource } from '../webhooks/events.ts';
 import type { CardData, PublicCard, PublicProfile } from './cards.ts';
 
@@ -36,7 +35,9 @@ export interface Viewed<T> {
  * Why raw SQL here: this is the hot path (every public page view) and the benchmark's profile
  * showed Prisma's per-query work as its largest CPU cost. Each view is ONE statement that
  * reads the page and records the view together (the view row exists exactly when the page was
- * served); the route then raises the event. Both statements run on the two stores.
+ * served); the route runs it in the transaction that raises the event (the event and its
+ * delivery rows are one write), and explains a failure with `explainingMissingReferences`
+ * once that transaction is over. Every statement runs on the two stores.
  */
 
 const CARD_COLUMNS = `c.id, c.owner_id, c.title, c.company, c.job_title, c.bio, c.email, c.phone, c.website, c.is_public, c.created_at, c.updated_at`;
@@ -77,8 +78,7 @@ interface PublicCardRow extends CardRow {
 /** A user's profile and public cards (private ones stay hidden, even from the owner, on this public page), recording the view. */
 export async function viewProfile(sql: SqlRunner, username: string, request: ViewRequest): Promise<Viewed<PublicProfile>> {
   const { viewer, source } = request;
-  const rows = await recordingMissingReferences(sql, viewer, () =>
-    sql.query<ProfileRow>(
+  const rows = await sql.query<ProfileRow>(
       `WITH owner AS (
          SELECT id, username, display_name, created_at FROM users WHERE username = $1
        ),
@@ -91,8 +91,7 @@ export async function viewProfile(sql: SqlRunner, username: string, request: Vie
               EXISTS (SELECT 1 FROM viewed) AS recorded, ${CARD_COLUMNS}
        FROM owner o LEFT JOIN cards c ON c.owner_id = o.id AND c.is_public
        ORDER BY c.created_at, c.id`,
-      [username.toLowerCase(), viewer?.id ?? null, source],
-    ),
+    [username.toLowerCase(), viewer?.id ?? null, source],
   );
   const first = rows[0];
   if (!first) throw new AppError('NOT_FOUND', 'No such user');
@@ -111,8 +110,7 @@ export async function viewCard(sql: SqlRunner, cardId: string, request: ViewRequ
   const notFound = new AppError('NOT_FOUND', 'No such card');
   // Ids are UUID columns: anything else would be a database error, not a miss.
   if (!z.uuid().safeParse(cardId).success) throw notFound;
-  const rows = await recordingMissingReferences(sql, viewer, () =>
-    sql.query<PublicCardRow>(
+  const rows = await sql.query<PublicCardRow>(
       `WITH card AS (
          SELECT ${CARD_COLUMNS}, u.username, u.display_name, u.created_at AS owner_created_at
          FROM cards c JOIN users u ON u.id = c.owner_id
@@ -124,8 +122,7 @@ export async function viewCard(sql: SqlRunner, cardId: string, request: ViewRequ
          RETURNING 1
        )
        SELECT card.*, EXISTS (SELECT 1 FROM viewed) AS recorded FROM card`,
-      [cardId, viewer?.id ?? null, source, username?.toLowerCase() ?? null],
-    ),
+    [cardId, viewer?.id ?? null, source, username?.toLowerCase() ?? null],
   );
   const row = rows[0];
   if (!row) throw notFound;
@@ -157,56 +154,51 @@ function viewedEvent(ownerId: string, cardId: string | null, viewer: UserRef | n
 /** PostgreSQL's foreign_key_violation: a referenced row vanished between the read and the insert of one statement. */
 const FOREIGN_KEY_VIOLATION = '23503';
 
-/** Runs a view statement; a foreign-key failure becomes the same 401/404 as with Prisma below. */
-async function recordingMissingReferences<T>(sql: SqlRunner, viewer: UserRef | null, run: () => Promise<T>): Promise<T> {
+/**
+ * Runs a view or a save (with its event's transaction); a foreign-key failure becomes a 401 when
+ * the acting user's account is gone (a token that outlived it), otherwise a 404. `sql` must be
+ * outside the failed transaction, which can run nothing more.
+ */
+export async function explainingMissingReferences<T>(sql: SqlRunner, actor: UserRef | null, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (error) {
     if ((error as { code?: unknown } | null)?.code !== FOREIGN_KEY_VIOLATION) throw error;
-    const exists = viewer && (await sql.query('SELECT 1 FROM users WHERE id = $1::uuid', [viewer.id])).length > 0;
-    throw viewer && !exists ? new AppError('INVALID_TOKEN', 'The account of this token no longer exists') : new AppError('NOT_FOUND');
+    const exists = actor && (await sql.query('SELECT 1 FROM users WHERE id = $1::uuid', [actor.id])).length > 0;
+    throw actor && !exists ? new AppError('INVALID_TOKEN', 'The account of this token no longer exists') : new AppError('NOT_FOUND');
   }
 }
 
 export type SaveCardResult = { created: false } | { created: true; event: ContactSavedData };
 
 /**
- * Saves a card to `saver`'s contacts. Idempotent: the (user, card) pair is unique, so of any
- * number of concurrent saves exactly one creates the row and reports `created: true`.
+ * Saves a card to `saver`'s contacts, in one statement (run it in the event's transaction).
+ * Idempotent: the (user, card) pair is unique, so of any number of concurrent saves exactly one
+ * creates the row and reports `created: true`.
  *
  * Saving one's own card is refused (400 CANNOT_SAVE_OWN_CARD): a card is not a contact of its
  * owner, and `contact.saved` would tell owners they saved themselves — the same reasoning that
  * keeps self-views out of `card.viewed`.
  */
-export async function saveCard(prisma: PrismaClient, saver: UserRef, cardId: string): Promise<SaveCardResult> {
+export async function saveCard(sql: SqlRunner, saver: UserRef, cardId: string): Promise<SaveCardResult> {
   const notFound = new AppError('NOT_FOUND', 'No such card');
   if (!z.uuid().safeParse(cardId).success) throw notFound;
-  const card = await prisma.card.findUnique({ where: { id: cardId }, select: { ownerId: true, isPublic: true } });
-  if (!card || (!card.isPublic && card.ownerId !== saver.id)) throw notFound;
-  if (card.ownerId === saver.id) throw new AppError('CANNOT_SAVE_OWN_CARD');
-
-  try {
-    await prisma.savedCard.create({ data: { userId: saver.id, cardId } });
-  } catch (error) {
-    if (isPrismaError(error, 'P2002')) return { created: false };
-    throw await explainMissingReference(prisma, error, saver);
-  }
-  const event: ContactSavedData = { userId: card.ownerId, cardId, savedBy: { id: saver.id, username: saver.username } };
-  return { created: true, event };
-}
-
-function isPrismaError(error: unknown, code: string): error is Prisma.PrismaClientKnownRequestError {
-  return error instanceof Prisma.PrismaClientKnownRequestError && error.code === code;
-}
-
-/**
- * A foreign-key failure (P2003) means a row vanished under us: the acting user (a token that
- * outlived its account) → 401, otherwise the card or its owner → 404. Anything else is rethrown.
- */
-async function explainMissingReference(prisma: PrismaClient, error: unknown, actor: UserRef | null): Promise<unknown> {
-  if (!isPrismaError(error, 'P2003')) return error;
-  if (actor && !(await prisma.user.findUnique({ where: { id: actor.id }, select: { id: true } }))) {
-    return new AppError('INVALID_TOKEN', 'The account of this token no longer exists');
-  }
-  return new AppError('NOT_FOUND');
+  const rows = await sql.query<{ owner_id: string; is_public: boolean; created: boolean }>(
+    `WITH card AS (
+       SELECT owner_id, is_public FROM cards WHERE id = $2::uuid
+     ),
+     saved AS (
+       INSERT INTO saved_cards (user_id, card_id)
+       SELECT $1::uuid, $2::uuid FROM card WHERE card.is_public AND card.owner_id <> $1::uuid
+       ON CONFLICT (user_id, card_id) DO NOTHING
+       RETURNING 1
+     )
+     SELECT owner_id, is_public, EXISTS (SELECT 1 FROM saved) AS created FROM card`,
+    [saver.id, cardId],
+  );
+  const card = rows[0];
+  if (!card || (!card.is_public && card.owner_id !== saver.id)) throw notFound;
+  if (card.owner_id === saver.id) throw new AppError('CANNOT_SAVE_OWN_CARD');
+  if (!card.created) return { created: false };
+  return { created: true, event: { userId: card.owner_id, cardId, savedBy: { id: saver.id, username: saver.username } } };
 }

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Database } from '../db/database.ts';
+import type { SqlRunner } from '../db/migrate.ts';
 import { AppError } from '../errors.ts';
 import { coalescingOf } from './coalesce.ts';
 import { buildEnvelope } from './envelope.ts';
 import type { EventData, SubscribableEventType, WebhookTestData } from './events.ts';
 import { TEST_EVENT_TYPE } from './events.ts';
-import type { ClaimedDelivery, DeliveryQueue, DispatchedRow } from './queue.ts';
+import { DeliveryQueue, type ClaimedDelivery, type DispatchedRow } from './queue.ts';
 import type { DeliveryWorker } from './worker.ts';
 
 export interface DispatchResult {
@@ -21,6 +22,16 @@ export interface DispatcherOptions {
   worker?: Pick<DeliveryWorker, 'enqueue' | 'reserveClaim' | 'adopt' | 'noteBacklog' | 'expectDue'>;
   /** Signal worker processes over LISTEN/NOTIFY (PostgreSQL, when this process does not deliver). */
   notify: boolean;
+  /** Attempts one delivery may have in all; redeliver refuses past it (config.webhooks.maxAttemptsPerDelivery). */
+  maxAttemptsPerDelivery: number;
+}
+
+/** What `withEvents` hands its function: the transaction, and the events to raise in it. */
+export interface EventTransaction {
+  /** Statements of the event source (a view, a save) run here, in the same transaction as the fan-outs. */
+  sql: SqlRunner;
+  /** `dispatch`, writing the delivery rows in this transaction. */
+  dispatch<T extends SubscribableEventType>(userId: string, type: T, data: EventData<T>): Promise<void>;
 }
 
 const isUuid = (value: string): boolean => z.uuid().safeParse(value).success;
@@ -43,10 +54,41 @@ export class DeliveryDispatcher {
    * or joins a coalesced delivery at endpoints that ask for one (coalesce.ts).
    */
   async dispatch<T extends SubscribableEventType>(userId: string, type: T, data: EventData<T>): Promise<DispatchResult> {
+    const fanOut = await this.#fanOut(this.#o.queue, userId, type, data);
+    fanOut.handOver();
+    return fanOut.result;
+  }
+
+  /**
+   * Runs `fn` in one transaction with the fan-outs it dispatches, so the event's source (a
+   * recorded view, a first save) and its delivery rows commit together or not at all. The
+   * worker gets the rows only after the commit: before it they do not exist for anyone else.
+   */
+  async withEvents<R>(fn: (tx: EventTransaction) => Promise<R>): Promise<R> {
+    const handOvers: Array<() => void> = [];
+    const result = await this.#o.db.transaction((sql) => {
+      const queue = new DeliveryQueue(sql);
+      return fn({
+        sql,
+        dispatch: async (userId, type, data) => {
+          handOvers.push((await this.#fanOut(queue, userId, type, data)).handOver);
+        },
+      });
+    });
+    for (const handOver of handOvers) handOver();
+    return result;
+  }
+
+  async #fanOut<T extends SubscribableEventType>(
+    queue: DeliveryQueue,
+    userId: string,
+    type: T,
+    data: EventData<T>,
+  ): Promise<{ result: DispatchResult; handOver: () => void }> {
     const eventId = randomUUID();
     const claim = this.#o.worker?.reserveClaim();
     const payload = buildEnvelope(eventId, type, data, new Date());
-    const deliveries = await this.#o.queue.insertForSubscribers({
+    const deliveries = await queue.insertForSubscribers({
       userId,
       eventId,
       eventType: type,
@@ -55,8 +97,10 @@ export class DeliveryDispatcher {
       claim,
       coalesce: coalescingOf(payload),
     });
-    this.#handOver(deliveries, claim !== undefined);
-    return { eventId, deliveries: deliveries.map(({ id, endpointId, nextRetryAt }) => ({ id, endpointId, nextRetryAt })) };
+    return {
+      result: { eventId, deliveries: deliveries.map(({ id, endpointId, nextRetryAt }) => ({ id, endpointId, nextRetryAt })) },
+      handOver: () => this.#handOver(deliveries, claim !== undefined),
+    };
   }
 
   /** Sends an event to one endpoint only, whatever it subscribes to (the test event). Undefined when the endpoint is missing or disabled. */
@@ -81,15 +125,19 @@ export class DeliveryDispatcher {
   /**
    * Another attempt of an existing delivery (same id; attempts keep counting), due now.
    * 404 unless the endpoint is the user's and the delivery is the endpoint's; 409 when the
-   * endpoint is disabled. An attempt already in flight is left to finish.
+   * endpoint is disabled or the delivery has had all its attempts. An attempt already in flight
+   * is left to finish.
    */
   async redeliver(params: { userId: string; endpointId: string; deliveryId: string }): Promise<{ deliveryId: string }> {
     const { userId, endpointId, deliveryId } = params;
     const endpoint = await this.findOwnEndpoint(userId, endpointId);
     if (!isUuid(deliveryId)) throw new AppError('NOT_FOUND', 'No such delivery');
     if (!endpoint.isActive) throw new AppError('ENDPOINT_DISABLED');
-    const { found, scheduled } = await this.#o.queue.makeDue(endpointId, deliveryId);
+    const { found, scheduled, attemptLimitReached } = await this.#o.queue.makeDue(endpointId, deliveryId, this.#o.maxAttemptsPerDelivery);
     if (!found) throw new AppError('NOT_FOUND', 'No such delivery');
+    if (attemptLimitReached) {
+      throw new AppError('ATTEMPT_LIMIT_REACHED', `This delivery has had ${this.#o.maxAttemptsPerDelivery} attempts, as many as a delivery may have`);
+    }
     if (scheduled) this.#handOver([{ id: deliveryId, endpointId, nextRetryAt: new Date() }]);
     return { deliveryId };
   }

@@ -32,6 +32,8 @@ export const MAX_GRACE_PERIOD_SECONDS = 604_800;
 export const MAX_COALESCE_SECONDS = 3_600;
 export const DELIVERIES_DEFAULT_LIMIT = 20;
 export const DELIVERIES_MAX_LIMIT = 100;
+/** The delivery detail embeds this many of its newest attempts; GET …/attempts pages through all. */
+export const DELIVERY_DETAIL_ATTEMPTS = 25;
 /** What `isActive: false` records, so the user can tell their own pause from an automatic disable. */
 export const DISABLED_BY_USER = 'disabled by user';
 export const DELIVERY_STATUSES = ['pending', 'success', 'failed', 'cancelled'] as const satisfies readonly WebhookDeliveryStatus[];
@@ -113,6 +115,9 @@ export const listDeliveriesQuery = z.object({
   eventType: z.enum(EVENT_TYPES, { error: `must be one of ${EVENT_TYPES.join(', ')}` }).optional(),
 });
 export type ListDeliveriesQuery = z.input<typeof listDeliveriesQuery>;
+
+export const listAttemptsQuery = listDeliveriesQuery.pick({ page: true, limit: true });
+export type ListAttemptsQuery = z.input<typeof listAttemptsQuery>;
 
 /** An endpoint as its owner sees it: never a secret nor its ciphertext. */
 export const endpointSchema = z.object({
@@ -202,13 +207,24 @@ export const attemptSchema = z.object({
     ),
 });
 
-/** One delivery in detail: `attempts` is the attempt log here, `attemptCount` its length so far. */
+/** One delivery in detail: `attempts` is the newest part of the attempt log, `attemptCount` its length so far. */
 export const deliveryDetailSchema = deliverySchema.omit({ attempts: true }).extend({
   attemptCount: z.int(),
   payload: z.unknown(),
-  attempts: z.array(attemptSchema),
+  attempts: z
+    .array(attemptSchema)
+    .describe(
+      `The newest ${DELIVERY_DETAIL_ATTEMPTS} attempts at most, oldest of them first; when attemptCount is larger, ` +
+        'GET /api/webhooks/:id/deliveries/:deliveryId/attempts pages through them all',
+    ),
 });
 export type DeliveryDetail = z.infer<typeof deliveryDetailSchema>;
+
+export const attemptPageSchema = z.object({
+  data: z.array(attemptSchema),
+  pagination: deliveryPageSchema.shape.pagination,
+});
+export type AttemptPage = z.infer<typeof attemptPageSchema>;
 
 export interface EndpointServiceDeps {
   db: Database;
@@ -251,6 +267,21 @@ const deliverySelect = {
   createdAt: true,
   updatedAt: true,
 } as const satisfies Prisma.WebhookDeliverySelect;
+
+const attemptSelect = {
+  id: true,
+  attemptNumber: true,
+  startedAt: true,
+  durationMs: true,
+  responseCode: true,
+  responseBody: true,
+  error: true,
+  signatureTimestamp: true,
+  bodyBytes: true,
+  bodySha256: true,
+  signedWith: true,
+  responseDate: true,
+} as const satisfies Prisma.WebhookDeliveryAttemptSelect;
 
 /** Routes validate with these same schemas; the service checks again so every caller gets the same rules. */
 function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
@@ -504,7 +535,7 @@ export class WebhookEndpointService {
     };
   }
 
-  /** One delivery with its payload and attempt log, each attempt with what it signed and, when refused, hints. */
+  /** One delivery with its payload and its newest attempts, each with what it signed and, when refused, hints. */
   async getDelivery(userId: string, endpointId: string, deliveryId: string): Promise<DeliveryDetail> {
     if (!UUID.test(endpointId)) throw endpointNotFound();
     if (!UUID.test(deliveryId)) throw deliveryNotFound();
@@ -513,46 +544,61 @@ export class WebhookEndpointService {
       select: {
         ...deliverySelect,
         payload: true,
-        attemptsLog: {
-          orderBy: { attemptNumber: 'asc' },
-          select: {
-            id: true,
-            attemptNumber: true,
-            startedAt: true,
-            durationMs: true,
-            responseCode: true,
-            responseBody: true,
-            error: true,
-            signatureTimestamp: true,
-            bodyBytes: true,
-            bodySha256: true,
-            signedWith: true,
-            responseDate: true,
-          },
-        },
+        attemptsLog: { orderBy: { attemptNumber: 'desc' }, take: DELIVERY_DETAIL_ATTEMPTS, select: attemptSelect },
       },
     });
     if (!delivery) throw deliveryNotFound();
     const { attemptsLog, attempts, ...rest } = this.#withRetriesUntil(delivery);
-    const refused = attemptsLog.filter((a) => a.responseCode !== null && SIGNATURE_REFUSED_CODES.includes(a.responseCode));
-    const labelled = await receiverOnDroppedSecrets(this.#db.sql, endpointId, refused.map((a) => a.id));
     return {
       ...rest,
       attemptCount: attempts,
-      attempts: attemptsLog.map((a) => {
-        const signature = describeSignature(deliveryId, a);
-        return {
-          attemptNumber: a.attemptNumber,
-          startedAt: a.startedAt,
-          durationMs: a.durationMs,
-          responseCode: a.responseCode,
-          responseBody: a.responseBody,
-          error: a.error,
-          signature,
-          hints: signatureHints(a.responseCode, signature, { endpointId, receiverOnSecrets: labelled.get(a.id) ?? [] }),
-        };
-      }),
+      attempts: await this.#describeAttempts(endpointId, deliveryId, attemptsLog.reverse()),
     };
+  }
+
+  /** A delivery's attempts, oldest first, a page at a time. */
+  async listAttempts(userId: string, endpointId: string, deliveryId: string, query: ListAttemptsQuery = {}): Promise<AttemptPage> {
+    const { page, limit } = parseInput(listAttemptsQuery, query);
+    if (!UUID.test(endpointId)) throw endpointNotFound();
+    if (!UUID.test(deliveryId)) throw deliveryNotFound();
+    const owned = await this.#prisma.webhookDelivery.findFirst({ where: { id: deliveryId, endpointId, endpoint: { userId } }, select: { id: true } });
+    if (!owned) throw deliveryNotFound();
+    const [total, rows] = await this.#prisma.$transaction([
+      this.#prisma.webhookDeliveryAttempt.count({ where: { deliveryId } }),
+      this.#prisma.webhookDeliveryAttempt.findMany({
+        where: { deliveryId },
+        orderBy: { attemptNumber: 'asc' },
+        skip: (page - 1) * limit,
+        take: limit,
+        select: attemptSelect,
+      }),
+    ]);
+    return {
+      data: await this.#describeAttempts(endpointId, deliveryId, rows),
+      pagination: { page, limit, total, totalPages: Math.ceil(total / limit) },
+    };
+  }
+
+  async #describeAttempts(
+    endpointId: string,
+    deliveryId: string,
+    rows: ReadonlyArray<Prisma.WebhookDeliveryAttemptGetPayload<{ select: typeof attemptSelect }>>,
+  ): Promise<DeliveryDetail['attempts']> {
+    const refused = rows.filter((a) => a.responseCode !== null && SIGNATURE_REFUSED_CODES.includes(a.responseCode));
+    const labelled = await receiverOnDroppedSecrets(this.#db.sql, endpointId, refused.map((a) => a.id));
+    return rows.map((a) => {
+      const signature = describeSignature(deliveryId, a);
+      return {
+        attemptNumber: a.attemptNumber,
+        startedAt: a.startedAt,
+        durationMs: a.durationMs,
+        responseCode: a.responseCode,
+        responseBody: a.responseBody,
+        error: a.error,
+        signature,
+        hints: signatureHints(a.responseCode, signature, { endpointId, receiverOnSecrets: labelled.get(a.id) ?? [] }),
+      };
+    });
   }
 
   #withRetriesUntil<R extends { status: WebhookDeliveryStatus; attempts: number; nextRetryAt: Date | null }>(

@@ -79,6 +79,7 @@ export function createDeliveryEngine(options: DeliveryEngineOptions): DeliveryEn
     worker,
     // Without a local worker, tell worker processes at once instead of at their next sweep.
     notify: !worker && db.kind === 'postgres',
+    maxAttemptsPerDelivery: config.webhooks.maxAttemptsPerDelivery,
   });
   const listener = worker && db.kind === 'postgres' && config.databaseUrl ? new DueListener(config.databaseUrl, worker, logger) : undefined;
 

@@ -496,23 +496,41 @@ export class DeliveryQueue {
     return rows[0]?.n ?? 0;
   }
 
-  /** Makes a delivery due now again (redeliver), unless an attempt of it is in flight. False when there is no such row. */
-  async makeDue(endpointId: string, deliveryId: string): Promise<{ found: boolean; scheduled: boolean }> {
-    const rows = await this.#sql.query<{ scheduled: boolean }>(
+  /**
+   * Makes a delivery due now again (redeliver), unless an attempt of it is in flight or it has
+   * had `maxAttempts` attempts already. `found` is false when there is no such row.
+   *
+   * Every condition is on the updated row `d`, not on a CTE's snapshot: when a claim commits
+   * while this statement waits for the row lock, READ COMMITTED re-checks them on the claimed
+   * version, so the claim is left alone instead of being voided under a worker that is sending
+   * it. The cap is checked the same way, so concurrent redeliveries cannot pass it either.
+   */
+  async makeDue(
+    endpointId: string,
+    deliveryId: string,
+    maxAttempts: number,
+  ): Promise<{ found: boolean; scheduled: boolean; attemptLimitReached: boolean }> {
+    const rows = await this.#sql.query<{ scheduled: boolean; attempt_limit_reached: boolean }>(
       `WITH target AS (
-         SELECT id, status = 'pending' AND claim_token IS NOT NULL AND next_retry_at > now() AS in_flight
+         SELECT id, attempts >= $3::int AS attempt_limit_reached
          FROM webhook_deliveries WHERE id = $1::uuid AND endpoint_id = $2::uuid
        ),
        changed AS (
          UPDATE webhook_deliveries d
          SET status = 'pending', next_retry_at = now(), claim_token = NULL, updated_at = now()
-         FROM target t WHERE d.id = t.id AND NOT t.in_flight
+         WHERE d.id = $1::uuid AND d.endpoint_id = $2::uuid AND d.attempts < $3::int
+           AND NOT (d.status = 'pending' AND d.claim_token IS NOT NULL AND d.next_retry_at > now())
          RETURNING d.id
        )
-       SELECT EXISTS (SELECT 1 FROM changed) AS scheduled FROM target`,
-      [deliveryId, endpointId],
+       SELECT EXISTS (SELECT 1 FROM changed) AS scheduled, t.attempt_limit_reached FROM target t`,
+      [deliveryId, endpointId, maxAttempts],
     );
-    return { found: rows.length > 0, scheduled: rows[0]?.scheduled ?? false };
+    const row = rows[0];
+    return {
+      found: row !== undefined,
+      scheduled: row?.scheduled ?? false,
+      attemptLimitReached: row !== undefined && !row.scheduled && row.attempt_limit_reached,
+    };
   }
 
   /** Deletes finished deliveries (and their attempts) created before `olderThan`, at most `batchSize`. Returns how many. */

@@ -14,6 +14,12 @@
  * Raw SQL because the rule compares arrays of fingerprints across attempts of other
  * deliveries, and the extension moves an expiry only forwards in one statement; neither is
  * something Prisma expresses. Every statement runs on both stores.
+ *
+ * The history it reads is bounded: the attempts of the endpoint's newest ROTATION_HINT_DELIVERIES
+ * deliveries, found through the (endpoint_id, created_at) index and then (delivery_id,
+ * attempt_number). An endpoint's whole attempt log is never scanned, and no index is added to
+ * the attempt insert path for it. An attempt of an older delivery is judged on that recent
+ * history only, which may have no accepted attempt before it: then it gets no label.
  */
 import { z } from 'zod';
 import type { SqlRunner } from '../db/migrate.ts';
@@ -58,8 +64,16 @@ export const previousSecretOverlapSchema = z
   .describe('The previous secret of a rotation while it is kept; null when there is none');
 export type PreviousSecretOverlap = z.infer<typeof previousSecretOverlapSchema>;
 
+/** How many of an endpoint's newest deliveries the rotation rule looks back through. */
+export const ROTATION_HINT_DELIVERIES = 100;
 // Constant integers, so inlining them into the SQL below is safe.
 const REFUSED = `(${SIGNATURE_REFUSED_CODES.join(', ')})`;
+/**
+ * The endpoint's newest deliveries, whose attempts the rule reads. An array, not a join: the
+ * planner then looks their attempts up by delivery id instead of hashing the attempts table.
+ */
+const RECENT_DELIVERIES = `ARRAY(SELECT rd.id FROM webhook_deliveries rd WHERE rd.endpoint_id = $1::uuid
+                               ORDER BY rd.created_at DESC LIMIT ${ROTATION_HINT_DELIVERIES})`;
 
 /**
  * For each of `attemptIds` (attempts of endpoint `endpointId`) that the rule labels: the
@@ -86,8 +100,7 @@ export async function receiverOnDroppedSecrets(
        CROSS JOIN LATERAL (
          SELECT x.started_at, x.signed_with
          FROM webhook_delivery_attempts x
-         JOIN webhook_deliveries xd ON xd.id = x.delivery_id
-         WHERE xd.endpoint_id = $1::uuid AND x.started_at < t.started_at AND x.response_code BETWEEN 200 AND 299
+         WHERE x.delivery_id = ANY(${RECENT_DELIVERIES}) AND x.started_at < t.started_at AND x.response_code BETWEEN 200 AND 299
          ORDER BY x.started_at DESC
          LIMIT 1
        ) accepted
@@ -98,8 +111,7 @@ export async function receiverOnDroppedSecrets(
        AND NOT EXISTS (
          SELECT 1
          FROM webhook_delivery_attempts x
-         JOIN webhook_deliveries xd ON xd.id = x.delivery_id
-         WHERE xd.endpoint_id = $1::uuid AND x.started_at > j.accepted_at AND x.started_at < j.started_at
+         WHERE x.delivery_id = ANY(${RECENT_DELIVERIES}) AND x.started_at > j.accepted_at AND x.started_at < j.started_at
            AND x.response_code IN ${REFUSED} AND x.signed_with && j.dropped
        )`,
     [endpointId, attemptIds],
@@ -109,15 +121,15 @@ export async function receiverOnDroppedSecrets(
 
 /**
  * The rule applied to the endpoint's latest attempt that the receiver accepted or refused
- * (2xx, 401, 403): the secrets it still appears to be on, or none when that attempt was
+ * (2xx, 401, 403) among its newest deliveries: the secrets it still appears to be on, or none when that attempt was
  * accepted or is not labelled.
  */
 export async function endpointReceiverOnDroppedSecrets(sql: SqlRunner, endpointId: string): Promise<string[]> {
   const latest = await sql.query<{ id: string; refused: boolean }>(
     `SELECT a.id, a.response_code IN ${REFUSED} AS refused
      FROM webhook_delivery_attempts a
-     JOIN webhook_deliveries d ON d.id = a.delivery_id
-     WHERE d.endpoint_id = $1::uuid AND (a.response_code BETWEEN 200 AND 299 OR a.response_code IN ${REFUSED})
+     WHERE a.delivery_id = ANY(${RECENT_DELIVERIES})
+       AND (a.response_code BETWEEN 200 AND 299 OR a.response_code IN ${REFUSED})
      ORDER BY a.started_at DESC
      LIMIT 1`,
     [endpointId],

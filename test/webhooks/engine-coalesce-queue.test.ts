@@ -182,7 +182,7 @@ describe('DeliveryQueue: coalesced card.viewed', () => {
     const ep = await endpoint(60);
     const opened = await view({ viewer: viewer(1) });
     const id = opened.rows[0]!.id;
-    expect(await queue.makeDue(ep.id, id)).toEqual({ found: true, scheduled: true });
+    expect(await queue.makeDue(ep.id, id, 25)).toEqual({ found: true, scheduled: true, attemptLimitReached: false });
     const { deliveries } = await queue.claimDeliveries([id], claimOptions);
     expect(deliveries.map((d) => d.id)).toEqual([id]);
     expect((await rowsOf(ep.id))[0]!.coalesceKey).toBeNull();

@@ -289,11 +289,11 @@ describe('DeliveryQueue', () => {
   it('makes a finished delivery due again, but leaves one in flight alone', async () => {
     const ep = await endpoint();
     const failed = await pending(ep.id, 0, { status: 'failed' });
-    expect(await queue.makeDue(ep.id, failed.id)).toEqual({ found: true, scheduled: true });
+    expect(await queue.makeDue(ep.id, failed.id, 25)).toEqual({ found: true, scheduled: true, attemptLimitReached: false });
     expect(await row(failed.id)).toMatchObject({ status: 'pending', claimToken: null });
     await queue.claimDueDeliveries(options());
-    expect(await queue.makeDue(ep.id, failed.id)).toEqual({ found: true, scheduled: false });
-    expect(await queue.makeDue(randomUUID(), failed.id)).toEqual({ found: false, scheduled: false });
+    expect(await queue.makeDue(ep.id, failed.id, 25)).toEqual({ found: true, scheduled: false, attemptLimitReached: false });
+    expect(await queue.makeDue(randomUUID(), failed.id, 25)).toEqual({ found: false, scheduled: false, attemptLimitReached: false });
   });
 
   it('logs what each attempt signed, as the worker reported it, in the same statement', async () => {

@@ -4,7 +4,7 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { Config } from './config.ts';
+import type { Config, TrustProxy } from './config.ts';
 import { openDatabase, type Database } from './db/database.ts';
 import { AppError } from './errors.ts';
 import { authPlugin } from './plugins/auth.ts';
@@ -55,6 +55,17 @@ const LOG_REDACT_PATHS = [
 ];
 
 /**
+ * TRUST_PROXY as Fastify's `trustProxy`. Fastify 5.12 reads a bare number as "trust nothing"
+ * (a hop count cannot tell a proxy from a client that reached the listener directly), so a hop
+ * count is given as proxy-addr's (address, hop) predicate: the documented meaning, for a
+ * listener only the proxies can reach. Lists go to proxy-addr as they are.
+ */
+function fastifyTrustProxy(trust: TrustProxy): FastifyServerOptions['trustProxy'] {
+  if (typeof trust !== 'number') return trust;
+  return (_address: string, hop: number) => hop < trust;
+}
+
+/**
  * Assembles the service: external plugins (security headers, rate limits, OpenAPI), then the
  * app's own plugins (database, auth), then routes.
  */
@@ -63,8 +74,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: options.logger ?? { level: config.logLevel, redact: LOG_REDACT_PATHS, ...(options.logStream && { stream: options.logStream }) },
     bodyLimit: BODY_LIMIT_BYTES,
-    // Behind a proxy the client address comes from X-Forwarded-For; rate limits key on it.
-    trustProxy: config.nodeEnv === 'production',
+    // Behind a proxy the client address comes from X-Forwarded-For, but only from the peers
+    // TRUST_PROXY names: rate limits key on this address, so a client must not pick its own.
+    trustProxy: fastifyTrustProxy(config.trustProxy),
     forceCloseConnections: 'idle',
     frameworkErrors: frameworkErrorHandler,
   }).withTypeProvider<ZodTypeProvider>();

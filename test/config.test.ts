@@ -52,6 +52,20 @@ describe('loadConfig', () => {
     expect(config.webhooks.workerEnabled).toBe(false);
   });
 
+  it('parses TRUST_PROXY: false by default and in any NODE_ENV, a hop count, or addresses and CIDRs', () => {
+    expect(loadConfig(base).trustProxy).toBe(false);
+    expect(loadConfig({ ...base, NODE_ENV: 'production' }).trustProxy).toBe(false);
+    expect(loadConfig({ ...base, TRUST_PROXY: 'false' }).trustProxy).toBe(false);
+    expect(loadConfig({ ...base, TRUST_PROXY: '2' }).trustProxy).toBe(2);
+    expect(loadConfig({ ...base, TRUST_PROXY: '127.0.0.1, 10.0.0.0/8,::1,fd00::/8, loopback' }).trustProxy).toEqual([
+      '127.0.0.1',
+      '10.0.0.0/8',
+      '::1',
+      'fd00::/8',
+      'loopback',
+    ]);
+  });
+
   it('accepts the encryption key as hex too', () => {
     const hex = Buffer.alloc(32, 9).toString('hex');
     expect(loadConfig({ ...base, WEBHOOK_ENCRYPTION_KEY: hex }).webhookEncryptionKey).toEqual(Buffer.alloc(32, 9));
@@ -75,6 +89,16 @@ describe('loadConfig', () => {
     ['NODE_ENV', 'staging'],
     ['DATABASE_URL', 'mysql://localhost/db'],
     ['JWT_SECRET', 'short'],
+    ['TRUST_PROXY', 'true'],
+    ['TRUST_PROXY', 'yes'],
+    ['TRUST_PROXY', '0'],
+    ['TRUST_PROXY', '11'],
+    ['TRUST_PROXY', '-1'],
+    ['TRUST_PROXY', '10.0.0.0/33'],
+    ['TRUST_PROXY', '10.0.0.1,,10.0.0.2'],
+    ['TRUST_PROXY', '10.0.0.1, proxy.internal'],
+    ['TRUST_PROXY', '0x7f.1'],
+    ['TRUST_PROXY', 'fd00::/129'],
   ])('rejects %s=%s with an error naming the variable', (variable, value) => {
     const error = configError({ ...base, [variable]: value });
     expect(error.variable).toBe(variable);

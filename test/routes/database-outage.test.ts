@@ -52,7 +52,9 @@ describe.skipIf(!process.env.DATABASE_URL)('PostgreSQL becomes unavailable under
 
   beforeAll(async () => {
     store = await createTestStore();
-    ({ connectionString: direct, schema: schema! } = splitSchema(store.env.DATABASE_URL!) as { connectionString: string; schema: string });
+    const split = splitSchema(store.env.DATABASE_URL!);
+    direct = split.connectionString;
+    schema = split.schema!;
     const target = new URL(direct);
     proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
     const viaProxy = new URL(store.env.DATABASE_URL!);

@@ -24,6 +24,7 @@ export interface Config {
    * none, the nearest N hops, or these addresses/CIDRs. Rate limits key on the address it yields.
    */
   trustProxy: TrustProxy;
+  metrics: MetricsConfig;
   /** Requests per minute per client address (auth, public) or per user (API). */
   rateLimits: { authPerMinute: number; publicPerMinute: number; apiPerMinute: number };
 }
@@ -41,6 +42,17 @@ export interface WebhookConfig {
   maxDeliveriesPerEndpoint: number;
   /** How often a worker looks for due deliveries it was not told about (other processes, lost timers). */
   sweepIntervalMs: number;
+}
+
+/** Who may scrape `/metrics`, where, and how fresh the gauges that cost a query are. */
+export interface MetricsConfig {
+  /** When set, a scrape needs `Authorization: Bearer <token>`. */
+  token: string | undefined;
+  /** When set, `/metrics` is served by its own listener on this port, and not by the API's. */
+  port: number | undefined;
+  host: string;
+  /** How often the due backlog is counted; a scrape reads the last count and never queries. */
+  backlogRefreshMs: number;
 }
 
 export type TrustProxy = false | number | string[];
@@ -143,6 +155,10 @@ const variables = {
   WEBHOOK_MAX_DELIVERIES_PER_ENDPOINT: positiveInt.max(10_000_000).default(10_000),
   WEBHOOK_SWEEP_INTERVAL_MS: positiveInt.min(10).max(3_600_000).default(5_000),
   TRUST_PROXY: trustProxy.default(false),
+  METRICS_TOKEN: z.string().trim().min(32, 'must be at least 32 characters').optional(),
+  METRICS_PORT: port.optional(),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  METRICS_BACKLOG_REFRESH_MS: positiveInt.min(10).max(3_600_000).default(15_000),
   RATE_LIMIT_AUTH_PER_MINUTE: positiveInt.default(60),
   RATE_LIMIT_PUBLIC_PER_MINUTE: positiveInt.default(6000),
   RATE_LIMIT_API_PER_MINUTE: positiveInt.default(1200),
@@ -229,6 +245,12 @@ export function loadConfig(env: Env = process.env): Config {
       sweepIntervalMs: v.WEBHOOK_SWEEP_INTERVAL_MS,
     },
     trustProxy: v.TRUST_PROXY,
+    metrics: {
+      token: v.METRICS_TOKEN,
+      port: v.METRICS_PORT,
+      host: v.METRICS_HOST,
+      backlogRefreshMs: v.METRICS_BACKLOG_REFRESH_MS,
+    },
     rateLimits: {
       authPerMinute: v.RATE_LIMIT_AUTH_PER_MINUTE,
       publicPerMinute: v.RATE_LIMIT_PUBLIC_PER_MINUTE,

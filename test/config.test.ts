@@ -66,6 +66,14 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('parses the metrics settings: no token, no own listener and a 15 s backlog count by default', () => {
+    expect(loadConfig(base).metrics).toEqual({ token: undefined, port: undefined, host: '127.0.0.1', backlogRefreshMs: 15_000 });
+    const token = 'metrics-token-that-is-long-enough-0123456789';
+    expect(
+      loadConfig({ ...base, METRICS_TOKEN: token, METRICS_PORT: '9100', METRICS_HOST: '10.0.0.5', METRICS_BACKLOG_REFRESH_MS: '5000' }).metrics,
+    ).toEqual({ token, port: 9100, host: '10.0.0.5', backlogRefreshMs: 5000 });
+  });
+
   it('accepts the encryption key as hex too', () => {
     const hex = Buffer.alloc(32, 9).toString('hex');
     expect(loadConfig({ ...base, WEBHOOK_ENCRYPTION_KEY: hex }).webhookEncryptionKey).toEqual(Buffer.alloc(32, 9));
@@ -99,6 +107,10 @@ describe('loadConfig', () => {
     ['TRUST_PROXY', '10.0.0.1, proxy.internal'],
     ['TRUST_PROXY', '0x7f.1'],
     ['TRUST_PROXY', 'fd00::/129'],
+    ['METRICS_TOKEN', 'too-short'],
+    ['METRICS_PORT', '70000'],
+    ['METRICS_BACKLOG_REFRESH_MS', '0'],
+    ['METRICS_BACKLOG_REFRESH_MS', 'soon'],
   ])('rejects %s=%s with an error naming the variable', (variable, value) => {
     const error = configError({ ...base, [variable]: value });
     expect(error.variable).toBe(variable);

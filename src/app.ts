@@ -1,10 +1,10 @@
 import fastifyHelmet from '@fastify/helmet';
-import fastifyRateLimit from '@fastify/rate-limit';
+import fastifyRateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { Config } from './config.ts';
+import type { Config, TrustProxy } from './config.ts';
 import { openDatabase, type Database } from './db/database.ts';
 import { AppError } from './errors.ts';
 import { authPlugin } from './plugins/auth.ts';
@@ -18,7 +18,7 @@ import { webhookReceiverCheckPlugin } from './plugins/webhook-receiver-check.ts'
 import { authRoutes } from './routes/auth.ts';
 import { cardRoutes } from './routes/cards.ts';
 import { healthRoutes } from './routes/health.ts';
-import { metricsRoutes } from './routes/metrics.ts';
+import { metricsOnApiListener, metricsRoutes } from './routes/metrics.ts';
 import { portalRoutes } from './routes/portal.ts';
 import { publicRoutes } from './routes/public.ts';
 import { webhookActionRoutes } from './routes/webhook-actions.ts';
@@ -54,6 +54,23 @@ const LOG_REDACT_PATHS = [
   ...['password', 'secret', 'token'].flatMap((key) => [key, `*.${key}`, `body.*.${key}`]),
 ];
 
+/** Limits are per route (each route's `config.rateLimit`); an exceeded one is the catalogue's 429. */
+export const RATE_LIMIT_OPTIONS: RateLimitPluginOptions = {
+  global: false,
+  errorResponseBuilder: (_request, context) => new AppError('RATE_LIMITED', `Too many requests, retry in ${Math.ceil(context.ttl / 1000)} s`),
+};
+
+/**
+ * TRUST_PROXY as Fastify's `trustProxy`. Fastify 5.12 reads a bare number as "trust nothing"
+ * (a hop count cannot tell a proxy from a client that reached the listener directly), so a hop
+ * count is given as proxy-addr's (address, hop) predicate: the documented meaning, for a
+ * listener only the proxies can reach. Lists go to proxy-addr as they are.
+ */
+export function fastifyTrustProxy(trust: TrustProxy): FastifyServerOptions['trustProxy'] {
+  if (typeof trust !== 'number') return trust;
+  return (_address: string, hop: number) => hop < trust;
+}
+
 /**
  * Assembles the service: external plugins (security headers, rate limits, OpenAPI), then the
  * app's own plugins (database, auth), then routes.
@@ -63,8 +80,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: options.logger ?? { level: config.logLevel, redact: LOG_REDACT_PATHS, ...(options.logStream && { stream: options.logStream }) },
     bodyLimit: BODY_LIMIT_BYTES,
-    // Behind a proxy the client address comes from X-Forwarded-For; rate limits key on it.
-    trustProxy: config.nodeEnv === 'production',
+    // Behind a proxy the client address comes from X-Forwarded-For, but only from the peers
+    // TRUST_PROXY names: rate limits key on this address, so a client must not pick its own.
+    trustProxy: fastifyTrustProxy(config.trustProxy),
     forceCloseConnections: 'idle',
     frameworkErrors: frameworkErrorHandler,
   }).withTypeProvider<ZodTypeProvider>();
@@ -81,11 +99,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // inline scripts) and the portal (src/routes/portal.ts). The JSON API needs none.
     contentSecurityPolicy: false,
   });
-  await app.register(fastifyRateLimit, {
-    global: false,
-    errorResponseBuilder: (_request, context) =>
-      new AppError('RATE_LIMITED', `Too many requests, retry in ${Math.ceil(context.ttl / 1000)} s`),
-  });
+  await app.register(fastifyRateLimit, RATE_LIMIT_OPTIONS);
   await app.register(fastifySwagger, {
     openapi: {
       info: { title: 'DevCard API', description: 'DevCard host and webhooks API', version: APP_VERSION },
@@ -118,7 +132,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   // Routes, one plugin per area.
   await app.register(healthRoutes);
-  await app.register(metricsRoutes);
+  if (metricsOnApiListener(config)) await app.register(metricsRoutes);
   await app.register(authRoutes);
   await app.register(cardRoutes);
   await app.register(publicRoutes);

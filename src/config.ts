@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { parseDuration } from './duration.ts';
 
@@ -18,6 +19,12 @@ export interface Config {
   /** 32-byte AES-256-GCM master key for endpoint secrets at rest. */
   webhookEncryptionKey: Buffer;
   webhooks: WebhookConfig;
+  /**
+   * Which peers may set the client address through X-Forwarded-For (Fastify's `trustProxy`):
+   * none, the nearest N hops, or these addresses/CIDRs. Rate limits key on the address it yields.
+   */
+  trustProxy: TrustProxy;
+  metrics: MetricsConfig;
   /** Requests per minute per client address (auth, public) or per user (API). */
   rateLimits: { authPerMinute: number; publicPerMinute: number; apiPerMinute: number };
 }
@@ -38,6 +45,19 @@ export interface WebhookConfig {
   /** How often a worker looks for due deliveries it was not told about (other processes, lost timers). */
   sweepIntervalMs: number;
 }
+
+/** Who may scrape `/metrics`, where, and how fresh the gauges that cost a query are. */
+export interface MetricsConfig {
+  /** When set, a scrape needs `Authorization: Bearer <token>`. */
+  token: string | undefined;
+  /** When set, `/metrics` is served by its own listener on this port, and not by the API's. */
+  port: number | undefined;
+  host: string;
+  /** How often the due backlog is counted; a scrape reads the last count and never queries. */
+  backlogRefreshMs: number;
+}
+
+export type TrustProxy = false | number | string[];
 
 export class ConfigError extends Error {
   constructor(
@@ -79,6 +99,44 @@ const retrySchedule = z.string().transform((text, ctx) => {
   return delays;
 });
 
+/** More hops than any real chain of proxies: a bigger number is a typo, not a deployment. */
+const MAX_TRUSTED_HOPS = 10;
+/** proxy-addr's names for whole ranges, which Fastify accepts beside addresses and CIDRs. */
+const TRUST_PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+
+const isAddressOrCidr = (text: string) =>
+  TRUST_PROXY_RANGE_NAMES.includes(text) ||
+  ipaddr.IPv4.isValidFourPartDecimal(text) ||
+  ipaddr.IPv4.isValidCIDRFourPartDecimal(text) ||
+  ipaddr.IPv6.isValid(text) ||
+  ipaddr.IPv6.isValidCIDR(text);
+
+const trustProxy = z.string().transform((text, ctx): TrustProxy => {
+  const value = text.trim();
+  if (value === 'false') return false;
+  // `true` would trust every peer: any client could then pick its own address and escape the
+  // per-address rate limits. The proxies in front are always known by count or by address.
+  if (value === 'true') {
+    ctx.addIssue({ code: 'custom', message: '"true" would let any client set its own address; give a hop count or the proxies\' addresses' });
+    return z.NEVER;
+  }
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value);
+    if (hops < 1 || hops > MAX_TRUSTED_HOPS) {
+      ctx.addIssue({ code: 'custom', message: `a hop count must be 1 to ${MAX_TRUSTED_HOPS}` });
+      return z.NEVER;
+    }
+    return hops;
+  }
+  const entries = value.split(',').map((part) => part.trim());
+  const bad = entries.find((entry) => !isAddressOrCidr(entry));
+  if (bad !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${bad}" is not an IP address, a CIDR or one of ${TRUST_PROXY_RANGE_NAMES.join(', ')}` });
+    return z.NEVER;
+  }
+  return entries;
+});
+
 /** Each variable's schema; a failure names the variable. */
 const variables = {
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -101,6 +159,11 @@ const variables = {
   WEBHOOK_RETENTION_DAYS: positiveInt.max(3650).default(30),
   WEBHOOK_MAX_DELIVERIES_PER_ENDPOINT: positiveInt.max(10_000_000).default(10_000),
   WEBHOOK_SWEEP_INTERVAL_MS: positiveInt.min(10).max(3_600_000).default(5_000),
+  TRUST_PROXY: trustProxy.default(false),
+  METRICS_TOKEN: z.string().trim().min(32, 'must be at least 32 characters').optional(),
+  METRICS_PORT: port.optional(),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  METRICS_BACKLOG_REFRESH_MS: positiveInt.min(10).max(3_600_000).default(15_000),
   RATE_LIMIT_AUTH_PER_MINUTE: positiveInt.default(60),
   RATE_LIMIT_PUBLIC_PER_MINUTE: positiveInt.default(6000),
   RATE_LIMIT_API_PER_MINUTE: positiveInt.default(1200),
@@ -193,6 +256,13 @@ export function loadConfig(env: Env = process.env): Config {
       retentionDays: v.WEBHOOK_RETENTION_DAYS,
       maxDeliveriesPerEndpoint: v.WEBHOOK_MAX_DELIVERIES_PER_ENDPOINT,
       sweepIntervalMs: v.WEBHOOK_SWEEP_INTERVAL_MS,
+    },
+    trustProxy: v.TRUST_PROXY,
+    metrics: {
+      token: v.METRICS_TOKEN,
+      port: v.METRICS_PORT,
+      host: v.METRICS_HOST,
+      backlogRefreshMs: v.METRICS_BACKLOG_REFRESH_MS,
     },
     rateLimits: {
       authPerMinute: v.RATE_LIMIT_AUTH_PER_MINUTE,

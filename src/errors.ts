@@ -27,11 +27,17 @@ export const ERRORS = {
   PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Send the body as application/json' },
   RATE_LIMITED: { status: 429, message: 'Too many requests, slow down' },
-  SERVICE_UNAVAILABLE: { status: 503, message: 'The service is temporarily unavailable' },
+  SERVICE_UNAVAILABLE: { status: 503, message: 'The database is unreachable, retry shortly' },
   INTERNAL_ERROR: { status: 500, message: 'Something went wrong on our side' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
+
+/**
+ * `Retry-After` of every 503 SERVICE_UNAVAILABLE: a database restart or failover takes seconds,
+ * and clients that wait this long do not pile onto it as it comes back.
+ */
+export const SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
 
 export class AppError extends Error {
   readonly statusCode: number;

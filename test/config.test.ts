@@ -60,6 +60,28 @@ describe('loadConfig', () => {
     );
   });
 
+  it('parses TRUST_PROXY: false by default and in any NODE_ENV, a hop count, or addresses and CIDRs', () => {
+    expect(loadConfig(base).trustProxy).toBe(false);
+    expect(loadConfig({ ...base, NODE_ENV: 'production' }).trustProxy).toBe(false);
+    expect(loadConfig({ ...base, TRUST_PROXY: 'false' }).trustProxy).toBe(false);
+    expect(loadConfig({ ...base, TRUST_PROXY: '2' }).trustProxy).toBe(2);
+    expect(loadConfig({ ...base, TRUST_PROXY: '127.0.0.1, 10.0.0.0/8,::1,fd00::/8, loopback' }).trustProxy).toEqual([
+      '127.0.0.1',
+      '10.0.0.0/8',
+      '::1',
+      'fd00::/8',
+      'loopback',
+    ]);
+  });
+
+  it('parses the metrics settings: no token, no own listener and a 15 s backlog count by default', () => {
+    expect(loadConfig(base).metrics).toEqual({ token: undefined, port: undefined, host: '127.0.0.1', backlogRefreshMs: 15_000 });
+    const token = 'metrics-token-that-is-long-enough-0123456789';
+    expect(
+      loadConfig({ ...base, METRICS_TOKEN: token, METRICS_PORT: '9100', METRICS_HOST: '10.0.0.5', METRICS_BACKLOG_REFRESH_MS: '5000' }).metrics,
+    ).toEqual({ token, port: 9100, host: '10.0.0.5', backlogRefreshMs: 5000 });
+  });
+
   it('accepts the encryption key as hex too', () => {
     const hex = Buffer.alloc(32, 9).toString('hex');
     expect(loadConfig({ ...base, WEBHOOK_ENCRYPTION_KEY: hex }).webhookEncryptionKey).toEqual(Buffer.alloc(32, 9));
@@ -83,6 +105,20 @@ describe('loadConfig', () => {
     ['NODE_ENV', 'staging'],
     ['DATABASE_URL', 'mysql://localhost/db'],
     ['JWT_SECRET', 'short'],
+    ['TRUST_PROXY', 'true'],
+    ['TRUST_PROXY', 'yes'],
+    ['TRUST_PROXY', '0'],
+    ['TRUST_PROXY', '11'],
+    ['TRUST_PROXY', '-1'],
+    ['TRUST_PROXY', '10.0.0.0/33'],
+    ['TRUST_PROXY', '10.0.0.1,,10.0.0.2'],
+    ['TRUST_PROXY', '10.0.0.1, proxy.internal'],
+    ['TRUST_PROXY', '0x7f.1'],
+    ['TRUST_PROXY', 'fd00::/129'],
+    ['METRICS_TOKEN', 'too-short'],
+    ['METRICS_PORT', '70000'],
+    ['METRICS_BACKLOG_REFRESH_MS', '0'],
+    ['METRICS_BACKLOG_REFRESH_MS', 'soon'],
   ])('rejects %s=%s with an error naming the variable', (variable, value) => {
     const error = configError({ ...base, [variable]: value });
     expect(error.variable).toBe(variable);

@@ -1,6 +1,7 @@
 import type * as nodeCrypto from 'node:crypto';
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { hasBearerToken } from '../src/routes/metrics.ts';
 import { hashPassword, verifyPassword } from '../src/services/passwords.ts';
 import { signPayload, verifyDevcardSignature, verifyWebhook } from '../src/webhooks/signing.ts';
 import { generateEndpointSecret } from '../src/webhooks/secrets.ts';
@@ -58,5 +59,16 @@ describe('constant-time comparisons', () => {
     expect(compared).toHaveBeenCalledTimes(2);
     const expected = Buffer.from(stored.split('$')[5]!, 'base64').toString();
     expect(comparisons().map(([, b]) => b)).toEqual([expected, expected]);
+  });
+
+  it('the metrics token (hasBearerToken): digests of both, so lengths never differ', () => {
+    const token = 'metrics-token-that-is-long-enough-0123456789';
+    const digest = (text: string) => createHash('sha256').update(text).digest().toString();
+    expect(hasBearerToken(`Bearer ${token}`, token)).toBe(true);
+    expect(hasBearerToken('Bearer short', token)).toBe(false);
+    expect(comparisons()).toEqual([
+      [digest(token), digest(token)],
+      [digest('short'), digest(token)],
+    ]);
   });
 });

@@ -1,7 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { AppError, errorBody, ERRORS, type ErrorCode } from '../errors.ts';
+import { isDatabaseUnavailable } from '../db/unavailable.ts';
+import { AppError, errorBody, ERRORS, SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS, type ErrorCode } from '../errors.ts';
 
 // Fastify's own client errors, by their code, mapped onto the catalogue.
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -16,6 +17,8 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 
 function toAppError(error: FastifyError): AppError | undefined {
   if (error instanceof AppError) return error;
+  // An outage of the store is not a bug: the client is told to retry, whichever query met it.
+  if (isDatabaseUnavailable(error)) return new AppError('SERVICE_UNAVAILABLE');
   if (hasZodFastifySchemaValidationErrors(error)) {
     const details = error.validation.map((issue) => ({
       field: [error.validationContext, issue.instancePath.replace(/^\//, '').replaceAll('/', '.')]
@@ -59,6 +62,7 @@ export const errorHandlerPlugin = fp(
       const appError = toAppError(error);
       if (appError) {
         if (appError.statusCode >= 500) request.log.error({ err: error }, appError.message);
+        if (appError.code === 'SERVICE_UNAVAILABLE') void reply.header('retry-after', String(SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS));
         return reply.status(appError.statusCode).send(errorBody(appError.code, appError.message, appError.details));
       }
       request.log.error({ err: error }, 'unhandled error');

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { errorBody } from '../errors.ts';
+import { AppError, errorResponseSchema } from '../errors.ts';
 
 export const healthRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
@@ -11,17 +11,18 @@ export const healthRoutes: FastifyPluginAsyncZod = async (app) => {
         summary: 'Liveness and database check',
         response: {
           200: z.object({ status: z.literal('ok'), database: z.enum(['postgres', 'embedded']) }),
-          503: z.object({ error: z.object({ code: z.string(), message: z.string() }) }),
+          503: errorResponseSchema,
         },
       },
     },
-    async (request, reply) => {
+    async (request) => {
       try {
         await app.db.sql.query('SELECT 1');
         return { status: 'ok' as const, database: app.db.kind };
       } catch (error) {
+        // Whatever the failure, the check says the store cannot serve: answered like any outage.
         request.log.error({ err: error }, 'health check: database unreachable');
-        return reply.status(503).send(errorBody('SERVICE_UNAVAILABLE', 'The database is unreachable'));
+        throw new AppError('SERVICE_UNAVAILABLE');
       }
     },
   );

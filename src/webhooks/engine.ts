@@ -8,6 +8,7 @@ import pg from 'pg';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config.ts';
 import { splitSchema, type Database } from '../db/database.ts';
+import { DueBacklogRefresher } from './backlog-refresh.ts';
 import { DeliveryDispatcher } from './dispatch.ts';
 import { EndpointKeyCache } from './endpoint-keys.ts';
 import { registerDeliveryMetrics } from './metrics.ts';
@@ -47,10 +48,16 @@ export function createDeliveryEngine(options: DeliveryEngineOptions): DeliveryEn
   const metrics =
     options.registry &&
     registerDeliveryMetrics(options.registry, {
-      countDue: () => queue.countDue(),
       // Called at scrape time only, once `worker` below exists.
       inFlight: (): number => worker?.inFlight ?? 0,
-      onCollectError: (error) => logger.error({ err: error }, 'metrics: counting due webhook deliveries failed'),
+    });
+  const backlog =
+    metrics &&
+    new DueBacklogRefresher({
+      countDue: () => queue.countDue(),
+      report: (count) => metrics.dueBacklogCounted(count),
+      intervalMs: config.metrics.backlogRefreshMs,
+      onError: (error) => logger.error({ err: error }, 'metrics: counting due webhook deliveries failed'),
     });
   const worker: DeliveryWorker | undefined = options.deliver
     ? new DeliveryWorker({
@@ -90,8 +97,10 @@ export function createDeliveryEngine(options: DeliveryEngineOptions): DeliveryEn
     async start() {
       worker?.start();
       listener?.start();
+      backlog?.start();
     },
     async stop() {
+      await backlog?.stop();
       await listener?.stop();
       await worker?.stop();
     },

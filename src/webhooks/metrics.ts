@@ -6,19 +6,21 @@ export interface DeliveryMetrics {
   attemptFinished(outcome: OutcomeKind, durationMs: number): void;
 }
 
+/** What the API process's metrics take: the worker's reports, and the backlog its refresher counts. */
+export interface EngineMetrics extends DeliveryMetrics {
+  dueBacklogCounted(count: number): void;
+}
+
 export const noDeliveryMetrics: DeliveryMetrics = { attemptFinished: () => {} };
 
 /** Webhook series on `registry` (prom-client; one registry per app, so tests can build many apps). */
 export function registerDeliveryMetrics(
   registry: Registry,
   sources: {
-    /** Pending deliveries due now; queried at scrape time. */
-    countDue: () => Promise<number>;
     /** Attempts in flight in this process. */
     inFlight: () => number;
-    onCollectError: (error: unknown) => void;
   },
-): DeliveryMetrics {
+): EngineMetrics {
   const deliveries = new Counter({
     name: 'webhook_deliveries_total',
     help: 'Webhook delivery attempts by outcome: success, retry (failed, will retry), failed (no attempt left), gone (410, endpoint disabled)',
@@ -35,17 +37,11 @@ export function registerDeliveryMetrics(
     registers: [registry],
   });
 
-  new Gauge({
+  // Set by DueBacklogRefresher on its timer, never counted at scrape time: scrapes cost no query.
+  const dueBacklog = new Gauge({
     name: 'webhook_due_backlog',
-    help: 'Pending webhook deliveries that are due now (including expired leases)',
+    help: 'Pending webhook deliveries that are due now (including expired leases), as last counted (every METRICS_BACKLOG_REFRESH_MS)',
     registers: [registry],
-    async collect() {
-      try {
-        this.set(await sources.countDue());
-      } catch (error) {
-        sources.onCollectError(error);
-      }
-    },
   });
 
   new Gauge({
@@ -61,6 +57,9 @@ export function registerDeliveryMetrics(
     attemptFinished(outcome, durationMs) {
       deliveries.inc({ outcome });
       duration.observe(durationMs / 1000);
+    },
+    dueBacklogCounted(count) {
+      dueBacklog.set(count);
     },
   };
 }

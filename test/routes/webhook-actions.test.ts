@@ -190,7 +190,7 @@ describe('webhook action routes and metrics', () => {
 
 describe('an API process with WEBHOOK_WORKER=off', () => {
   it('writes deliveries but never sends them, and reports them as backlog', async () => {
-    const t = await buildTestApp({ env: { WEBHOOK_WORKER: 'off', WEBHOOK_SWEEP_INTERVAL_MS: '50' } });
+    const t = await buildTestApp({ env: { WEBHOOK_WORKER: 'off', WEBHOOK_SWEEP_INTERVAL_MS: '50', METRICS_BACKLOG_REFRESH_MS: '50' } });
     const receiver = await startReceiver();
     try {
       expect(t.app.webhooks.worker).toBeUndefined();
@@ -203,8 +203,14 @@ describe('an API process with WEBHOOK_WORKER=off', () => {
       expect(receiver.requests).toHaveLength(0);
       const rows = await t.db.prisma.webhookDelivery.findMany({ where: { endpointId: endpoint.id } });
       expect(rows.map((r) => [r.status, r.attempts, r.claimToken])).toEqual(Array(3).fill(['pending', 0, null]));
-      const text = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
-      expect(text).toContain('webhook_due_backlog 3');
+      // The backlog is counted every METRICS_BACKLOG_REFRESH_MS, not at scrape time.
+      const text = await waitFor(
+        async () => {
+          const body = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+          return body.includes('webhook_due_backlog 3') && body;
+        },
+        { intervalMs: 200, what: 'the backlog to be counted' },
+      );
       expect(text).toContain('webhook_in_flight 0');
       expect(text).toContain('webhook_deliveries_total{outcome="success"} 0');
     } finally {

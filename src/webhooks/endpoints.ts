@@ -594,14 +594,15 @@ async function announceEndpointChange(tx: Prisma.TransactionClient, endpointId: 
 }
 
 /**
- * Pending deliveries of a disabled endpoint will never be attempted. Clearing `claimToken`
- * also voids a claim in flight: the engine completes a delivery only while its claim token matches.
- * Clearing `coalesceKey` closes an open coalescing delivery, so views after a re-enable open a new one.
+ * Pending deliveries of a disabled endpoint will never be attempted. A row a worker holds under
+ * a live lease is left to it (contract: an attempt on the wire finishes and is logged): the
+ * change announced with the disable makes the worker start nothing more of the endpoint and hand
+ * back what it did not start, which a claim then cancels; so does an expired lease.
+ * Clearing `coalesce_key` closes an open coalescing delivery, so views after a re-enable open a new one.
  */
 export async function cancelPendingDeliveries(tx: Prisma.TransactionClient, endpointId: string): Promise<number> {
-  const { count } = await tx.webhookDelivery.updateMany({
-    where: { endpointId, status: 'pending' },
-    data: { status: 'cancelled', nextRetryAt: null, claimToken: null, coalesceKey: null },
-  });
-  return count;
+  return tx.$executeRaw`
+    UPDATE webhook_deliveries
+       SET status = 'cancelled', next_retry_at = NULL, claim_token = NULL, coalesce_key = NULL, updated_at = now()
+     WHERE endpoint_id = ${endpointId}::uuid AND status = 'pending' AND (claim_token IS NULL OR next_retry_at <= now())`;
 }

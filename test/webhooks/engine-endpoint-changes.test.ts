@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { verifyWebhook } from '../../src/webhooks/signing.ts';
 import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/worker.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { answer, createEndpoint, signUp, sleep, startReceiver, waitFor, type ReceivedRequest, type Receiver, type Session } from '../helpers/receiver.ts';
+import { createEndpoint, gatedReceiver, signUp, sleep, startReceiver, waitFor, type ReceivedRequest, type Session } from '../helpers/receiver.ts';
 
 /**
  * Contract §4: once a DELETE, a disable, or a change of url or secret has answered, no request
@@ -18,23 +18,6 @@ const VIEWS = 40;
  * test does only once the API has answered.
  */
 const IN_TRANSIT_MS = 100;
-
-/** Answers nothing until `open()`: the attempts it gets meanwhile stay on the wire. */
-async function gatedReceiver(): Promise<Receiver & { open(): void }> {
-  let open = false;
-  const held: Array<() => void> = [];
-  const receiver = await startReceiver((request, res) => {
-    const reply = () => answer(200)(request, res);
-    if (open) reply();
-    else held.push(reply);
-  });
-  return Object.assign(receiver, {
-    open() {
-      open = true;
-      for (const reply of held.splice(0)) reply();
-    },
-  });
-}
 
 function startedAfter(requests: readonly ReceivedRequest[], answeredAt: number): ReceivedRequest[] {
   return requests.filter((r) => r.receivedAt > answeredAt + IN_TRANSIT_MS);

@@ -86,7 +86,8 @@ export class EndpointConfigs {
     const entry = this.#entries.get(copy.endpointId);
     if (entry && entry.heard !== entry.settled) return undefined;
     const known = entry?.known;
-    const useCopy = !known || copy.revision > known.config.revision;
+    // At one revision, the later read wins: a secret's grace period can end without a change.
+    const useCopy = !known || copy.revision > known.config.revision || (copy.revision === known.config.revision && readAt >= known.readAt);
     const config = useCopy ? copy : known.config;
     if (entry && config.revision < entry.floor) return null;
     if (!justRead && (useCopy ? readAt : known.readAt) < this.#trustedSince) return undefined;

@@ -19,6 +19,8 @@ export const webhookEndpointsPlugin = fp(
       config: app.config,
       secretBox: new SecretBox(app.config.webhookEncryptionKey),
       lookup: opts.lookup,
+      // app.webhooks is decorated by the engine plugin, registered after this one; changes happen in requests, after both.
+      onEndpointChanged: (endpointId) => app.webhooks.endpointChanged(endpointId),
     });
     app.decorate('webhookEndpoints', service);
   },

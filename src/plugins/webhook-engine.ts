@@ -12,6 +12,11 @@ export interface WebhookEngine {
   dispatchToEndpoint: DeliveryDispatcher['dispatchToEndpoint'];
   redeliver: DeliveryDispatcher['redeliver'];
   sendTestEvent: DeliveryDispatcher['sendTestEvent'];
+  /**
+   * An endpoint's url, secrets or isActive changed, or it was deleted (committed): the
+   * in-process worker starts nothing more with what it held of it.
+   */
+  endpointChanged(endpointId: string): void;
   /** The in-process worker; absent with WEBHOOK_WORKER=off (worker processes deliver). */
   worker?: DeliveryWorker;
 }
@@ -44,6 +49,7 @@ export const webhookEnginePlugin = fp(
       dispatchToEndpoint: dispatcher.dispatchToEndpoint.bind(dispatcher),
       redeliver: dispatcher.redeliver.bind(dispatcher),
       sendTestEvent: dispatcher.sendTestEvent.bind(dispatcher),
+      endpointChanged: (endpointId) => engine.worker?.endpointChanged(endpointId),
       ...(engine.worker && { worker: engine.worker }),
     } satisfies WebhookEngine);
     app.addHook('onReady', async () => engine.start());

@@ -7,7 +7,7 @@ import { coalescingOf } from './coalesce.ts';
 import { buildEnvelope } from './envelope.ts';
 import type { EventData, SubscribableEventType, WebhookTestData } from './events.ts';
 import { TEST_EVENT_TYPE } from './events.ts';
-import { DeliveryQueue, type ClaimedDelivery, type DispatchedRow } from './queue.ts';
+import { DeliveryQueue, type ClaimedDelivery, type DispatchedRow, type InsertClaim } from './queue.ts';
 import type { DeliveryWorker } from './worker.ts';
 
 export interface DispatchResult {
@@ -99,7 +99,7 @@ export class DeliveryDispatcher {
     });
     return {
       result: { eventId, deliveries: deliveries.map(({ id, endpointId, nextRetryAt }) => ({ id, endpointId, nextRetryAt })) },
-      handOver: () => this.#handOver(deliveries, claim !== undefined),
+      handOver: () => this.#handOver(deliveries, claim),
     };
   }
 
@@ -168,7 +168,7 @@ export class DeliveryDispatcher {
    * row is not due yet and must stay unclaimed to take more views: the worker only sets its
    * alarm for when it comes due.
    */
-  #handOver(rows: readonly DispatchedRow[], insertClaimed = false): void {
+  #handOver(rows: readonly DispatchedRow[], insertClaim?: InsertClaim): void {
     const worker = this.#o.worker;
     if (!worker || rows.length === 0) return;
     const claimed: ClaimedDelivery[] = [];
@@ -178,9 +178,9 @@ export class DeliveryDispatcher {
       else if (row.coalescingDueInMs !== undefined) worker.expectDue(row.coalescingDueInMs);
       else unclaimed.push(row);
     }
-    worker.adopt(claimed);
+    if (insertClaim) worker.adopt(claimed, insertClaim);
     if (unclaimed.length === 0) return;
-    if (insertClaimed) worker.noteBacklog(unclaimed.map((row) => row.endpointId));
+    if (insertClaim) worker.noteBacklog(unclaimed.map((row) => row.endpointId));
     else worker.enqueue(unclaimed.map((row) => row.id));
   }
 }

@@ -5,6 +5,7 @@ import { AppError } from '../errors.ts';
 import { isStorableText } from '../storable-text.ts';
 import { Prisma, type WebhookDeliveryStatus } from '../generated/prisma/client.ts';
 import { EVENT_TYPES, SUBSCRIBABLE_EVENT_TYPES } from './events.ts';
+import { ENDPOINT_CHANGED_CHANNEL } from './queue.ts';
 import { plannedLastAttemptAt } from './retry-policy.ts';
 import {
   describeOverlap,
@@ -232,6 +233,12 @@ export interface EndpointServiceDeps {
   secretBox: SecretBox;
   /** DNS resolver for the URL policy; tests inject one. */
   lookup?: LookupFn;
+  /**
+   * Called once a change of an endpoint's url, secrets or isActive, or its deletion, is
+   * committed, before the service returns: the in-process worker stops sending with what it
+   * held (webhook-engine.ts wires it). Workers elsewhere hear of it on ENDPOINT_CHANGED_CHANNEL.
+   */
+  onEndpointChanged?: (endpointId: string) => void;
 }
 
 // Ids are UUID columns: anything else would be a database error, not a miss. Response schemas
@@ -304,12 +311,14 @@ export class WebhookEndpointService {
   readonly #config: Pick<Config, 'webhooks'>;
   readonly #secretBox: SecretBox;
   readonly #lookup: LookupFn | undefined;
+  readonly #onEndpointChanged: (endpointId: string) => void;
 
   constructor(deps: EndpointServiceDeps) {
     this.#db = deps.db;
     this.#config = deps.config;
     this.#secretBox = deps.secretBox;
     this.#lookup = deps.lookup;
+    this.#onEndpointChanged = deps.onEndpointChanged ?? (() => {});
   }
 
   get #prisma() {
@@ -439,13 +448,19 @@ export class WebhookEndpointService {
       // An endpoint the engine already disabled keeps the reason it was disabled for.
       Object.assign(data, { isActive: false, disabledAt: new Date(), disabledReason: DISABLED_BY_USER });
     }
+    // Decided on the request, not on `current`, which a concurrent change may have outdated.
+    const changesSending = changes.url !== undefined || changes.isActive !== undefined;
+    if (changesSending) data.revision = { increment: 1 };
 
     try {
-      return await this.#prisma.$transaction(async (tx) => {
-        const updated = await tx.webhookEndpoint.update({ where: { id: endpointId }, data, select: endpointSelect });
+      const updated = await this.#prisma.$transaction(async (tx) => {
+        const row = await tx.webhookEndpoint.update({ where: { id: endpointId }, data, select: endpointSelect });
         if (changes.isActive === false) await cancelPendingDeliveries(tx, endpointId);
-        return updated;
+        if (changesSending) await announceEndpointChange(tx, endpointId);
+        return row;
       });
+      if (changesSending) this.#onEndpointChanged(endpointId);
+      return updated;
     } catch (error) {
       if (isPrismaError(error, 'P2002')) throw new AppError('ENDPOINT_URL_EXISTS');
       if (isPrismaError(error, 'P2025')) throw endpointNotFound();
@@ -456,8 +471,13 @@ export class WebhookEndpointService {
   /** Deletes the endpoint; its deliveries and their attempts go with it (ON DELETE CASCADE). */
   async delete(userId: string, endpointId: string): Promise<void> {
     if (!UUID.test(endpointId)) throw endpointNotFound();
-    const { count } = await this.#prisma.webhookEndpoint.deleteMany({ where: { id: endpointId, userId } });
-    if (count === 0) throw endpointNotFound();
+    const rows = await this.#db.sql.query<{ id: string }>(
+      `WITH deleted AS (DELETE FROM webhook_endpoints WHERE id = $1::uuid AND user_id = $2::uuid RETURNING id)
+       SELECT id, pg_notify('${ENDPOINT_CHANGED_CHANNEL}', id::text) FROM deleted`,
+      [endpointId, userId],
+    );
+    if (rows.length === 0) throw endpointNotFound();
+    this.#onEndpointChanged(endpointId);
   }
 
   /**
@@ -476,13 +496,15 @@ export class WebhookEndpointService {
           SET previous_secret_encrypted = CASE WHEN $4::timestamptz IS NULL THEN NULL ELSE secret_encrypted END,
               previous_secret_expires_at = $4::timestamptz,
               secret_encrypted = $3,
+              revision = revision + 1,
               updated_at = now()
         WHERE id = $1::uuid AND user_id = $2::uuid
-        RETURNING id, previous_secret_expires_at`,
+        RETURNING id, previous_secret_expires_at, pg_notify('${ENDPOINT_CHANGED_CHANNEL}', id::text)`,
       [endpointId, userId, this.#secretBox.seal(secret), expiresAt?.toISOString() ?? null],
     );
     const row = rows[0];
     if (!row) throw endpointNotFound();
+    this.#onEndpointChanged(endpointId);
     return {
       id: row.id,
       secret,
@@ -507,6 +529,7 @@ export class WebhookEndpointService {
       now,
     });
     if (!extended) throw new AppError('NO_PREVIOUS_SECRET');
+    this.#onEndpointChanged(endpointId);
     return {
       id: endpointId,
       previousSecretExpiresAt: extended.expiresAt,
@@ -612,15 +635,21 @@ export class WebhookEndpointService {
   }
 }
 
+/** Tells workers in other processes, at commit, that the endpoint's sending configuration changed. */
+async function announceEndpointChange(tx: Prisma.TransactionClient, endpointId: string): Promise<void> {
+  await tx.$executeRaw`SELECT pg_notify(${ENDPOINT_CHANGED_CHANNEL}, ${endpointId})`;
+}
+
 /**
- * Pending deliveries of a disabled endpoint will never be attempted. Clearing `claimToken`
- * also voids a claim in flight: the engine completes a delivery only while its claim token matches.
- * Clearing `coalesceKey` closes an open coalescing delivery, so views after a re-enable open a new one.
+ * Pending deliveries of a disabled endpoint will never be attempted. A row a worker holds under
+ * a live lease is left to it (contract: an attempt on the wire finishes and is logged): the
+ * change announced with the disable makes the worker start nothing more of the endpoint and hand
+ * back what it did not start, which a claim then cancels; so does an expired lease.
+ * Clearing `coalesce_key` closes an open coalescing delivery, so views after a re-enable open a new one.
  */
 export async function cancelPendingDeliveries(tx: Prisma.TransactionClient, endpointId: string): Promise<number> {
-  const { count } = await tx.webhookDelivery.updateMany({
-    where: { endpointId, status: 'pending' },
-    data: { status: 'cancelled', nextRetryAt: null, claimToken: null, coalesceKey: null },
-  });
-  return count;
+  return tx.$executeRaw`
+    UPDATE webhook_deliveries
+       SET status = 'cancelled', next_retry_at = NULL, claim_token = NULL, coalesce_key = NULL, updated_at = now()
+     WHERE endpoint_id = ${endpointId}::uuid AND status = 'pending' AND (claim_token IS NULL OR next_retry_at <= now())`;
 }

@@ -12,7 +12,7 @@ import { DueBacklogRefresher } from './backlog-refresh.ts';
 import { DeliveryDispatcher } from './dispatch.ts';
 import { EndpointKeyCache } from './endpoint-keys.ts';
 import { registerDeliveryMetrics } from './metrics.ts';
-import { DeliveryQueue, DUE_CHANNEL } from './queue.ts';
+import { DeliveryQueue, DUE_CHANNEL, ENDPOINT_CHANGED_CHANNEL } from './queue.ts';
 import { SecretBox } from './secrets.ts';
 import { WebhookSender } from './send.ts';
 import type { LookupFn } from './url-policy.ts';
@@ -89,6 +89,8 @@ export function createDeliveryEngine(options: DeliveryEngineOptions): DeliveryEn
     maxAttemptsPerDelivery: config.webhooks.maxAttemptsPerDelivery,
   });
   const listener = worker && db.kind === 'postgres' && config.databaseUrl ? new DueListener(config.databaseUrl, worker, logger) : undefined;
+  // Other processes may change endpoints: until the listener is up, the worker reads before it sends.
+  if (listener) worker?.hearsEndpointChanges(false);
 
   return {
     queue,
@@ -111,6 +113,10 @@ export function createDeliveryEngine(options: DeliveryEngineOptions): DeliveryEn
  * LISTEN on DUE_CHANNEL (PostgreSQL): an API process without a worker notifies after each
  * dispatch, so a worker process delivers at once rather than at its next sweep. Best effort:
  * the sweep still finds everything if the connection drops.
+ *
+ * And on ENDPOINT_CHANGED_CHANNEL: a change of an endpoint in any process reaches the worker
+ * here. That one is not best effort: while the connection is down the worker is told so, and
+ * reads each endpoint before sending to it.
  */
 class DueListener {
   #client: pg.Client | undefined;
@@ -138,16 +144,20 @@ class DueListener {
   async #connect(): Promise<void> {
     if (this.#stopped) return;
     const client = new pg.Client({ connectionString: splitSchema(this.databaseUrl).connectionString, keepAlive: true });
-    client.on('notification', () => this.worker.poke());
+    client.on('notification', (message) => {
+      if (message.channel === ENDPOINT_CHANGED_CHANNEL && message.payload) this.worker.endpointChanged(message.payload);
+      else this.worker.poke();
+    });
     client.on('error', (error) => this.#lost(client, error));
     try {
       await client.connect();
-      await client.query(`LISTEN ${DUE_CHANNEL}`);
+      await client.query(`LISTEN ${DUE_CHANNEL}; LISTEN ${ENDPOINT_CHANGED_CHANNEL}`);
       if (this.#stopped) {
         await client.end();
         return;
       }
       this.#client = client;
+      this.worker.hearsEndpointChanges(true);
       this.logger.info({ channel: DUE_CHANNEL }, 'webhook worker listening for dispatches');
     } catch (error) {
       this.#lost(client, error);
@@ -157,6 +167,7 @@ class DueListener {
   #lost(client: pg.Client, error: unknown): void {
     if (this.#stopped) return;
     this.logger.warn({ err: error }, 'webhook LISTEN connection lost; relying on the sweep until it reconnects');
+    this.worker.hearsEndpointChanges(false);
     if (this.#client === client) this.#client = undefined;
     void client.end().catch(() => {});
     clearTimeout(this.#retry);

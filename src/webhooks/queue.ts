@@ -36,6 +36,18 @@ export interface ClaimedDelivery {
   /** Attempts made before this one. */
   attempts: number;
   claimToken: string;
+  /** The endpoint's configuration as the claim read it, at `revision` (endpoint-configs.ts decides whether it still holds). */
+  revision: number;
+  url: string;
+  secretEncrypted: string;
+  previousSecretEncrypted: string | null;
+  previousSecretExpiresAt: Date | null;
+}
+
+/** An endpoint's sending configuration as stored now (readEndpoint). */
+export interface StoredEndpointConfig {
+  revision: number;
+  isActive: boolean;
   url: string;
   secretEncrypted: string;
   previousSecretEncrypted: string | null;
@@ -122,6 +134,7 @@ interface RawDispatchedRow {
   claim_token: string | null;
   coalescing: boolean;
   due_in_ms: number;
+  revision: number | null;
   url: string | null;
   secret_encrypted: string | null;
   previous_secret_encrypted: string | null;
@@ -133,6 +146,12 @@ const CLAIM_SCAN_FACTOR = 2;
 const CLAIM_SCAN_MIN = 64;
 /** Channel for LISTEN/NOTIFY between an API process and worker processes (PostgreSQL). */
 export const DUE_CHANNEL = 'webhook_deliveries_due';
+/**
+ * Channel on which every change of an endpoint's url, secrets or isActive (and its deletion) is
+ * announced, payload the endpoint id, in the transaction that makes it: workers in other
+ * processes stop using what they hold of it (endpoint-configs.ts).
+ */
+export const ENDPOINT_CHANGED_CHANNEL = 'webhook_endpoint_changed';
 const CANCELLED_DISABLED = 'endpoint disabled before the attempt';
 
 interface RawClaimRow {
@@ -144,6 +163,7 @@ interface RawClaimRow {
   event_type: string;
   payload: unknown;
   attempts: number;
+  revision: number;
   url: string;
   secret_encrypted: string;
   previous_secret_encrypted: string | null;
@@ -224,7 +244,7 @@ export class DeliveryQueue {
                    }
        )
        SELECT i.id, i.endpoint_id, i.next_retry_at, i.claim_token, i.coalescing, i.due_in_ms,
-              e.url, e.secret_encrypted, e.previous_secret_encrypted, e.previous_secret_expires_at
+              e.revision, e.url, e.secret_encrypted, e.previous_secret_encrypted, e.previous_secret_expires_at
        FROM inserted i LEFT JOIN webhook_endpoints e ON e.id = i.endpoint_id AND i.claim_token IS NOT NULL`,
       [
         params.userId,
@@ -242,7 +262,7 @@ export class DeliveryQueue {
     return rows.map((row) => {
       const dispatched = toDispatchedRow(row);
       if (row.coalescing) return { ...dispatched, coalescingDueInMs: row.due_in_ms };
-      if (row.claim_token === null || row.url === null || row.secret_encrypted === null) return dispatched;
+      if (row.claim_token === null || row.revision === null || row.url === null || row.secret_encrypted === null) return dispatched;
       const claimed: ClaimedDelivery = {
         id: row.id,
         endpointId: row.endpoint_id,
@@ -251,6 +271,7 @@ export class DeliveryQueue {
         payload: params.payload,
         attempts: 0,
         claimToken: row.claim_token,
+        revision: row.revision,
         url: row.url,
         secretEncrypted: row.secret_encrypted,
         previousSecretEncrypted: row.previous_secret_encrypted,
@@ -307,6 +328,7 @@ export class DeliveryQueue {
         payload: row.payload,
         attempts: row.attempts,
         claimToken: token,
+        revision: row.revision,
         url: row.url,
         secretEncrypted: row.secret_encrypted,
         previousSecretEncrypted: row.previous_secret_encrypted,
@@ -391,10 +413,10 @@ export class DeliveryQueue {
          GROUP BY u.endpoint_id
        ),
        delta AS (
-         SELECT s.endpoint_id, s.gone, s.last_success IS NOT NULL AS reset,
+         SELECT s.endpoint_id, s.gone, s.last_success IS NOT NULL AS reset, e.is_active AS was_active,
                 (SELECT count(*) FROM updated u
                  WHERE u.endpoint_id = s.endpoint_id AND u.outcome = 'failed' AND u.ord > coalesce(s.last_success, -1))::int AS failures
-         FROM stats s
+         FROM stats s JOIN webhook_endpoints e ON e.id = s.endpoint_id
        ),
        endpoints AS (
          UPDATE webhook_endpoints e SET
@@ -404,6 +426,9 @@ export class DeliveryQueue {
            disabled_at = CASE
              WHEN e.is_active AND (x.gone OR (CASE WHEN x.reset THEN x.failures ELSE e.consecutive_failures + x.failures END) >= $2::int)
              THEN now() ELSE e.disabled_at END,
+           revision = CASE
+             WHEN e.is_active AND (x.gone OR (CASE WHEN x.reset THEN x.failures ELSE e.consecutive_failures + x.failures END) >= $2::int)
+             THEN e.revision + 1 ELSE e.revision END,
            disabled_reason = CASE
              WHEN NOT e.is_active THEN e.disabled_reason
              WHEN x.gone THEN $3::text
@@ -413,7 +438,9 @@ export class DeliveryQueue {
            updated_at = now()
          FROM delta x
          WHERE e.id = x.endpoint_id AND (x.gone OR x.failures > 0 OR e.consecutive_failures <> 0)
-         RETURNING e.id, e.is_active, e.disabled_reason
+         -- A disable is announced to workers in other processes (ENDPOINT_CHANGED_CHANNEL).
+         RETURNING e.id, e.is_active, e.disabled_reason,
+                   CASE WHEN x.was_active AND NOT e.is_active THEN pg_notify('${ENDPOINT_CHANGED_CHANNEL}', e.id::text) END AS announced
        ),
        cancelled AS (
          -- Rows written by \`updated\` are left out (one statement must not update a row twice);
@@ -470,6 +497,33 @@ export class DeliveryQueue {
       [claims.map((c) => c.id), claims.map((c) => c.claimToken)],
     );
     return rows[0]?.n ?? 0;
+  }
+
+  /** The endpoint's sending configuration now; undefined when it was deleted. */
+  async readEndpoint(endpointId: string): Promise<StoredEndpointConfig | undefined> {
+    const rows = await this.#sql.query<{
+      revision: number;
+      is_active: boolean;
+      url: string;
+      secret_encrypted: string;
+      previous_secret_encrypted: string | null;
+      previous_secret_expires_at: Date | null;
+    }>(
+      `SELECT revision, is_active, url, secret_encrypted, previous_secret_encrypted, previous_secret_expires_at
+       FROM webhook_endpoints WHERE id = $1::uuid`,
+      [endpointId],
+    );
+    const row = rows[0];
+    return (
+      row && {
+        revision: row.revision,
+        isActive: row.is_active,
+        url: row.url,
+        secretEncrypted: row.secret_encrypted,
+        previousSecretEncrypted: row.previous_secret_encrypted,
+        previousSecretExpiresAt: row.previous_secret_expires_at,
+      }
+    );
   }
 
   /**
@@ -678,7 +732,7 @@ export function claimStatement(
        RETURNING d.id, d.endpoint_id, d.event_id, d.event_type, d.payload, d.attempts
      )
      SELECT s.scanned, s.cancelled, c.id, c.endpoint_id, c.event_id, c.event_type, c.payload, c.attempts,
-            e.url, e.secret_encrypted, e.previous_secret_encrypted, e.previous_secret_expires_at
+            e.revision, e.url, e.secret_encrypted, e.previous_secret_encrypted, e.previous_secret_expires_at
      FROM (SELECT (SELECT count(*) FROM due)::int AS scanned, (SELECT count(*) FROM cancelled)::int AS cancelled) s
      LEFT JOIN (claimed c JOIN webhook_endpoints e ON e.id = c.endpoint_id) ON true`;
   return {

@@ -23,6 +23,7 @@
  */
 import { z } from 'zod';
 import type { SqlRunner } from '../db/migrate.ts';
+import { ENDPOINT_CHANGED_CHANNEL } from './queue.ts';
 import { SIGNATURE_REFUSED_CODES } from './signature-debug.ts';
 
 /**
@@ -150,10 +151,11 @@ export async function extendPreviousSecret(
 ): Promise<{ expiresAt: Date; sealedPrevious: string } | undefined> {
   const rows = await sql.query<{ previous_secret_expires_at: Date | string; previous_secret_encrypted: string }>(
     `UPDATE webhook_endpoints
-        SET previous_secret_expires_at = greatest(previous_secret_expires_at, $3::timestamptz), updated_at = now()
+        SET previous_secret_expires_at = greatest(previous_secret_expires_at, $3::timestamptz),
+            revision = revision + 1, updated_at = now()
       WHERE id = $1::uuid AND user_id = $2::uuid AND previous_secret_encrypted IS NOT NULL
         AND previous_secret_expires_at > $4::timestamptz
-      RETURNING previous_secret_expires_at, previous_secret_encrypted`,
+      RETURNING previous_secret_expires_at, previous_secret_encrypted, pg_notify('${ENDPOINT_CHANGED_CHANNEL}', id::text)`,
     [
       params.endpointId,
       params.userId,

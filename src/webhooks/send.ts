@@ -31,6 +31,8 @@ export interface AttemptResult {
   /** The receiver's `Date` header, when it sent a valid one: its clock, for clock-skew hints. */
   responseDate?: Date;
   error?: string;
+  /** `beforeStart` said no: no request was made, so this is no attempt at all. */
+  superseded?: boolean;
   durationMs: number;
   startedAt: Date;
 }
@@ -42,6 +44,12 @@ export interface WebhookRequest {
   /** The signing and x-devcard-* headers; content-type and user-agent are added here. */
   headers: Record<string, string>;
   body: string | Buffer;
+  /**
+   * Asked after the destination check, synchronously before the request starts: false when
+   * what the request was built from (url, signing secrets) no longer holds. Nothing can happen
+   * between this answer and the start.
+   */
+  beforeStart?: () => boolean;
 }
 
 export interface WebhookSenderOptions {
@@ -95,6 +103,8 @@ export class WebhookSender {
         checkWebhookUrl(req.url, { allowPrivateNetworks: this.#opts.allowPrivateNetworks, lookup: this.#opts.lookup, lookupTimeoutMs: timeoutMs }),
         controller.signal,
       );
+      // Before the verdict too: a refusal of a url that was changed meanwhile is no attempt either.
+      if (req.beforeStart && !req.beforeStart()) return { ok: false, superseded: true, error: 'endpoint changed before the request started' };
       if (!check.ok) return { ok: false, error: `destination not allowed: ${check.reason}` };
 
       const response = await this.#poolFor(req.endpointId, check.url, check.addresses).request({

@@ -14,9 +14,17 @@
  * - attempts in flight are bounded globally and per endpoint, so one slow receiver cannot
  *   hold everything; claims run CLAIM_AHEAD times those bounds ahead, the surplus waiting in
  *   memory (send-slots.ts) so a freed slot starts the next attempt without a round trip.
+ *
+ * Sending waits safely:
+ * - a row is sent with the endpoint configuration endpoint-configs.ts vouches for, not blindly
+ *   with the copy its claim read: a change of url, secrets or isActive, or a delete, that this
+ *   worker has heard of (`endpointChanged`) stops every request not yet started;
+ * - a row starts only while its lease still covers a whole attempt: a row that waited too long
+ *   is handed back rather than sent, since another worker may already have claimed it.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { decideAttemptOutcome, describeFailure, type AttemptOutcome } from './attempt-outcome.ts';
+import { EndpointConfigs, type EndpointConfig } from './endpoint-configs.ts';
 import type { EndpointKeyCache } from './endpoint-keys.ts';
 import { renderBody } from './envelope.ts';
 import { PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS } from './secret-overlap.ts';
@@ -47,6 +55,11 @@ export const CLAIM_AHEAD = 4;
  * default lease is CLAIM_AHEAD timeouts plus this margin.
  */
 export const LEASE_MARGIN_MS = 30_000;
+/**
+ * A held row starts only if its lease, counted by this process's clock from before the claim,
+ * still has an attempt timeout plus this left: timers firing late, the result write.
+ */
+export const LEASE_END_MARGIN_MS = 250;
 export const RETENTION_INTERVAL_MS = 3_600_000;
 export const RETENTION_FIRST_RUN_DELAY_MS = 60_000;
 export const RETENTION_BATCH_SIZE = 1_000;
@@ -124,8 +137,14 @@ export class DeliveryWorker {
 
   // Claimed rows: running (HTTP attempt in flight) or waiting for a slot.
   readonly #slots: SendSlots<ClaimedDelivery>;
-  /** Claimed rows whose result is not yet written: id → claim token (released on stop). */
-  readonly #held = new Map<string, string>();
+  /**
+   * Claimed rows whose result is not yet written (released on stop): id → claim token and when
+   * (performance.now()) the claim began, which is no later than the database started the lease.
+   */
+  readonly #held = new Map<string, { claimToken: string; claimedAt: number }>();
+  /** When each claim a dispatch stamps was reserved (reserveClaim → adopt). */
+  readonly #reservedAt = new WeakMap<InsertClaim, number>();
+  readonly #configs: EndpointConfigs;
   #idle: Array<() => void> = [];
 
   // Result writes.
@@ -147,6 +166,7 @@ export class DeliveryWorker {
       retentionIntervalMs: options.retentionIntervalMs ?? RETENTION_INTERVAL_MS,
     };
     this.#slots = new SendSlots({ total: this.#o.maxInFlight, perEndpoint: this.#o.maxInFlightPerEndpoint });
+    this.#configs = new EndpointConfigs({ read: (id) => this.#o.queue.readEndpoint(id), keepMs: this.#o.leaseMs });
   }
 
   get running(): boolean {
@@ -190,11 +210,13 @@ export class DeliveryWorker {
     const perEndpointShare = CLAIM_AHEAD * this.#o.maxInFlightPerEndpoint;
     const saturated: string[] = [];
     for (const [endpointId, held] of this.#slots.heldByEndpoint) if (held >= perEndpointShare) saturated.push(endpointId);
-    return { token: randomUUID(), leaseMs: this.#o.leaseMs, saturated };
+    const claim = { token: randomUUID(), leaseMs: this.#o.leaseMs, saturated };
+    this.#reservedAt.set(claim, performance.now());
+    return claim;
   }
 
-  /** Takes over rows a dispatch wrote already claimed by `reserveClaim`. Stopped meanwhile: hands them back. */
-  adopt(deliveries: readonly ClaimedDelivery[]): void {
+  /** Takes over rows a dispatch wrote already claimed by `reserveClaim` (`claim`). Stopped meanwhile: hands them back. */
+  adopt(deliveries: readonly ClaimedDelivery[], claim: InsertClaim): void {
     if (deliveries.length === 0) return;
     if (!this.#running) {
       this.#o.queue
@@ -202,7 +224,7 @@ export class DeliveryWorker {
         .catch((error: unknown) => this.#o.logger.error({ err: error }, 'webhook worker: handing back deliveries claimed at dispatch failed; their lease runs out'));
       return;
     }
-    this.#launchAll(deliveries);
+    this.#launchAll(deliveries, this.#reservedAt.get(claim) ?? Number.NEGATIVE_INFINITY);
   }
 
   /**
@@ -232,6 +254,31 @@ export class DeliveryWorker {
   }
 
   /**
+   * An endpoint's url, secrets or isActive changed, or it was deleted (committed): from now on
+   * no request of it starts with what this worker read before. Rows of a deleted or disabled
+   * endpoint are handed back once a read confirms it (and a claim then cancels them).
+   */
+  endpointChanged(endpointId: string): void {
+    this.#configs.noteChanged(endpointId);
+    // Rows a claim still brings find the change unread and read it then.
+    if (!this.#running || !this.#slots.heldByEndpoint.has(endpointId)) return;
+    this.#configs.refresh(endpointId).then(
+      (active) => {
+        if (!active) this.#releaseWaiting(endpointId);
+      },
+      (error: unknown) => this.#o.logger.warn({ err: error, endpointId }, 'webhook worker: reading a changed endpoint failed; its next send reads it'),
+    );
+  }
+
+  /**
+   * Whether this worker hears of every endpoint change made by other processes (its LISTEN
+   * connection is up). While not, it reads an endpoint before each send instead.
+   */
+  hearsEndpointChanges(hears: boolean): void {
+    this.#configs.setNotified(hears);
+  }
+
+  /**
    * Graceful stop: claims nothing more, waits up to `stopTimeoutMs` for attempts in flight,
    * writes their results, and gives back (due now) whatever it still holds.
    */
@@ -251,7 +298,7 @@ export class DeliveryWorker {
     while (this.#results.length > 0 || this.#flushing) {
       if (!(await this.#flush())) break;
     }
-    const tokens = [...new Set(this.#held.values())];
+    const tokens = [...new Set([...this.#held.values()].map((held) => held.claimToken))];
     if (tokens.length > 0) {
       try {
         const released = await this.#o.queue.releaseClaims(tokens);
@@ -267,6 +314,7 @@ export class DeliveryWorker {
   }
 
   #sweep(): void {
+    this.#configs.prune((endpointId) => this.#slots.heldByEndpoint.has(endpointId));
     this.#wantGeneralClaim = true;
     this.#wantWakeRefresh = true;
     this.#requestPump();
@@ -306,8 +354,9 @@ export class DeliveryWorker {
       if (capacity <= 0) {
         this.#backlog = true;
       } else {
+        const claimedAt = performance.now();
         const result = await this.#o.queue.claimDeliveries(ids, this.#claimOptions(capacity));
-        this.#launchClaimed(result);
+        this.#launchClaimed(result, claimedAt);
         if (result.deliveries.length < ids.length) this.#backlog = true;
       }
     }
@@ -321,8 +370,9 @@ export class DeliveryWorker {
       if (capacity <= 0) {
         this.#backlog = true;
       } else {
+        const claimedAt = performance.now();
         const result = await this.#o.queue.claimDueDeliveries(this.#claimOptions(capacity));
-        this.#launchClaimed(result);
+        this.#launchClaimed(result, claimedAt);
         this.#backlog = result.mayHaveMore;
       }
     }
@@ -360,16 +410,16 @@ export class DeliveryWorker {
     };
   }
 
-  #launchClaimed(result: ClaimResult): void {
+  #launchClaimed(result: ClaimResult, claimedAt: number): void {
     if (result.cancelled > 0) {
       this.#o.logger.info({ cancelled: result.cancelled }, 'webhook worker cancelled due deliveries of disabled endpoints');
     }
-    this.#launchAll(result.deliveries);
+    this.#launchAll(result.deliveries, claimedAt);
   }
 
-  #launchAll(deliveries: readonly ClaimedDelivery[]): void {
+  #launchAll(deliveries: readonly ClaimedDelivery[], claimedAt: number): void {
     for (const delivery of deliveries) {
-      this.#held.set(delivery.id, delivery.claimToken);
+      this.#held.set(delivery.id, { claimToken: delivery.claimToken, claimedAt });
       this.#slots.add(delivery);
     }
     this.#startReady();
@@ -399,7 +449,35 @@ export class DeliveryWorker {
   }
 
   async #attempt(delivery: ClaimedDelivery): Promise<void> {
-    const { result, signed } = await this.#send(delivery);
+    const claimedAt = this.#held.get(delivery.id)?.claimedAt ?? Number.NEGATIVE_INFINITY;
+    let justRead = false;
+    let sent: { result: AttemptResult; signed: SignedParts | null } | undefined;
+    while (!sent) {
+      const config = this.#configs.configFor(delivery, claimedAt, justRead);
+      if (config === undefined) {
+        try {
+          await this.#configs.refresh(delivery.endpointId);
+        } catch (error) {
+          this.#o.logger.error({ err: error, deliveryId: delivery.id }, 'webhook worker: reading the endpoint before sending failed; handing the delivery back');
+          this.#handBack(delivery);
+          return;
+        }
+        // Stopping: not sent; stop() hands the row back.
+        if (!this.#running) return;
+        justRead = true;
+        continue;
+      }
+      // Deleted or disabled; or waited so long that another worker may hold it by now.
+      if (config === null || !this.#leaseCovers(claimedAt)) {
+        this.#handBack(delivery);
+        return;
+      }
+      const attempt = await this.#send(delivery, config, () => this.#configs.isCurrent(config.endpointId, config.revision) && this.#leaseCovers(claimedAt));
+      // Changed while the destination was checked: nothing was sent; look again.
+      if (attempt.result.superseded) justRead = false;
+      else sent = attempt;
+    }
+    const { result, signed } = sent;
     if (this.#released) return;
     const decision: AttemptOutcome = decideAttemptOutcome({
       result,
@@ -425,22 +503,35 @@ export class DeliveryWorker {
     if (decision.outcome === 'retry') this.#scheduleWake(decision.delayMs);
   }
 
+  /** Whether a row claimed at `claimedAt` still has lease enough for a whole attempt started now. */
+  #leaseCovers(claimedAt: number): boolean {
+    return performance.now() <= claimedAt + this.#o.leaseMs - this.#o.timeoutMs - LEASE_END_MARGIN_MS;
+  }
+
+  /** A held row that will not be sent by this worker: due now again, for any worker (a claim cancels it if its endpoint is disabled). */
+  #handBack(delivery: ClaimedDelivery): void {
+    this.#held.delete(delivery.id);
+    this.#o.queue
+      .releaseDeliveries([delivery])
+      .then(() => this.#sweep())
+      .catch((error: unknown) => this.#o.logger.error({ err: error, deliveryId: delivery.id }, 'webhook worker: handing back a delivery failed; its lease runs out'));
+  }
+
   /**
-   * Signs and sends one attempt, and says what it signed. Never throws: a secret that cannot be
-   * opened is a failed attempt with nothing signed.
+   * Signs and sends one attempt with `config`, and says what it signed. Never throws: a secret
+   * that cannot be opened is a failed attempt with nothing signed. `beforeStart`: see WebhookRequest.
    */
-  async #send(delivery: ClaimedDelivery): Promise<{ result: AttemptResult; signed: SignedParts | null }> {
+  async #send(
+    delivery: ClaimedDelivery,
+    config: EndpointConfig,
+    beforeStart: () => boolean,
+  ): Promise<{ result: AttemptResult; signed: SignedParts | null }> {
     let request;
     let signed: SignedParts;
     try {
       // Encoded once: both HMACs, the recorded hash and the request all use these same bytes.
       const body = Buffer.from(renderBody(delivery.eventId, delivery.eventType, delivery.payload));
-      const signing = this.#o.keys.signingKeysFor({
-        endpointId: delivery.endpointId,
-        secretEncrypted: delivery.secretEncrypted,
-        previousSecretEncrypted: delivery.previousSecretEncrypted,
-        previousSecretExpiresAt: delivery.previousSecretExpiresAt,
-      });
+      const signing = this.#o.keys.signingKeysFor(config);
       const timestamp = Math.floor(Date.now() / 1000);
       const signature = signWithKeys(signing.keys, { webhookId: delivery.id, timestamp, body });
       signed = {
@@ -451,9 +542,10 @@ export class DeliveryWorker {
       };
       request = {
         endpointId: delivery.endpointId,
-        url: delivery.url,
+        url: config.url,
         body,
         headers: { ...signature, 'x-devcard-event': delivery.eventType, 'x-devcard-delivery': delivery.id },
+        beforeStart,
       };
     } catch (error) {
       this.#o.logger.error({ err: error, deliveryId: delivery.id, endpointId: delivery.endpointId }, 'webhook worker: cannot sign delivery');
@@ -508,7 +600,7 @@ export class DeliveryWorker {
     const reported = new Set<string>();
     for (const row of applied) {
       if (row.endpointDisabledReason === null || reported.has(row.endpointId)) continue;
-      this.#releaseWaiting(row.endpointId);
+      this.endpointChanged(row.endpointId);
       if (row.outcome === 'gone' || row.outcome === 'failed') {
         reported.add(row.endpointId);
         this.#o.logger.warn({ endpointId: row.endpointId, reason: row.endpointDisabledReason }, 'webhook endpoint disabled');
@@ -517,9 +609,9 @@ export class DeliveryWorker {
   }
 
   /**
-   * Rows of a just-disabled endpoint that were claimed ahead but not started are never sent:
-   * they are handed back, due now, and the next claim cancels them as it does every due row of
-   * a disabled endpoint. If handing back fails, their lease runs out instead.
+   * Rows of a just-disabled (or deleted) endpoint that were claimed ahead but not started are
+   * never sent: they are handed back, due now, and the next claim cancels them as it does every
+   * due row of a disabled endpoint. If handing back fails, their lease runs out instead.
    */
   #releaseWaiting(endpointId: string): void {
     const dropped = this.#slots.dropWaiting(endpointId);

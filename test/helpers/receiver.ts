@@ -73,6 +73,23 @@ export async function startReceiver(handler: ReceiverHandler = answer(200, 'ok')
   };
 }
 
+/** A receiver that answers nothing until `open()` (then 200 to all): what it gets meanwhile stays on the wire. */
+export async function gatedReceiver(): Promise<Receiver & { open(): void }> {
+  let open = false;
+  const held: Array<() => void> = [];
+  const receiver = await startReceiver((request, res) => {
+    const reply = () => answer(200)(request, res);
+    if (open) reply();
+    else held.push(reply);
+  });
+  return Object.assign(receiver, {
+    open() {
+      open = true;
+      for (const reply of held.splice(0)) reply();
+    },
+  });
+}
+
 /** Polls `condition` until it holds (returns its value) or `timeoutMs` passes (throws with `what`). */
 export async function waitFor<T>(
   condition: () => T | Promise<T>,

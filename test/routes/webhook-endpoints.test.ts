@@ -390,9 +390,16 @@ describe('webhook endpoint routes', () => {
       await del(alice, `/api/webhooks/${b.id}`);
     });
 
-    it('isActive false disables the endpoint and cancels its pending deliveries only', async () => {
+    it('isActive false disables the endpoint and cancels its pending deliveries only, leaving an attempt a worker holds to finish', async () => {
       const endpoint = await createEndpoint(alice);
-      const pending = [await insertDelivery(endpoint.id, 'pending'), await insertDelivery(endpoint.id, 'pending')];
+      const unclaimed = { claimToken: null, nextRetryAt: new Date() };
+      const pending = await Promise.all(
+        [await insertDelivery(endpoint.id, 'pending'), await insertDelivery(endpoint.id, 'pending')].map((d) =>
+          t.db.prisma.webhookDelivery.update({ where: { id: d.id }, data: unclaimed }),
+        ),
+      );
+      // Claimed under a live lease: the contract lets an attempt on the wire finish and be logged.
+      const held = await insertDelivery(endpoint.id, 'pending');
       const done = await insertDelivery(endpoint.id, 'success');
       const failed = await insertDelivery(endpoint.id, 'failed');
       const other = await createEndpoint(alice);
@@ -408,6 +415,10 @@ describe('webhook endpoint routes', () => {
         const row = await t.db.prisma.webhookDelivery.findUniqueOrThrow({ where: { id: delivery.id } });
         expect(row).toMatchObject({ status: 'cancelled', nextRetryAt: null, claimToken: null });
       }
+      expect(await t.db.prisma.webhookDelivery.findUniqueOrThrow({ where: { id: held.id } })).toMatchObject({
+        status: 'pending',
+        claimToken: held.claimToken,
+      });
       expect((await t.db.prisma.webhookDelivery.findUniqueOrThrow({ where: { id: done.id } })).status).toBe('success');
       expect((await t.db.prisma.webhookDelivery.findUniqueOrThrow({ where: { id: failed.id } })).status).toBe('failed');
       expect((await t.db.prisma.webhookDelivery.findUniqueOrThrow({ where: { id: otherPending.id } })).status).toBe('pending');

@@ -73,7 +73,7 @@ describe('delivery engine: dispatches claimed for the in-process worker', () => 
     expect(rows[0]?.claimed?.claimToken).toBe(claim!.token);
     await worker.stop();
     expect(worker.reserveClaim()).toBeUndefined();
-    worker.adopt(rows.flatMap((r) => (r.claimed ? [r.claimed] : [])));
+    worker.adopt(rows.flatMap((r) => (r.claimed ? [r.claimed] : [])), claim!);
 
     const handedBack = await waitFor(
       async () => {

@@ -3,7 +3,8 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildTestApp, TEST_ENV, type TestApp } from '../helpers/app.ts';
-import { answer, createEndpoint, signUp, startReceiver, waitFor, type ReceivedRequest, type Receiver } from '../helpers/receiver.ts';
+import { answer, createEndpoint, gatedReceiver, signUp, sleep, startReceiver, waitFor, type ReceivedRequest, type Receiver } from '../helpers/receiver.ts';
+import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/worker.ts';
 import { createTestStore, type TestStore } from '../helpers/store.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -120,6 +121,41 @@ describe.skipIf(!process.env.DATABASE_URL)('delivery engine: several processes o
     // Well within the minute the sweep would take.
     await waitFor(() => receiver.requests.length === 1, { timeoutMs: 10_000, what: 'the notified delivery' });
     expect(receiver.requests[0]?.headers['webhook-id']).toBe(deliveries[0]?.id);
+  });
+
+  it('a worker process stops sending to an endpoint once its DELETE has answered in the API process', async () => {
+    const store = await sharedStore();
+    const gate = await gatedReceiver();
+    cleanups.push(() => gate.close());
+    const api = await app(store, { WEBHOOK_WORKER: 'off' });
+    const owner = await signUp(api.app, 'deletedelsewhere');
+    const endpoint = await createEndpoint(api.app, owner, `${gate.origin}/deleted`, ['card.viewed']);
+
+    // Held attempts must not time out; the sweep is slow so only the worker's own claims move rows.
+    const child = workerProcess(store, { LOG_LEVEL: 'info', WEBHOOK_TIMEOUT_MS: '20000' });
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    await waitFor(() => output.includes('webhook worker listening for dispatches'), { timeoutMs: 20_000, what: 'the worker to listen' });
+    for (let i = 0; i < 40; i++) {
+      await api.app.webhooks.dispatch(owner.id, 'card.viewed', { userId: owner.id, cardId: null, viewer: null, source: 'link' });
+    }
+    // The worker holds its claim-ahead share of the endpoint; the first attempts are on the wire.
+    await waitFor(() => gate.requests.length >= DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT, { what: 'the first attempts' });
+    await waitFor(
+      async () => (await api.db.prisma.webhookDelivery.count({ where: { endpointId: endpoint.id, claimToken: { not: null } } })) > DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT,
+      { what: 'the worker to hold rows waiting for a slot' },
+    );
+
+    const res = await api.app.inject({ method: 'DELETE', url: `/api/webhooks/${endpoint.id}`, headers: owner.auth });
+    const answeredAt = Date.now();
+    expect(res.statusCode).toBe(204);
+    // The worker process hears of the delete by notification: the guarantee there is bounded by its latency.
+    const notificationLatencyMs = 500;
+    await sleep(notificationLatencyMs);
+    gate.open();
+    await sleep(1_500);
+    expect(gate.requests.filter((r) => r.receivedAt > answeredAt)).toEqual([]);
+    expect(gate.requests).toHaveLength(DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT);
   });
 
   it('a worker process killed mid-burst (kill -9) loses nothing: a new worker finishes, re-sending only what was in flight', async () => {

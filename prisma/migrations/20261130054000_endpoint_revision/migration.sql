@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "webhook_endpoints" ADD COLUMN     "revision" INTEGER NOT NULL DEFAULT 0;

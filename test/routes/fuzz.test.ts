@@ -178,6 +178,7 @@ const ROUTES: RouteSpec[] = [
   },
   { method: 'GET', path: '/api/webhooks/:id/deliveries' },
   { method: 'GET', path: '/api/webhooks/:id/deliveries/:deliveryId' },
+  { method: 'GET', path: '/api/webhooks/:id/deliveries/:deliveryId/attempts' },
   { method: 'POST', path: '/api/webhooks/:id/deliveries/:deliveryId/redeliver' },
   { method: 'POST', path: '/api/webhooks/:id/test' },
   { method: 'POST', path: '/api/webhooks/:id/verify-receiver' },

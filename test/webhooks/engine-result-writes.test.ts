@@ -1,0 +1,103 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { answer, createEndpoint, signUp, startReceiver, waitFor, type Receiver, type Session } from '../helpers/receiver.ts';
+
+/**
+ * The worker writes results in batches: what one receiver answers must never keep another
+ * tenant's results from being written (issue 11).
+ */
+describe('delivery engine: one receiver cannot stop the result writes of others', { timeout: 30_000 }, () => {
+  let t: TestApp;
+  let hostile: Receiver;
+  let healthy: Receiver;
+
+  beforeAll(async () => {
+    t = await buildTestApp({ env: { WEBHOOK_SWEEP_INTERVAL_MS: '200' } });
+    hostile = await startReceiver();
+    healthy = await startReceiver();
+  });
+  afterAll(async () => {
+    await t?.close();
+    await hostile?.close();
+    await healthy?.close();
+  });
+  afterEach(async () => {
+    await t.db.sql.exec('DROP TRIGGER IF EXISTS reject_poisoned_attempt ON webhook_delivery_attempts');
+  });
+
+  async function tenant(name: string, receiver: Receiver): Promise<{ owner: Session; endpointId: string }> {
+    const owner = await signUp(t.app, name);
+    const { id } = await createEndpoint(t.app, owner, `${receiver.origin}/${name}`);
+    return { owner, endpointId: id };
+  }
+
+  async function sendTest({ owner, endpointId }: { owner: Session; endpointId: string }): Promise<string> {
+    const res = await t.app.inject({ method: 'POST', url: `/api/webhooks/${endpointId}/test`, headers: owner.auth });
+    expect(res.statusCode).toBe(202);
+    return res.json().deliveryId;
+  }
+
+  async function deliveryOf({ owner, endpointId }: { owner: Session; endpointId: string }, deliveryId: string) {
+    const res = await t.app.inject({ method: 'GET', url: `/api/webhooks/${endpointId}/deliveries/${deliveryId}`, headers: owner.auth });
+    expect(res.statusCode).toBe(200);
+    return res.json();
+  }
+
+  it('a receiver answering with a Date in the year 10000 is recorded, and the next tenant too', async () => {
+    hostile.handle(answer(200, 'ok', { date: 'Sat, 01 Jan 10000 00:00:00 GMT' }));
+    const a = await tenant('datea', hostile);
+    const b = await tenant('dateb', healthy);
+
+    const aDelivery = await sendTest(a);
+    await waitFor(() => hostile.requests.length > 0, { what: 'the hostile receiver to be called' });
+    const bDelivery = await sendTest(b);
+
+    const bDone = await waitFor(async () => ((await deliveryOf(b, bDelivery)).status === 'success' ? true : undefined), {
+      timeoutMs: 5_000,
+      what: "the healthy tenant's delivery to be recorded",
+    });
+    expect(bDone).toBe(true);
+    // The impossible Date is treated as absent: the attempt itself is a plain success.
+    const aDetail = await deliveryOf(a, aDelivery);
+    expect(aDetail.status).toBe('success');
+    expect(aDetail.attempts[0]).toMatchObject({ responseCode: 200, responseBody: 'ok', error: null });
+  });
+
+  it('a result the database refuses is recorded as an error attempt and retried; the other tenant is served', async () => {
+    // A result row that still fails however it is sanitised: the database refuses this body.
+    await t.db.sql.exec(`
+      CREATE OR REPLACE FUNCTION reject_poisoned_attempt() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.response_body = 'poison' THEN RAISE EXCEPTION 'poisoned attempt row'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER reject_poisoned_attempt BEFORE INSERT ON webhook_delivery_attempts
+        FOR EACH ROW EXECUTE FUNCTION reject_poisoned_attempt();
+    `);
+    hostile.handle(answer(200, 'poison'));
+    const a = await tenant('poisona', hostile);
+    const b = await tenant('poisonb', healthy);
+
+    const aDelivery = await sendTest(a);
+    const bDelivery = await sendTest(b);
+
+    await waitFor(async () => ((await deliveryOf(b, bDelivery)).status === 'success' ? true : undefined), {
+      timeoutMs: 5_000,
+      what: "the healthy tenant's delivery to be recorded",
+    });
+    // Every attempt of the poisoned delivery is recorded without what the receiver sent, as a
+    // failure, so the delivery goes through its retries (200ms,400ms,800ms) and ends failed.
+    const aDetail = await waitFor(
+      async () => {
+        const detail = await deliveryOf(a, aDelivery);
+        return detail.status === 'failed' ? detail : undefined;
+      },
+      { timeoutMs: 10_000, what: 'the poisoned delivery to end failed' },
+    );
+    expect(aDetail.attempts).toHaveLength(4);
+    for (const attempt of aDetail.attempts) {
+      expect(attempt).toMatchObject({ responseCode: null, responseBody: null });
+      expect(attempt.error).toMatch(/could not be recorded/);
+    }
+  });
+});

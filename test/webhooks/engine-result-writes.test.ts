@@ -1,6 +1,25 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { generateEndpointSecret, SecretBox } from '../../src/webhooks/secrets.ts';
+import type { WorkerLogger } from '../../src/webhooks/worker.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { answer, createEndpoint, signUp, startReceiver, waitFor, type Receiver, type Session } from '../helpers/receiver.ts';
+import { openQueueStore, standaloneWorker, type QueueStore } from '../helpers/queue-store.ts';
+import { answer, createEndpoint, signUp, sleep, startReceiver, waitFor, type Receiver, type Session } from '../helpers/receiver.ts';
+
+/** Makes the database refuse attempt rows: those whose response body is 'poison', or every one. */
+async function refuseAttemptRows(exec: (sql: string) => Promise<void>, which: 'poisoned' | 'all'): Promise<void> {
+  const condition = which === 'all' ? 'true' : "NEW.response_body = 'poison'";
+  await exec(`
+    CREATE OR REPLACE FUNCTION reject_poisoned_attempt() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF ${condition} THEN RAISE EXCEPTION 'attempt row refused'; END IF;
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER reject_poisoned_attempt BEFORE INSERT ON webhook_delivery_attempts
+      FOR EACH ROW EXECUTE FUNCTION reject_poisoned_attempt();
+  `);
+}
+const REFUSAL_OFF = 'DROP TRIGGER IF EXISTS reject_poisoned_attempt ON webhook_delivery_attempts';
 
 /**
  * The worker writes results in batches: what one receiver answers must never keep another
@@ -22,7 +41,7 @@ describe('delivery engine: one receiver cannot stop the result writes of others'
     await healthy?.close();
   });
   afterEach(async () => {
-    await t.db.sql.exec('DROP TRIGGER IF EXISTS reject_poisoned_attempt ON webhook_delivery_attempts');
+    await t.db.sql.exec(REFUSAL_OFF);
   });
 
   async function tenant(name: string, receiver: Receiver): Promise<{ owner: Session; endpointId: string }> {
@@ -65,15 +84,7 @@ describe('delivery engine: one receiver cannot stop the result writes of others'
 
   it('a result the database refuses is recorded as an error attempt and retried; the other tenant is served', async () => {
     // A result row that still fails however it is sanitised: the database refuses this body.
-    await t.db.sql.exec(`
-      CREATE OR REPLACE FUNCTION reject_poisoned_attempt() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.response_body = 'poison' THEN RAISE EXCEPTION 'poisoned attempt row'; END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER reject_poisoned_attempt BEFORE INSERT ON webhook_delivery_attempts
-        FOR EACH ROW EXECUTE FUNCTION reject_poisoned_attempt();
-    `);
+    await refuseAttemptRows((sql) => t.db.sql.exec(sql), 'poisoned');
     hostile.handle(answer(200, 'poison'));
     const a = await tenant('poisona', hostile);
     const b = await tenant('poisonb', healthy);
@@ -98,6 +109,63 @@ describe('delivery engine: one receiver cannot stop the result writes of others'
     for (const attempt of aDetail.attempts) {
       expect(attempt).toMatchObject({ responseCode: null, responseBody: null });
       expect(attempt.error).toMatch(/could not be recorded/);
+    }
+  });
+});
+
+describe('delivery worker: unwritten results are bounded', { timeout: 30_000 }, () => {
+  let qs: QueueStore;
+  let receiver: Receiver;
+  const box = new SecretBox(Buffer.alloc(32, 5));
+  const quiet: WorkerLogger = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
+  beforeAll(async () => {
+    qs = await openQueueStore('bounded');
+    receiver = await startReceiver();
+  });
+  afterAll(async () => {
+    await qs?.close();
+    await receiver?.close();
+  });
+
+  it('starts no attempt while its unwritten results are at the bound, and writes them all once the database takes them', async () => {
+    const DELIVERIES = 40;
+    const BOUND = 5;
+    const IN_FLIGHT = 2;
+    const endpoint = await qs.db.prisma.webhookEndpoint.create({
+      data: { userId: qs.userId, url: `${receiver.origin}/bounded`, secretEncrypted: box.seal(generateEndpointSecret()), events: ['card.viewed'] },
+    });
+    for (let i = 0; i < DELIVERIES; i++) {
+      await qs.queue.insertForSubscribers({
+        userId: qs.userId,
+        eventId: randomUUID(),
+        eventType: 'card.viewed',
+        payload: { timestamp: new Date().toISOString(), data: { userId: qs.userId, cardId: null, viewer: null, source: 'link' } },
+        notify: false,
+      });
+    }
+    // The database is failing for result writes: none can be written, not even as an error attempt.
+    await refuseAttemptRows((sql) => qs.db.sql.exec(sql), 'all');
+    const worker = standaloneWorker(qs.queue, quiet, box, { maxUnwrittenResults: BOUND, maxInFlight: IN_FLIGHT });
+    worker.start();
+    try {
+      await waitFor(() => receiver.requests.length >= BOUND, { what: 'the first attempts' });
+      // Several failed write rounds (one a second) later, no more attempts were started.
+      await sleep(2_500);
+      expect(receiver.requests.length).toBeLessThanOrEqual(BOUND + IN_FLIGHT);
+      expect(await qs.db.prisma.webhookDeliveryAttempt.count()).toBe(0);
+
+      await qs.db.sql.exec(REFUSAL_OFF);
+      await waitFor(async () => (await qs.db.prisma.webhookDelivery.count({ where: { endpointId: endpoint.id, status: 'success' } })) === DELIVERIES, {
+        timeoutMs: 15_000,
+        what: 'every delivery to be written',
+      });
+      // The results kept through the outage were written as they were: one successful attempt each.
+      expect(receiver.requests).toHaveLength(DELIVERIES);
+      const attempts = await qs.db.prisma.webhookDeliveryAttempt.findMany({ where: { delivery: { endpointId: endpoint.id } } });
+      expect(attempts).toHaveLength(DELIVERIES);
+      expect(attempts.every((a) => a.responseCode === 200 && a.error === null)).toBe(true);
+    } finally {
+      await worker.stop();
     }
   });
 });

@@ -147,6 +147,8 @@ export class DeliveryWorker {
   // Result writes.
   #results: PendingResult[] = [];
   #flushing: Promise<boolean> | undefined;
+  /** Results taken out of #results by the write in progress: still unwritten. */
+  #writing = 0;
   #flushRetryTimer: NodeJS.Timeout | undefined;
   /** Set when unwritten results held back an attempt or a claim: their write resumes both. */
   #pausedForResults = false;
@@ -362,7 +364,7 @@ export class DeliveryWorker {
   }
 
   #resultsFull(): boolean {
-    if (this.#results.length < this.#o.maxUnwrittenResults) return false;
+    if (this.#results.length + this.#writing < this.#o.maxUnwrittenResults) return false;
     this.#pausedForResults = true;
     return true;
   }
@@ -539,7 +541,9 @@ export class DeliveryWorker {
     }
     while (this.#results.length > 0) {
       const batch = this.#results.splice(0, COMPLETION_BATCH_SIZE);
+      this.#writing = batch.length;
       const unwritten = await this.#writeBatch(batch);
+      this.#writing = 0;
       if (unwritten.length > 0) {
         this.#results.unshift(...unwritten);
         this.#o.logger.error({ results: unwritten.length }, 'webhook worker: writing attempt results failed; retrying');

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import fc from 'fast-check';
+import type { InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { createCard, createEndpoint, signUp, sleep, startReceiver, waitFor, type Receiver, type Session } from '../helpers/receiver.ts';
@@ -296,7 +297,7 @@ describe('delivery engine: hostile receivers beside a healthy tenant', () => {
   });
 
   /** `app.inject` that must not answer 5xx. */
-  async function call(options: Parameters<TestApp['app']['inject']>[0] & object, what: string) {
+  async function call(options: InjectOptions, what: string) {
     const res = await t.app.inject(options);
     expect(res.statusCode, `${what}: ${res.body.slice(0, 300)}`).toBeLessThan(500);
     return res;
@@ -391,6 +392,12 @@ describe('delivery engine: hostile receivers beside a healthy tenant', () => {
       seed: SEED,
       numRuns: RUNS,
       endOnFailure: true,
+      // The default report prints every body and megabyte header in full.
+      reporter: (run) => {
+        if (!run.failed) return;
+        const batch = fc.stringify(run.counterexample).slice(0, 3_000);
+        throw new Error(`failed at run ${run.numRuns} (seed ${run.seed}, path ${run.counterexamplePath}): ${String(run.errorInstance)}\nbatch: ${batch}`);
+      },
     });
 
     // The worker never stalled: every hostile delivery got an attempt recorded, or was cancelled.

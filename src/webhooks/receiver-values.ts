@@ -86,6 +86,19 @@ export function storableAttempt(record: AttemptRecord, responseBodyLimitBytes: n
   };
 }
 
+/**
+ * SQLSTATE classes of a statement refused for the values it carries: data exception (22),
+ * integrity constraint violation (23), program limit exceeded (54). Any other failure
+ * (connection, deadlock, shutdown) is the database's, and says nothing about the row.
+ */
+const DATA_REFUSAL_CLASSES: ReadonlySet<string> = new Set(['22', '23', '54']);
+
+/** Whether `error` is the database refusing a statement's data rather than failing. */
+export function refusedForItsData(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null || !('code' in error) || typeof error.code !== 'string') return false;
+  return /^[0-9A-Z]{5}$/.test(error.code) && DATA_REFUSAL_CLASSES.has(error.code.slice(0, 2));
+}
+
 /** What is recorded when even the storable form of a result is refused: none of the receiver's values. */
 export const UNRECORDABLE_RESULT_ERROR = "the receiver's response could not be recorded; counted as a failed attempt";
 

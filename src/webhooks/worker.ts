@@ -19,7 +19,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { decideAttemptOutcome, describeFailure, type AttemptOutcome } from './attempt-outcome.ts';
 import type { EndpointKeyCache } from './endpoint-keys.ts';
 import { renderBody } from './envelope.ts';
-import { storableAttempt, unrecordableAttempt } from './receiver-values.ts';
+import { refusedForItsData, storableAttempt, unrecordableAttempt } from './receiver-values.ts';
 import { RESPONSE_BODY_LIMIT_BYTES } from './retry-policy.ts';
 import { PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS } from './secret-overlap.ts';
 import { noDeliveryMetrics, type DeliveryMetrics } from './metrics.ts';
@@ -560,11 +560,12 @@ export class DeliveryWorker {
   }
 
   /**
-   * Writes `batch`; a refused write is tried again in halves, down to single rows. A single
-   * row still refused is written as an error attempt without the receiver's values
-   * (receiver-values.ts): only the receiver can have made it unwritable. If even that fails,
-   * the database is failing, not the row: the rest of the batch is not tried, and everything
-   * unwritten is returned, in order, to be retried.
+   * Writes `batch`; a failed write is tried again in halves, down to single rows. A single row
+   * the database refuses for its data is written as an error attempt without the receiver's
+   * values (receiver-values.ts): only the receiver can have made it unwritable. Any other
+   * failure of a single row is the database failing, not the row: nothing more is tried this
+   * round, and the unwritten results are returned to be retried, that row last, so that it
+   * cannot hold back the others next time.
    */
   async #writeBatch(batch: PendingResult[]): Promise<PendingResult[]> {
     try {
@@ -574,10 +575,14 @@ export class DeliveryWorker {
       if (batch.length > 1) {
         const half = Math.ceil(batch.length / 2);
         const first = await this.#writeBatch(batch.slice(0, half));
-        if (first.length > 0) return [...first, ...batch.slice(half)];
-        return this.#writeBatch(batch.slice(half));
+        if (first.length === 0) return this.#writeBatch(batch.slice(half));
+        // The row that failed is the last of `first`: keep it behind everything not yet tried.
+        return [...first.slice(0, -1), ...batch.slice(half), ...first.slice(-1)];
       }
-      return batch.length === 1 ? this.#writeUnrecordable(batch[0] as PendingResult, error) : [];
+      const pending = batch[0] as PendingResult;
+      if (refusedForItsData(error)) return this.#writeUnrecordable(pending, error);
+      this.#o.logger.error({ err: error, deliveryId: pending.record.deliveryId }, 'webhook worker: writing an attempt result failed');
+      return [pending];
     }
   }
 

@@ -1,18 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { DeliveryQueue, type AttemptRecord } from '../../src/webhooks/queue.ts';
 import { generateEndpointSecret, SecretBox } from '../../src/webhooks/secrets.ts';
+import { UNRECORDABLE_RESULT_ERROR } from '../../src/webhooks/receiver-values.ts';
 import type { WorkerLogger } from '../../src/webhooks/worker.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { openQueueStore, standaloneWorker, type QueueStore } from '../helpers/queue-store.ts';
 import { answer, createEndpoint, signUp, sleep, startReceiver, waitFor, type Receiver, type Session } from '../helpers/receiver.ts';
 
-/** Makes the database refuse attempt rows: those whose response body is 'poison', or every one. */
-async function refuseAttemptRows(exec: (sql: string) => Promise<void>, which: 'poisoned' | 'all'): Promise<void> {
-  const condition = which === 'all' ? 'true' : "NEW.response_body = 'poison'";
+/**
+ * Makes attempt rows fail: those whose response body is 'poison' are refused for their data
+ * (as a value the database cannot take would be), or every insert fails the way an outage does.
+ */
+async function refuseAttemptRows(exec: (sql: string) => Promise<void>, which: 'poisoned' | 'outage'): Promise<void> {
+  const [condition, errcode] = which === 'outage' ? ['true', 'cannot_connect_now'] : ["NEW.response_body = 'poison'", 'data_exception'];
   await exec(`
     CREATE OR REPLACE FUNCTION reject_poisoned_attempt() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-      IF ${condition} THEN RAISE EXCEPTION 'attempt row refused'; END IF;
+      IF ${condition} THEN RAISE EXCEPTION 'attempt row refused' USING ERRCODE = '${errcode}'; END IF;
       RETURN NEW;
     END $$;
     CREATE TRIGGER reject_poisoned_attempt BEFORE INSERT ON webhook_delivery_attempts
@@ -113,13 +118,13 @@ describe('delivery engine: one receiver cannot stop the result writes of others'
   });
 });
 
-describe('delivery worker: unwritten results are bounded', { timeout: 30_000 }, () => {
+describe('delivery worker: result writes', { timeout: 30_000 }, () => {
   let qs: QueueStore;
   let receiver: Receiver;
   const box = new SecretBox(Buffer.alloc(32, 5));
   const quiet: WorkerLogger = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
   beforeAll(async () => {
-    qs = await openQueueStore('bounded');
+    qs = await openQueueStore('result-writes');
     receiver = await startReceiver();
   });
   afterAll(async () => {
@@ -127,41 +132,97 @@ describe('delivery worker: unwritten results are bounded', { timeout: 30_000 }, 
     await receiver?.close();
   });
 
+  afterEach(async () => {
+    await qs.db.sql.exec(REFUSAL_OFF);
+  });
+
+  /** An endpoint of a user of its own (so events go to it alone) with `deliveries` rows due now. */
+  async function endpointWithDeliveries(path: string, deliveries: number): Promise<string> {
+    const user = await qs.db.prisma.user.create({ data: { email: `${path}@example.com`, username: path, displayName: path, passwordHash: 'x' } });
+    const endpoint = await qs.db.prisma.webhookEndpoint.create({
+      data: { userId: user.id, url: `${receiver.origin}/${path}`, secretEncrypted: box.seal(generateEndpointSecret()), events: ['card.viewed'] },
+    });
+    for (let i = 0; i < deliveries; i++) {
+      await qs.queue.insertForSubscribers({
+        userId: user.id,
+        eventId: randomUUID(),
+        eventType: 'card.viewed',
+        payload: { timestamp: new Date().toISOString(), data: { userId: user.id, cardId: null, viewer: null, source: 'link' } },
+        notify: false,
+      });
+    }
+    return endpoint.id;
+  }
+
+  it('writes the other results of a batch the database refuses for one row, and that row as a failed attempt', async () => {
+    const DELIVERIES = 30;
+    const endpointId = await endpointWithDeliveries('batch', DELIVERIES);
+    const poisoned = (await qs.db.prisma.webhookDelivery.findFirstOrThrow({ where: { endpointId } })).id;
+    receiver.handle((request, res) => {
+      res.writeHead(200);
+      res.end(request.headers['x-devcard-delivery'] === poisoned ? 'poison' : 'ok');
+    });
+    await refuseAttemptRows((sql) => qs.db.sql.exec(sql), 'poisoned');
+    // Watches the batches the worker writes, to check the poisoned row shared one with others.
+    const batches: AttemptRecord[][] = [];
+    const watched = new (class extends DeliveryQueue {
+      override completeAttempts(records: readonly AttemptRecord[]) {
+        batches.push([...records]);
+        return super.completeAttempts(records);
+      }
+    })(qs.db.sql);
+    const worker = standaloneWorker(watched, quiet, box, { retryScheduleMs: [60_000] });
+    worker.start();
+    try {
+      const rows = await waitFor(
+        async () => {
+          const all = await qs.db.prisma.webhookDelivery.findMany({ where: { endpointId }, include: { attemptsLog: true } });
+          return all.every((d) => d.attempts === 1) ? all : undefined;
+        },
+        { what: 'every delivery to have its attempt recorded' },
+      );
+      expect(batches.some((batch) => batch.length > 1 && batch.some((r) => r.deliveryId === poisoned))).toBe(true);
+      for (const row of rows) {
+        if (row.id === poisoned) {
+          expect(row.status).toBe('pending');
+          expect(row.attemptsLog[0]).toMatchObject({ responseCode: null, responseBody: null, error: UNRECORDABLE_RESULT_ERROR });
+        } else {
+          expect(row.status).toBe('success');
+          expect(row.attemptsLog[0]).toMatchObject({ responseCode: 200, responseBody: 'ok', error: null });
+        }
+      }
+    } finally {
+      await worker.stop();
+    }
+  });
+
   it('starts no attempt while its unwritten results are at the bound, and writes them all once the database takes them', async () => {
     const DELIVERIES = 40;
     const BOUND = 5;
     const IN_FLIGHT = 2;
-    const endpoint = await qs.db.prisma.webhookEndpoint.create({
-      data: { userId: qs.userId, url: `${receiver.origin}/bounded`, secretEncrypted: box.seal(generateEndpointSecret()), events: ['card.viewed'] },
-    });
-    for (let i = 0; i < DELIVERIES; i++) {
-      await qs.queue.insertForSubscribers({
-        userId: qs.userId,
-        eventId: randomUUID(),
-        eventType: 'card.viewed',
-        payload: { timestamp: new Date().toISOString(), data: { userId: qs.userId, cardId: null, viewer: null, source: 'link' } },
-        notify: false,
-      });
-    }
+    receiver.handle(answer(200));
+    const endpointId = await endpointWithDeliveries('bounded', DELIVERIES);
+    const before = receiver.requests.length;
     // The database is failing for result writes: none can be written, not even as an error attempt.
-    await refuseAttemptRows((sql) => qs.db.sql.exec(sql), 'all');
+    await refuseAttemptRows((sql) => qs.db.sql.exec(sql), 'outage');
     const worker = standaloneWorker(qs.queue, quiet, box, { maxUnwrittenResults: BOUND, maxInFlight: IN_FLIGHT });
     worker.start();
     try {
-      await waitFor(() => receiver.requests.length >= BOUND, { what: 'the first attempts' });
+      const sent = () => receiver.requests.length - before;
+      await waitFor(() => sent() >= BOUND, { what: 'the first attempts' });
       // Several failed write rounds (one a second) later, no more attempts were started.
       await sleep(2_500);
-      expect(receiver.requests.length).toBeLessThanOrEqual(BOUND + IN_FLIGHT);
-      expect(await qs.db.prisma.webhookDeliveryAttempt.count()).toBe(0);
+      expect(sent()).toBeLessThanOrEqual(BOUND + IN_FLIGHT);
+      expect(await qs.db.prisma.webhookDeliveryAttempt.count({ where: { delivery: { endpointId } } })).toBe(0);
 
       await qs.db.sql.exec(REFUSAL_OFF);
-      await waitFor(async () => (await qs.db.prisma.webhookDelivery.count({ where: { endpointId: endpoint.id, status: 'success' } })) === DELIVERIES, {
+      await waitFor(async () => (await qs.db.prisma.webhookDelivery.count({ where: { endpointId, status: 'success' } })) === DELIVERIES, {
         timeoutMs: 15_000,
         what: 'every delivery to be written',
       });
       // The results kept through the outage were written as they were: one successful attempt each.
-      expect(receiver.requests).toHaveLength(DELIVERIES);
-      const attempts = await qs.db.prisma.webhookDeliveryAttempt.findMany({ where: { delivery: { endpointId: endpoint.id } } });
+      expect(sent()).toBe(DELIVERIES);
+      const attempts = await qs.db.prisma.webhookDeliveryAttempt.findMany({ where: { delivery: { endpointId } } });
       expect(attempts).toHaveLength(DELIVERIES);
       expect(attempts.every((a) => a.responseCode === 200 && a.error === null)).toBe(true);
     } finally {

@@ -9,6 +9,7 @@ import {
   UNRECORDABLE_RESULT_ERROR,
   clampMs,
   isRecordableStatus,
+  refusedForItsData,
   responseDateFrom,
   storableAttempt,
   storableDate,
@@ -146,6 +147,16 @@ describe('unrecordableAttempt', () => {
       outcome: 'retry',
       delayMs: 200,
     });
+  });
+});
+
+describe('refusedForItsData', () => {
+  it('tells a refused value from a failing database by SQLSTATE class', () => {
+    for (const code of ['22009', '22P05', '22021', '23502', '54000']) expect(refusedForItsData(Object.assign(new Error('x'), { code })), code).toBe(true);
+    for (const code of ['40P01', '08006', '57P01', '53300', 'XX000', 'ECONNREFUSED', '22']) {
+      expect(refusedForItsData(Object.assign(new Error('x'), { code })), code).toBe(false);
+    }
+    for (const error of [new Error('no code'), 'text', null, undefined, { code: 22009 }]) expect(refusedForItsData(error)).toBe(false);
   });
 });
 

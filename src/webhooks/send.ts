@@ -4,6 +4,7 @@
  */
 import type { LookupFunction } from 'node:net';
 import { Pool } from 'undici';
+import { isRecordableStatus, responseDateFrom, textFromBytes } from './receiver-values.ts';
 import { classifyResponse, parseRetryAfter, RESPONSE_BODY_LIMIT_BYTES } from './retry-policy.ts';
 import { checkWebhookUrl, type LookupFn } from './url-policy.ts';
 
@@ -25,10 +26,10 @@ const NETWORK_ERRORS: Readonly<Record<string, string>> = {
 export interface AttemptResult {
   ok: boolean;
   statusCode?: number;
-  /** The first RESPONSE_BODY_LIMIT_BYTES of the response, utf8. */
+  /** The first RESPONSE_BODY_LIMIT_BYTES of the response, as storable text (receiver-values.ts). */
   responseBody?: string;
   retryAfterMs?: number;
-  /** The receiver's `Date` header, when it sent a valid one: its clock, for clock-skew hints. */
+  /** The receiver's `Date` header, when it sent a valid one in a sane range: its clock, for clock-skew hints. */
   responseDate?: Date;
   error?: string;
   /** `beforeStart` said no: no request was made, so this is no attempt at all. */
@@ -174,7 +175,8 @@ function pinnedLookup(addresses: readonly VettedAddress[]): LookupFunction {
 }
 
 function describeResponse(statusCode: number, headers: ResponseHeaders, responseBody: string): AttemptOutcome {
-  const responseDate = parseHttpDate(firstValue(headers['date']));
+  if (!isRecordableStatus(statusCode)) return { ok: false, error: `invalid HTTP status ${statusCode}` };
+  const responseDate = responseDateFrom(firstValue(headers['date']));
   if (classifyResponse(statusCode) === 'success') return { ok: true, statusCode, responseBody, ...(responseDate && { responseDate }) };
   const retryAfterMs = parseRetryAfter(firstValue(headers['retry-after']), new Date());
   const redirect = statusCode >= 300 && statusCode < 400;
@@ -190,12 +192,6 @@ function describeResponse(statusCode: number, headers: ResponseHeaders, response
 
 type ResponseHeaders = Record<string, string | string[] | undefined>;
 
-function parseHttpDate(value: string | undefined): Date | undefined {
-  if (value === undefined) return undefined;
-  const ms = Date.parse(value);
-  return Number.isNaN(ms) ? undefined : new Date(ms);
-}
-
 /** Reads at most `limit` bytes, then abandons the stream so a huge body is never buffered. */
 async function readBodyPrefix(body: AsyncIterable<Buffer>, limit: number): Promise<string> {
   const chunks: Buffer[] = [];
@@ -205,9 +201,7 @@ async function readBodyPrefix(body: AsyncIterable<Buffer>, limit: number): Promi
     size += Math.min(chunk.length, limit - size);
     if (size >= limit) break; // leaving the loop destroys the body (and its socket)
   }
-  // stream: true holds back a multi-byte character cut in half by the limit instead of
-  // emitting U+FFFD; NUL is replaced because PostgreSQL text columns reject it.
-  return new TextDecoder('utf-8').decode(Buffer.concat(chunks), { stream: true }).replaceAll('\u0000', '\uFFFD');
+  return textFromBytes(Buffer.concat(chunks), limit);
 }
 
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {

@@ -27,6 +27,8 @@ import { decideAttemptOutcome, describeFailure, type AttemptOutcome } from './at
 import { EndpointConfigs, type EndpointConfig } from './endpoint-configs.ts';
 import type { EndpointKeyCache } from './endpoint-keys.ts';
 import { renderBody } from './envelope.ts';
+import { refusedForItsData, storableAttempt, unrecordableAttempt } from './receiver-values.ts';
+import { RESPONSE_BODY_LIMIT_BYTES } from './retry-policy.ts';
 import { PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS } from './secret-overlap.ts';
 import { noDeliveryMetrics, type DeliveryMetrics } from './metrics.ts';
 import type { AttemptRecord, ClaimedDelivery, ClaimResult, DeliveryQueue, InsertClaim, SignedParts } from './queue.ts';
@@ -69,10 +71,22 @@ const COMPLETION_BATCH_SIZE = 500;
 const COMPLETION_COALESCE_MS = 5;
 /** After a failed result write, wait this long before trying again. */
 const COMPLETION_RETRY_DELAY_MS = 1_000;
+/**
+ * Unwritten results held in memory at most (database slow or failing): at this many the worker
+ * starts no attempt and claims nothing until writes bring them back under it. Attempts already
+ * running still finish, so memory holds at most this plus the in-flight limit.
+ */
+export const MAX_UNWRITTEN_RESULTS = 2 * COMPLETION_BATCH_SIZE;
 /** Shortest timer: keeps a row that is due but not claimable (locked elsewhere) from spinning the loop. */
 const MIN_WAKE_DELAY_MS = 25;
 /** Longest timer: a look every hour costs nothing, and setTimeout fires at once past about 24.8 days. */
 const MAX_WAKE_DELAY_MS = 3_600_000;
+
+/** A result waiting for its write, and what to write instead should the database refuse it. */
+interface PendingResult {
+  record: AttemptRecord;
+  unrecordable: AttemptRecord;
+}
 
 export interface WorkerLogger {
   error(obj: object, msg?: string): void;
@@ -100,6 +114,8 @@ export interface DeliveryWorkerOptions {
   leaseMs?: number;
   /** See WAKE_HORIZON_MS (tests shorten it). */
   wakeHorizonMs?: number;
+  /** See MAX_UNWRITTEN_RESULTS (tests shorten it). */
+  maxUnwrittenResults?: number;
   stopTimeoutMs?: number;
   retentionFirstRunDelayMs?: number;
   retentionIntervalMs?: number;
@@ -148,9 +164,13 @@ export class DeliveryWorker {
   #idle: Array<() => void> = [];
 
   // Result writes.
-  #results: AttemptRecord[] = [];
+  #results: PendingResult[] = [];
   #flushing: Promise<boolean> | undefined;
+  /** Results taken out of #results by the write in progress: still unwritten. */
+  #writing = 0;
   #flushRetryTimer: NodeJS.Timeout | undefined;
+  /** Set when unwritten results held back an attempt or a claim: their write resumes both. */
+  #pausedForResults = false;
 
   constructor(options: DeliveryWorkerOptions) {
     // `??` rather than spread defaults: an option passed as undefined means "the default".
@@ -161,6 +181,7 @@ export class DeliveryWorker {
       maxInFlightPerEndpoint: options.maxInFlightPerEndpoint ?? DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT,
       leaseMs: options.leaseMs ?? CLAIM_AHEAD * options.timeoutMs + LEASE_MARGIN_MS,
       wakeHorizonMs: options.wakeHorizonMs ?? WAKE_HORIZON_MS,
+      maxUnwrittenResults: options.maxUnwrittenResults ?? MAX_UNWRITTEN_RESULTS,
       stopTimeoutMs: options.stopTimeoutMs ?? options.timeoutMs,
       retentionFirstRunDelayMs: options.retentionFirstRunDelayMs ?? RETENTION_FIRST_RUN_DELAY_MS,
       retentionIntervalMs: options.retentionIntervalMs ?? RETENTION_INTERVAL_MS,
@@ -380,14 +401,33 @@ export class DeliveryWorker {
     if (this.#wantWakeRefresh && this.#running) {
       this.#wantWakeRefresh = false;
       const delay = await this.#o.queue.nextDueInMs();
-      // Due now but not claimed: capacity is full (a finished attempt claims) or another worker holds it.
-      if (delay !== undefined && !(delay === 0 && this.#backlog && this.#slots.running > 0)) this.#scheduleWake(delay);
+      // Due now but not claimed: capacity is full (a finished attempt or a result write claims) or another worker holds it.
+      const claimsLater = this.#slots.running > 0 || this.#pausedForResults;
+      if (delay !== undefined && !(delay === 0 && this.#backlog && claimsLater)) this.#scheduleWake(delay);
     }
   }
 
-  /** How many more rows a claim may take: the claim-ahead window minus what is held. */
+  /** How many more rows a claim may take: the claim-ahead window minus what is held; none while results wait at their bound. */
   #claimCapacity(): number {
+    if (this.#resultsFull()) return 0;
     return CLAIM_AHEAD * this.#o.maxInFlight - this.#slots.held;
+  }
+
+  #resultsFull(): boolean {
+    if (this.#results.length + this.#writing < this.#o.maxUnwrittenResults) return false;
+    this.#pausedForResults = true;
+    return true;
+  }
+
+  /** Results were written: what their bound held back goes on. */
+  #resumeAfterWrite(): void {
+    if (!this.#pausedForResults || this.#resultsFull()) return;
+    this.#pausedForResults = false;
+    this.#startReady();
+    if (this.#backlog) {
+      this.#wantBacklogClaim = true;
+      this.#requestPump();
+    }
   }
 
   /**
@@ -425,9 +465,12 @@ export class DeliveryWorker {
     this.#startReady();
   }
 
-  /** Starts every waiting delivery that has a free slot. Claimed while stopping: not sent; stop() releases it. */
+  /**
+   * Starts every waiting delivery that has a free slot, unless unwritten results are at their
+   * bound. Claimed while stopping: not sent; stop() releases it.
+   */
   #startReady(): void {
-    if (!this.#running) return;
+    if (!this.#running || this.#resultsFull()) return;
     for (const delivery of this.#slots.takeStartable()) this.#launch(delivery);
   }
 
@@ -486,19 +529,31 @@ export class DeliveryWorker {
       random: this.#o.random,
     });
     this.#o.metrics.attemptFinished(decision.outcome, result.durationMs);
-    this.#results.push({
-      deliveryId: delivery.id,
-      claimToken: delivery.claimToken,
-      startedAt: result.startedAt,
-      durationMs: result.durationMs,
-      responseCode: result.statusCode ?? null,
-      responseBody: result.responseBody ?? null,
-      error: describeFailure(result),
-      outcome: decision.outcome,
-      delayMs: decision.outcome === 'retry' ? decision.delayMs : null,
-      signed,
-      responseDate: result.responseDate ?? null,
+    const record = storableAttempt(
+      {
+        deliveryId: delivery.id,
+        claimToken: delivery.claimToken,
+        startedAt: result.startedAt,
+        durationMs: result.durationMs,
+        responseCode: result.statusCode ?? null,
+        responseBody: result.responseBody ?? null,
+        error: describeFailure(result),
+        outcome: decision.outcome,
+        delayMs: decision.outcome === 'retry' ? decision.delayMs : null,
+        signed,
+        responseDate: result.responseDate ?? null,
+      },
+      RESPONSE_BODY_LIMIT_BYTES,
+    );
+    // Decided now, while the attempt count is at hand: the failure it counts as, should the database refuse it.
+    const failure = decideAttemptOutcome({
+      result: { ok: false },
+      attemptsMade: delivery.attempts + 1,
+      scheduleMs: this.#o.retryScheduleMs,
+      random: this.#o.random,
     });
+    const unrecordable = unrecordableAttempt(record, { outcome: failure.outcome, delayMs: failure.outcome === 'retry' ? failure.delayMs : null });
+    this.#results.push({ record, unrecordable });
     void this.#flush();
     if (decision.outcome === 'retry') this.#scheduleWake(decision.delayMs);
   }
@@ -556,9 +611,10 @@ export class DeliveryWorker {
   }
 
   /**
-   * Writes buffered results, one statement per batch. A failed write is retried later: a
-   * result only applies while its claim token matches, so writing it twice is harmless.
-   * Resolves false when a write failed.
+   * Writes buffered results, one statement per batch. A result only applies while its claim
+   * token matches, so writing it twice is harmless. A batch the database refuses is split down
+   * to single rows, so one bad row cannot hold back the others (#writeBatch); what could not be
+   * written at all (the database failing) is retried later. Resolves false when a write failed.
    */
   #flush(): Promise<boolean> {
     this.#flushing ??= this.#flushLoop().then((ok) => {
@@ -578,13 +634,12 @@ export class DeliveryWorker {
     }
     while (this.#results.length > 0) {
       const batch = this.#results.splice(0, COMPLETION_BATCH_SIZE);
-      try {
-        const applied = await this.#o.queue.completeAttempts(batch);
-        this.#handleDisabled(applied);
-        for (const record of batch) this.#held.delete(record.deliveryId);
-      } catch (error) {
-        this.#results.unshift(...batch);
-        this.#o.logger.error({ err: error, results: batch.length }, 'webhook worker: writing attempt results failed; retrying');
+      this.#writing = batch.length;
+      const unwritten = await this.#writeBatch(batch);
+      this.#writing = 0;
+      if (unwritten.length > 0) {
+        this.#results.unshift(...unwritten);
+        this.#o.logger.error({ results: unwritten.length }, 'webhook worker: writing attempt results failed; retrying');
         if (this.#running) {
           clearTimeout(this.#flushRetryTimer);
           this.#flushRetryTimer = setTimeout(() => void this.#flush(), COMPLETION_RETRY_DELAY_MS);
@@ -592,8 +647,55 @@ export class DeliveryWorker {
         // Unwritten results stay held: stop() releases their rows, or their leases expire.
         return false;
       }
+      this.#resumeAfterWrite();
     }
     return true;
+  }
+
+  /**
+   * Writes `batch`; a failed write is tried again in halves, down to single rows. A single row
+   * the database refuses for its data is written as an error attempt without the receiver's
+   * values (receiver-values.ts): only the receiver can have made it unwritable. Any other
+   * failure of a single row is the database failing, not the row: nothing more is tried this
+   * round, and the unwritten results are returned to be retried, that row last, so that it
+   * cannot hold back the others next time.
+   */
+  async #writeBatch(batch: PendingResult[]): Promise<PendingResult[]> {
+    try {
+      this.#applied(batch, await this.#o.queue.completeAttempts(batch.map((p) => p.record)));
+      return [];
+    } catch (error) {
+      if (batch.length > 1) {
+        const half = Math.ceil(batch.length / 2);
+        const first = await this.#writeBatch(batch.slice(0, half));
+        if (first.length === 0) return this.#writeBatch(batch.slice(half));
+        // The row that failed is the last of `first`: keep it behind everything not yet tried.
+        return [...first.slice(0, -1), ...batch.slice(half), ...first.slice(-1)];
+      }
+      const pending = batch[0] as PendingResult;
+      if (refusedForItsData(error)) return this.#writeUnrecordable(pending, error);
+      this.#o.logger.error({ err: error, deliveryId: pending.record.deliveryId }, 'webhook worker: writing an attempt result failed');
+      return [pending];
+    }
+  }
+
+  async #writeUnrecordable(pending: PendingResult, refusal: unknown): Promise<PendingResult[]> {
+    const { deliveryId } = pending.record;
+    try {
+      this.#applied([pending], await this.#o.queue.completeAttempts([pending.unrecordable]));
+      this.#o.logger.warn({ err: refusal, deliveryId }, 'webhook worker: attempt result refused by the database; recorded as a failed attempt');
+      const { outcome, delayMs } = pending.unrecordable;
+      if (outcome === 'retry' && delayMs !== null) this.#scheduleWake(delayMs);
+      return [];
+    } catch (error) {
+      this.#o.logger.error({ err: error, deliveryId }, 'webhook worker: writing an attempt result failed');
+      return [pending];
+    }
+  }
+
+  #applied(batch: readonly PendingResult[], applied: Awaited<ReturnType<DeliveryQueue['completeAttempts']>>): void {
+    this.#handleDisabled(applied);
+    for (const { record } of batch) this.#held.delete(record.deliveryId);
   }
 
   #handleDisabled(applied: Awaited<ReturnType<DeliveryQueue['completeAttempts']>>): void {

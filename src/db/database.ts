@@ -79,56 +79,33 @@ async function openPostgres(databaseUrl: string, poolSize: number, onConnectionE
     prisma,
     sql,
     async transaction<T>(fn: (tx: SqlRunner) => Promise<T>): Promise<T> {
-      const client = await pool.connect();
-      // Pipeline mode (a documented pg client option, set here per checkout) sends BEGIN together
-      // with the first statement instead of waiting a round trip for it: a transaction then costs
-      // one round trip more than its statements (the COMMIT), which the hot view path relies on.
-      setPipeline(client, true);
-      let broken: Error | undefined;
-      try {
-        const begun = client.query('BEGIN');
-        // Awaited after `fn`; observed now so a failure is not reported as unhandled meanwhile.
-        begun.catch(() => {});
-        const tx: SqlRunner = {
-          async query<R>(text: string, params?: unknown[]) {
-            return (await client.query(text, params)).rows as R[];
-          },
-          async exec(script: string) {
-            await client.query(script);
-          },
-        };
+      return withCheckedOutClient(pool, async (client, markBroken) => {
+        // Pipeline mode (a documented pg client option, set here per checkout) sends BEGIN together
+        // with the first statement instead of waiting a round trip for it: a transaction then costs
+        // one round trip more than its statements (the COMMIT), which the hot view path relies on.
+        setPipeline(client, true);
         try {
-          const result = await fn(tx);
-          await begun;
-          await client.query('COMMIT');
-          return result;
-        } catch (error) {
-          await client.query('ROLLBACK').catch((rollbackError: Error) => {
-            broken = rollbackError;
-          });
-          throw error;
+          const begun = client.query('BEGIN');
+          // Awaited after `fn`; observed now so a failure is not reported as unhandled meanwhile.
+          begun.catch(() => {});
+          try {
+            const result = await fn(clientRunner(client));
+            await begun;
+            await client.query('COMMIT');
+            return result;
+          } catch (error) {
+            // A connection that could not even roll back is not given to the next caller.
+            await client.query('ROLLBACK').catch(markBroken);
+            throw error;
+          }
+        } finally {
+          setPipeline(client, false);
         }
-      } finally {
-        setPipeline(client, false);
-        // A connection that could not even roll back is not given to the next caller.
-        client.release(broken);
-      }
+      });
     },
     async migrate() {
       // The advisory lock is per session, so the whole run must use one connection.
-      const client = await pool.connect();
-      try {
-        return await applyMigrations({
-          async query<T>(text: string, params?: unknown[]) {
-            return (await client.query(text, params)).rows as T[];
-          },
-          async exec(script: string) {
-            await client.query(script);
-          },
-        });
-      } finally {
-        client.release();
-      }
+      return withCheckedOutClient(pool, (client) => applyMigrations(clientRunner(client)));
     },
     async close() {
       await prisma.$disconnect();
@@ -173,4 +150,35 @@ async function openEmbedded(dataDir: string): Promise<Database> {
       await pglite.close();
     },
   };
+}
+
+function clientRunner(client: pg.PoolClient): SqlRunner {
+  return {
+    async query<R>(text: string, params?: unknown[]) {
+      return (await client.query(text, params)).rows as R[];
+    },
+    async exec(script: string) {
+      await client.query(script);
+    },
+  };
+}
+
+/**
+ * Runs `fn` on a connection of its own. A checked-out client has no error listener of the
+ * pool's, so a socket error (the server restarting) would be an uncaught exception: here it is
+ * the failure of the query in progress, and a connection that broke is not given to the next caller.
+ */
+async function withCheckedOutClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient, markBroken: (error: Error) => void) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  const markBroken = (error: Error): void => {
+    broken ??= error;
+  };
+  client.on('error', markBroken);
+  try {
+    return await fn(client, markBroken);
+  } finally {
+    client.removeListener('error', markBroken);
+    client.release(broken);
+  }
 }

@@ -6,19 +6,19 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import type { Registry } from 'prom-client';
-import type { Config } from '../config.ts';
-import { splitSchema, type Database } from '../db/database.ts';
+import type { Config } from '../../config.ts';
+import { splitSchema, type Database } from '../../db/database.ts';
 import { DueBacklogRefresher } from './backlog-refresh.ts';
-import { DeliveryDispatcher } from './dispatch.ts';
+import { DeliveryDispatcher } from '../dispatch.ts';
 import { EndpointKeyCache } from './endpoint-keys.ts';
-import { registerDeliveryMetrics } from './metrics.ts';
-import { DeliveryQueue, DUE_CHANNEL, ENDPOINT_CHANGED_CHANNEL } from './queue.ts';
-import { SecretBox } from './secrets.ts';
-import { WebhookSender } from './send.ts';
-import type { LookupFn } from './url-policy.ts';
-import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT, DeliveryWorker, type WorkerLogger } from './worker.ts';
+import { registerDeliveryMetrics } from './delivery-metrics.ts';
+import { DeliveryQueue, DUE_CHANNEL, ENDPOINT_CHANGED_CHANNEL } from '../queue/delivery-queue.ts';
+import { SecretBox } from '../secrets.ts';
+import { WebhookSender } from './sender.ts';
+import type { LookupFn } from '../url-policy.ts';
+import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT, DeliveryWorker, type WorkerLogger } from './delivery-worker.ts';
 
-const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 export const USER_AGENT = `DevCard-Webhooks/${PACKAGE_VERSION}`;
 const LISTEN_RECONNECT_DELAY_MS = 5_000;
 

@@ -18,12 +18,12 @@
  * here that claims or cancels a row clears it (cancelPendingDeliveries in endpoints.ts too).
  */
 import { randomUUID } from 'node:crypto';
-import type { SqlRunner } from '../db/migrate.ts';
-import type { OutcomeKind } from './attempt-outcome.ts';
-import { GONE_DISABLED_REASON } from './attempt-outcome.ts';
-import type { Coalescing } from './coalesce.ts';
-import { MAX_COALESCED_VIEWERS } from './events.ts';
-import { AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES } from './retry-policy.ts';
+import type { SqlRunner } from '../../db/migrate.ts';
+import type { OutcomeKind } from '../delivery/attempt-outcome.ts';
+import { GONE_DISABLED_REASON } from '../delivery/attempt-outcome.ts';
+import type { Coalescing } from '../coalesce.ts';
+import { MAX_COALESCED_VIEWERS } from '../events.ts';
+import { AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES } from '../delivery/retry-policy.ts';
 
 /** A delivery claimed for one attempt, with what is needed to send it. */
 export interface ClaimedDelivery {

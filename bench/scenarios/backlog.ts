@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { claimStatement } from '../../src/webhooks/queue/delivery-queue.ts';
+import { claimStatement } from '../../src/webhooks/queue/claim.ts';
 import { CLAIM_AHEAD, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/delivery/delivery-worker.ts';
 import { createEndpoints, registerUser } from '../lib/api.ts';
 import { nowMs } from '../lib/clock.ts';

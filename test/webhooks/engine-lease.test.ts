@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ClaimOptions } from '../../src/webhooks/queue/delivery-queue.ts';
+import type { ClaimOptions } from '../../src/webhooks/queue/types.ts';
 import { generateEndpointSecret, SecretBox } from '../../src/webhooks/secrets.ts';
 import { WebhookSender } from '../../src/webhooks/delivery/sender.ts';
 import { CLAIM_AHEAD, type WorkerLogger } from '../../src/webhooks/delivery/delivery-worker.ts';

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DeliveryQueue, type AttemptRecord } from '../../src/webhooks/queue/delivery-queue.ts';
+import { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
+import type { AttemptRecord } from '../../src/webhooks/queue/types.ts';
 import { generateEndpointSecret, SecretBox } from '../../src/webhooks/secrets.ts';
 import { UNRECORDABLE_RESULT_ERROR } from '../../src/webhooks/delivery/receiver-values.ts';
 import type { WorkerLogger } from '../../src/webhooks/delivery/delivery-worker.ts';

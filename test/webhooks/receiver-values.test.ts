@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { AttemptRecord } from '../../src/webhooks/queue/delivery-queue.ts';
+import type { AttemptRecord } from '../../src/webhooks/queue/types.ts';
 import {
   ERROR_TEXT_LIMIT_BYTES,
   MAX_INT32,

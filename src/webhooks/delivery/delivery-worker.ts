@@ -31,7 +31,8 @@ import { refusedForItsData, storableAttempt, unrecordableAttempt } from './recei
 import { RESPONSE_BODY_LIMIT_BYTES } from './retry-policy.ts';
 import { PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS } from '../secret-overlap.ts';
 import { noDeliveryMetrics, type DeliveryMetrics } from './delivery-metrics.ts';
-import type { AttemptRecord, ClaimedDelivery, ClaimResult, DeliveryQueue, InsertClaim, SignedParts } from '../queue/delivery-queue.ts';
+import type { DeliveryQueue } from '../queue/delivery-queue.ts';
+import type { AttemptRecord, ClaimedDelivery, ClaimResult, InsertClaim, SignedParts } from '../queue/types.ts';
 import type { AttemptResult, WebhookSender } from './sender.ts';
 import { SendSlots } from './send-slots.ts';
 import { signWithKeys } from '../signing.ts';

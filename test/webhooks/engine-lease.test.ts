@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClaimOptions } from '../../src/webhooks/queue/types.ts';
 import { generateEndpointSecret, SecretBox } from '../../src/webhooks/secrets.ts';
 import { WebhookSender } from '../../src/webhooks/delivery/sender.ts';
-import { CLAIM_AHEAD } from '../../src/webhooks/delivery/delivery-worker.ts';
+import { CLAIM_AHEAD } from '../../src/webhooks/delivery/worker-options.ts';
 import type { WorkerLogger } from '../../src/webhooks/delivery/worker-logger.ts';
 import { answer, sleep, startReceiver, waitFor, type Receiver } from '../helpers/receiver.ts';
 import { openQueueStore, standaloneWorker, type QueueStore } from '../helpers/queue-store.ts';

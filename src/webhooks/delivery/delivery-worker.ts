@@ -1,7 +1,8 @@
 /**
  * The delivery worker: a thin loop that claims due rows from the queue, sends each once, and
- * writes the results back. The rules it applies live elsewhere (attempt-outcome.ts,
- * retry-policy.ts); the state lives in the database, so this loop can die at any point.
+ * hands the results to result-writer.ts. The rules it applies live elsewhere (attempt-outcome.ts,
+ * retry-policy.ts), as do its limits (worker-options.ts), request signing (prepare-request.ts)
+ * and cleanup (retention-job.ts); the state lives in the database, so this loop can die at any point.
  *
  * Scheduling:
  * - a dispatch in this process writes its rows already claimed for this worker when it has
@@ -23,84 +24,19 @@
  *   is handed back rather than sent, since another worker may already have claimed it.
  */
 import { randomUUID } from 'node:crypto';
-import type { DeliveryQueue } from '../queue/delivery-queue.ts';
 import type { AppliedAttempt, AttemptRecord, ClaimedDelivery, ClaimResult, InsertClaim, SignedParts } from '../queue/types.ts';
 import { attemptRecordFor } from './attempt-record.ts';
-import { noDeliveryMetrics, type DeliveryMetrics } from './delivery-metrics.ts';
 import { EndpointConfigs, type EndpointConfig } from './endpoint-configs.ts';
-import type { EndpointKeyCache } from './endpoint-keys.ts';
 import { prepareRequest } from './prepare-request.ts';
-import { COMPLETION_BATCH_SIZE, ResultWriter } from './result-writer.ts';
-import { RETENTION_FIRST_RUN_DELAY_MS, RETENTION_INTERVAL_MS, RetentionJob } from './retention-job.ts';
-import type { AttemptResult, WebhookSender } from './sender.ts';
+import { ResultWriter } from './result-writer.ts';
+import { RetentionJob } from './retention-job.ts';
+import type { AttemptResult } from './sender.ts';
 import { SendSlots } from './send-slots.ts';
 import { WakeTimer } from './wake-timer.ts';
-import type { WorkerLogger } from './worker-logger.ts';
-
-export const DEFAULT_MAX_IN_FLIGHT = 256;
-export const DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT = 8;
-/**
- * A row due sooner than this gets the wake timer aimed at it; a later one only gets a look
- * again half of this before it is due, since the database may have changed by then (claimed
- * elsewhere, cancelled). Either way a row is on time whatever WEBHOOK_SWEEP_INTERVAL_MS is,
- * which matters since a coalescing delivery can wait an hour.
- */
-export const WAKE_HORIZON_MS = 60_000;
-/**
- * Claims run ahead of sending: a worker holds up to this many times its in-flight limits
- * (globally and per endpoint), the surplus waiting in memory for a free slot (send-slots.ts).
- * Fewer, larger claims; a freed slot never waits for a claim round trip.
- */
-export const CLAIM_AHEAD = 4;
-/**
- * A claim outlives its attempts by this much before another worker may take the row. A row
- * waits for a slot at most (CLAIM_AHEAD - 1) attempt timeouts, then takes one itself, so the
- * default lease is CLAIM_AHEAD timeouts plus this margin.
- */
-export const LEASE_MARGIN_MS = 30_000;
-/**
- * A held row starts only if its lease, counted by this process's clock from before the claim,
- * still has an attempt timeout plus this left: timers firing late, the result write.
- */
-export const LEASE_END_MARGIN_MS = 250;
-/**
- * Unwritten results held in memory at most (database slow or failing): at this many the worker
- * starts no attempt and claims nothing until writes bring them back under it. Attempts already
- * running still finish, so memory holds at most this plus the in-flight limit.
- */
-export const MAX_UNWRITTEN_RESULTS = 2 * COMPLETION_BATCH_SIZE;
-
-
-export interface DeliveryWorkerOptions {
-  queue: DeliveryQueue;
-  sender: Pick<WebhookSender, 'send' | 'close'>;
-  keys: EndpointKeyCache;
-  logger: WorkerLogger;
-  retryScheduleMs: readonly number[];
-  /** Whole-attempt timeout; also bounds how long `stop()` waits for attempts in flight. */
-  timeoutMs: number;
-  sweepIntervalMs: number;
-  /** Finished deliveries older than this are deleted; undefined: never. */
-  retentionDays?: number;
-  /** Finished deliveries of an endpoint beyond this many (newest kept) are deleted; undefined: no cap. */
-  maxDeliveriesPerEndpoint?: number;
-  metrics?: DeliveryMetrics;
-  maxInFlight?: number;
-  maxInFlightPerEndpoint?: number;
-  leaseMs?: number;
-  /** See WAKE_HORIZON_MS (tests shorten it). */
-  wakeHorizonMs?: number;
-  /** See MAX_UNWRITTEN_RESULTS (tests shorten it). */
-  maxUnwrittenResults?: number;
-  stopTimeoutMs?: number;
-  retentionFirstRunDelayMs?: number;
-  retentionIntervalMs?: number;
-  random?: () => number;
-}
+import { CLAIM_AHEAD, LEASE_END_MARGIN_MS, withDefaults, type DeliveryWorkerOptions, type ResolvedWorkerOptions } from './worker-options.ts';
 
 export class DeliveryWorker {
-  readonly #o: Required<Omit<DeliveryWorkerOptions, 'retentionDays' | 'maxDeliveriesPerEndpoint' | 'random'>> &
-    Pick<DeliveryWorkerOptions, 'retentionDays' | 'maxDeliveriesPerEndpoint' | 'random'>;
+  readonly #o: ResolvedWorkerOptions;
 
   #running = false;
   #stopping: Promise<void> | undefined;
@@ -143,19 +79,7 @@ export class DeliveryWorker {
   #pausedForResults = false;
 
   constructor(options: DeliveryWorkerOptions) {
-    // `??` rather than spread defaults: an option passed as undefined means "the default".
-    this.#o = {
-      ...options,
-      metrics: options.metrics ?? noDeliveryMetrics,
-      maxInFlight: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
-      maxInFlightPerEndpoint: options.maxInFlightPerEndpoint ?? DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT,
-      leaseMs: options.leaseMs ?? CLAIM_AHEAD * options.timeoutMs + LEASE_MARGIN_MS,
-      wakeHorizonMs: options.wakeHorizonMs ?? WAKE_HORIZON_MS,
-      maxUnwrittenResults: options.maxUnwrittenResults ?? MAX_UNWRITTEN_RESULTS,
-      stopTimeoutMs: options.stopTimeoutMs ?? options.timeoutMs,
-      retentionFirstRunDelayMs: options.retentionFirstRunDelayMs ?? RETENTION_FIRST_RUN_DELAY_MS,
-      retentionIntervalMs: options.retentionIntervalMs ?? RETENTION_INTERVAL_MS,
-    };
+    this.#o = withDefaults(options);
     this.#slots = new SendSlots({ total: this.#o.maxInFlight, perEndpoint: this.#o.maxInFlightPerEndpoint });
     this.#configs = new EndpointConfigs({ read: (id) => this.#o.queue.readEndpoint(id), keepMs: this.#o.leaseMs });
     this.#wake = new WakeTimer(this.#o.wakeHorizonMs, () => this.#sweep());

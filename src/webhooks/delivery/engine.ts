@@ -16,7 +16,8 @@ import { DueListener } from './due-listener.ts';
 import { SecretBox } from '../secrets.ts';
 import { WebhookSender } from './sender.ts';
 import type { LookupFn } from '../url-policy.ts';
-import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT, DeliveryWorker } from './delivery-worker.ts';
+import { DeliveryWorker } from './delivery-worker.ts';
+import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from './worker-options.ts';
 import type { WorkerLogger } from './worker-logger.ts';
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;

@@ -4,7 +4,7 @@
 import pino from 'pino';
 import { loadConfigOrExit } from './config.ts';
 import { openDatabase } from './db/database.ts';
-import { createDeliveryEngine } from './webhooks/engine.ts';
+import { createDeliveryEngine } from './webhooks/delivery/engine.ts';
 
 const config = loadConfigOrExit();
 

@@ -4,7 +4,7 @@
  * spread round-robin over `endpointIds`, with the envelope a `card.viewed` dispatch writes.
  */
 import type pg from 'pg';
-import { DUE_CHANNEL } from '../../src/webhooks/queue.ts';
+import { DUE_CHANNEL } from '../../src/webhooks/queue/channels.ts';
 
 export async function insertDeliveries(
   pool: pg.Pool,

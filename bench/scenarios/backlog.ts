@@ -5,8 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { claimStatement } from '../../src/webhooks/queue.ts';
-import { CLAIM_AHEAD, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/worker.ts';
+import { claimStatement } from '../../src/webhooks/queue/claim.ts';
+import { CLAIM_AHEAD, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/delivery/worker-options.ts';
 import { createEndpoints, registerUser } from '../lib/api.ts';
 import { nowMs } from '../lib/clock.ts';
 import type { Scenario } from '../lib/scenario.ts';

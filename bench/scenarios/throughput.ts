@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { Pool } from 'undici';
 import { decodeSecret, signWithKeys } from '../../src/webhooks/signing.ts';
-import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/worker.ts';
+import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/delivery/worker-options.ts';
 import { createEndpoints, registerUser } from '../lib/api.ts';
 import { nowMs } from '../lib/clock.ts';
 import { sendViews } from '../lib/load.ts';

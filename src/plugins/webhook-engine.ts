@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { DeliveryDispatcher } from '../webhooks/dispatch.ts';
-import { createDeliveryEngine } from '../webhooks/engine.ts';
+import { createDeliveryEngine } from '../webhooks/delivery/engine.ts';
 import type { LookupFn } from '../webhooks/url-policy.ts';
-import type { DeliveryWorker } from '../webhooks/worker.ts';
+import type { DeliveryWorker } from '../webhooks/delivery/delivery-worker.ts';
 
 /** What routes and services use to raise events and act on deliveries. */
 export interface WebhookEngine {

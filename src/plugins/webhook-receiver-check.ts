@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { EndpointKeyCache } from '../webhooks/endpoint-keys.ts';
-import { USER_AGENT } from '../webhooks/engine.ts';
+import { EndpointKeyCache } from '../webhooks/delivery/endpoint-keys.ts';
+import { USER_AGENT } from '../webhooks/delivery/engine.ts';
 import { ReceiverCheck } from '../webhooks/receiver-check.ts';
 import { SecretBox } from '../webhooks/secrets.ts';
-import { WebhookSender } from '../webhooks/send.ts';
+import { WebhookSender } from '../webhooks/delivery/sender.ts';
 import type { LookupFn } from '../webhooks/url-policy.ts';
 
 declare module 'fastify' {

@@ -7,8 +7,9 @@ import { coalescingOf } from './coalesce.ts';
 import { buildEnvelope } from './envelope.ts';
 import type { EventData, SubscribableEventType, WebhookTestData } from './events.ts';
 import { TEST_EVENT_TYPE } from './events.ts';
-import { DeliveryQueue, type ClaimedDelivery, type DispatchedRow, type InsertClaim } from './queue.ts';
-import type { DeliveryWorker } from './worker.ts';
+import { DeliveryQueue } from './queue/delivery-queue.ts';
+import type { ClaimedDelivery, DispatchedRow, InsertClaim } from './queue/types.ts';
+import type { DeliveryWorker } from './delivery/delivery-worker.ts';
 
 export interface DispatchResult {
   eventId: string;

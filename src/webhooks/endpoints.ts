@@ -5,8 +5,8 @@ import { AppError } from '../errors.ts';
 import { isStorableText } from '../storable-text.ts';
 import { Prisma, type WebhookDeliveryStatus } from '../generated/prisma/client.ts';
 import { EVENT_TYPES, SUBSCRIBABLE_EVENT_TYPES } from './events.ts';
-import { ENDPOINT_CHANGED_CHANNEL } from './queue.ts';
-import { plannedLastAttemptAt } from './retry-policy.ts';
+import { ENDPOINT_CHANGED_CHANNEL } from './queue/channels.ts';
+import { plannedLastAttemptAt } from './delivery/retry-policy.ts';
 import {
   describeOverlap,
   endpointReceiverOnDroppedSecrets,

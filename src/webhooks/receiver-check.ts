@@ -8,10 +8,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { Database } from '../db/database.ts';
 import { AppError } from '../errors.ts';
-import type { EndpointKeyCache } from './endpoint-keys.ts';
+import type { EndpointKeyCache } from './delivery/endpoint-keys.ts';
 import { buildEnvelope, renderBody } from './envelope.ts';
 import { TEST_EVENT_TYPE } from './events.ts';
-import type { AttemptResult, WebhookSender } from './send.ts';
+import type { AttemptResult, WebhookSender } from './delivery/sender.ts';
 import { DEFAULT_TOLERANCE_SECONDS, signWithKeys } from './signing.ts';
 
 /** The stale probe's timestamp is this old: twice the usual 5-minute tolerance. */

@@ -23,7 +23,7 @@
  */
 import { z } from 'zod';
 import type { SqlRunner } from '../db/migrate.ts';
-import { ENDPOINT_CHANGED_CHANNEL } from './queue.ts';
+import { ENDPOINT_CHANGED_CHANNEL } from './queue/channels.ts';
 import { SIGNATURE_REFUSED_CODES } from './signature-debug.ts';
 
 /**

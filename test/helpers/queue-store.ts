@@ -1,9 +1,11 @@
 import type { Database } from '../../src/db/database.ts';
-import { EndpointKeyCache } from '../../src/webhooks/endpoint-keys.ts';
-import { DeliveryQueue } from '../../src/webhooks/queue.ts';
+import { EndpointKeyCache } from '../../src/webhooks/delivery/endpoint-keys.ts';
+import { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
 import type { SecretBox } from '../../src/webhooks/secrets.ts';
-import { WebhookSender } from '../../src/webhooks/send.ts';
-import { DeliveryWorker, type DeliveryWorkerOptions, type WorkerLogger } from '../../src/webhooks/worker.ts';
+import { WebhookSender } from '../../src/webhooks/delivery/sender.ts';
+import { DeliveryWorker } from '../../src/webhooks/delivery/delivery-worker.ts';
+import { type DeliveryWorkerOptions } from '../../src/webhooks/delivery/worker-options.ts';
+import type { WorkerLogger } from '../../src/webhooks/delivery/worker-logger.ts';
 import { createTestStore, type TestStore } from './store.ts';
 
 export interface QueueStore {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import type { Database } from '../../src/db/database.ts';
 import type { WebhookDeliveryStatus } from '../../src/generated/prisma/client.ts';
-import type { DeliveryQueue } from '../../src/webhooks/queue.ts';
+import type { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
 import { SecretBox } from '../../src/webhooks/secrets.ts';
 import { TEST_ENV } from '../helpers/app.ts';
 import { waitFor } from '../helpers/receiver.ts';

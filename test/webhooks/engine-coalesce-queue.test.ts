@@ -5,7 +5,8 @@ import { coalescingOf } from '../../src/webhooks/coalesce.ts';
 import { cancelPendingDeliveries } from '../../src/webhooks/endpoints.ts';
 import { buildEnvelope } from '../../src/webhooks/envelope.ts';
 import { MAX_COALESCED_VIEWERS, type CoalescedCardViewedData } from '../../src/webhooks/events.ts';
-import type { ClaimOptions, DeliveryQueue, InsertClaim } from '../../src/webhooks/queue.ts';
+import type { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
+import type { ClaimOptions, InsertClaim } from '../../src/webhooks/queue/types.ts';
 import { openQueueStore, type QueueStore } from '../helpers/queue-store.ts';
 
 /** Coalescing of card.viewed in the queue's SQL, on a real store (both kinds), without an app or a worker. */

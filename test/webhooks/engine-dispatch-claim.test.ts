@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DeliveryQueue } from '../../src/webhooks/queue.ts';
-import { CLAIM_AHEAD, DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/worker.ts';
+import { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
+import { CLAIM_AHEAD, DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/delivery/worker-options.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { createEndpoint, deliveriesOf, signUp, startReceiver, waitFor, type Receiver } from '../helpers/receiver.ts';
 

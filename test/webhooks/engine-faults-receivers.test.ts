@@ -2,8 +2,8 @@ import { once } from 'node:events';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/worker.ts';
-import { RESPONSE_BODY_LIMIT_BYTES } from '../../src/webhooks/retry-policy.ts';
+import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/delivery/worker-options.ts';
+import { RESPONSE_BODY_LIMIT_BYTES } from '../../src/webhooks/delivery/retry-policy.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { createEndpoint, deliveriesOf, signUp, startReceiver, waitFor, type Receiver, type Session } from '../helpers/receiver.ts';
 

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ClaimOptions } from '../../src/webhooks/queue.ts';
+import type { ClaimOptions } from '../../src/webhooks/queue/types.ts';
 import { generateEndpointSecret, SecretBox } from '../../src/webhooks/secrets.ts';
-import { WebhookSender } from '../../src/webhooks/send.ts';
-import { CLAIM_AHEAD, type WorkerLogger } from '../../src/webhooks/worker.ts';
+import { WebhookSender } from '../../src/webhooks/delivery/sender.ts';
+import { CLAIM_AHEAD } from '../../src/webhooks/delivery/worker-options.ts';
+import type { WorkerLogger } from '../../src/webhooks/delivery/worker-logger.ts';
 import { answer, sleep, startReceiver, waitFor, type Receiver } from '../helpers/receiver.ts';
 import { openQueueStore, standaloneWorker, type QueueStore } from '../helpers/queue-store.ts';
 

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildTestApp, TEST_ENV, type TestApp } from '../helpers/app.ts';
 import { answer, createEndpoint, gatedReceiver, signUp, sleep, startReceiver, waitFor, type ReceivedRequest, type Receiver } from '../helpers/receiver.ts';
-import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/worker.ts';
+import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/delivery/worker-options.ts';
 import { createTestStore, type TestStore } from '../helpers/store.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

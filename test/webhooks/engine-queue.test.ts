@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
-import type { AttemptRecord, ClaimOptions, DeliveryQueue } from '../../src/webhooks/queue.ts';
-import { AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES } from '../../src/webhooks/retry-policy.ts';
+import type { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
+import type { AttemptRecord, ClaimOptions } from '../../src/webhooks/queue/types.ts';
+import { AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES } from '../../src/webhooks/delivery/retry-policy.ts';
 import { waitFor } from '../helpers/receiver.ts';
 import { openQueueStore, type QueueStore } from '../helpers/queue-store.ts';
 

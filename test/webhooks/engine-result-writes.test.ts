@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DeliveryQueue, type AttemptRecord } from '../../src/webhooks/queue.ts';
+import { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
+import type { AttemptRecord } from '../../src/webhooks/queue/types.ts';
 import { generateEndpointSecret, SecretBox } from '../../src/webhooks/secrets.ts';
-import { UNRECORDABLE_RESULT_ERROR } from '../../src/webhooks/receiver-values.ts';
-import type { WorkerLogger } from '../../src/webhooks/worker.ts';
+import { UNRECORDABLE_RESULT_ERROR } from '../../src/webhooks/delivery/receiver-values.ts';
+import type { WorkerLogger } from '../../src/webhooks/delivery/worker-logger.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { openQueueStore, standaloneWorker, type QueueStore } from '../helpers/queue-store.ts';
 import { answer, createEndpoint, signUp, sleep, startReceiver, waitFor, type Receiver, type Session } from '../helpers/receiver.ts';

@@ -1,8 +1,8 @@
 import { describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
-import { decideAttemptOutcome, describeFailure } from '../../src/webhooks/attempt-outcome.ts';
+import { decideAttemptOutcome, describeFailure } from '../../src/webhooks/delivery/attempt-outcome.ts';
 import { coalescingOf } from '../../src/webhooks/coalesce.ts';
-import { EndpointKeyCache } from '../../src/webhooks/endpoint-keys.ts';
+import { EndpointKeyCache } from '../../src/webhooks/delivery/endpoint-keys.ts';
 import { buildEnvelope, renderBody } from '../../src/webhooks/envelope.ts';
 import { generateEndpointSecret, SecretBox, secretFingerprint } from '../../src/webhooks/secrets.ts';
 import { decodeSecret } from '../../src/webhooks/signing.ts';

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
-import { DeliveryQueue } from '../../src/webhooks/queue.ts';
+import { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
 import { generateEndpointSecret, SecretBox } from '../../src/webhooks/secrets.ts';
-import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT, type DeliveryWorkerOptions, type WorkerLogger } from '../../src/webhooks/worker.ts';
+import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT, type DeliveryWorkerOptions } from '../../src/webhooks/delivery/worker-options.ts';
+import type { WorkerLogger } from '../../src/webhooks/delivery/worker-logger.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { answer, createEndpoint, signUp, startReceiver, waitFor, type Receiver } from '../helpers/receiver.ts';
 import { standaloneWorker } from '../helpers/queue-store.ts';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
-import type { DeliveryQueue } from '../../src/webhooks/queue.ts';
+import type { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
 import { openQueueStore, type QueueStore } from '../helpers/queue-store.ts';
 
 /** DeliveryQueue.makeDue (redeliver) against claims and the attempt cap, on a real store. */

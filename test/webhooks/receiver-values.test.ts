@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { AttemptRecord } from '../../src/webhooks/queue.ts';
+import type { AttemptRecord } from '../../src/webhooks/queue/types.ts';
 import {
   ERROR_TEXT_LIMIT_BYTES,
   MAX_INT32,
@@ -16,8 +16,8 @@ import {
   storableText,
   textFromBytes,
   unrecordableAttempt,
-} from '../../src/webhooks/receiver-values.ts';
-import { MAX_RETRY_AFTER_MS, parseRetryAfter } from '../../src/webhooks/retry-policy.ts';
+} from '../../src/webhooks/delivery/receiver-values.ts';
+import { MAX_RETRY_AFTER_MS, parseRetryAfter } from '../../src/webhooks/delivery/retry-policy.ts';
 
 /** What PostgreSQL refuses in a text column or a jsonb string: NUL and lone surrogates. */
 function storableInPostgres(text: string): boolean {

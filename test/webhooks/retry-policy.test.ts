@@ -8,7 +8,7 @@ import {
   plannedLastAttemptAt,
   retryDelayAfterFailure,
   shouldAutoDisable,
-} from '../../src/webhooks/retry-policy.ts';
+} from '../../src/webhooks/delivery/retry-policy.ts';
 
 const schedule = [30_000, 300_000, 1_800_000];
 const noJitter = (): number => 0.5;

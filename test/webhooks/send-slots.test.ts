@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SendSlots } from '../../src/webhooks/send-slots.ts';
+import { SendSlots } from '../../src/webhooks/delivery/send-slots.ts';
 
 const row = (endpointId: string, n: number) => ({ endpointId, n });
 

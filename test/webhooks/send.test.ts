@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
-import { WebhookSender, type WebhookSenderOptions } from '../../src/webhooks/send.ts';
+import { WebhookSender, type WebhookSenderOptions } from '../../src/webhooks/delivery/sender.ts';
 import type { LookupFn } from '../../src/webhooks/url-policy.ts';
 
 interface Receiver {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebhookSender } from '../../src/webhooks/send.ts';
+import { WebhookSender } from '../../src/webhooks/delivery/sender.ts';
 import { checkWebhookUrl, isAddressAllowed, type LookupFn } from '../../src/webhooks/url-policy.ts';
 import type { TestApp } from '../helpers/app.ts';
 import { createEndpoint, signUp, startReceiver, waitFor, type Receiver } from '../helpers/receiver.ts';

@@ -1,5 +1,5 @@
-import { secretFingerprint, type SecretBox } from './secrets.ts';
-import { decodeSecret } from './signing.ts';
+import { secretFingerprint, type SecretBox } from '../secrets.ts';
+import { decodeSecret } from '../signing.ts';
 
 /** What a claim returns about the endpoint's secrets (still sealed). */
 export interface SealedEndpointSecrets {

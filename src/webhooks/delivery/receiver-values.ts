@@ -4,7 +4,7 @@
  * a result row that the database refuses would otherwise fail the batched write it shares with
  * other tenants' results (issue 11). Pure.
  */
-import type { AttemptRecord } from './queue.ts';
+import type { AttemptRecord } from '../queue/types.ts';
 
 /**
  * A receiver's Date outside these is treated as absent: it only feeds clock-skew hints, and

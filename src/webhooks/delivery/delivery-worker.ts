@@ -1,7 +1,8 @@
 /**
  * The delivery worker: a thin loop that claims due rows from the queue, sends each once, and
- * writes the results back. The rules it applies live elsewhere (attempt-outcome.ts,
- * retry-policy.ts); the state lives in the database, so this loop can die at any point.
+ * hands the results to result-writer.ts. The rules it applies live elsewhere (attempt-outcome.ts,
+ * retry-policy.ts), as do its limits (worker-options.ts), request signing (prepare-request.ts)
+ * and cleanup (retention-job.ts); the state lives in the database, so this loop can die at any point.
  *
  * Scheduling:
  * - a dispatch in this process writes its rows already claimed for this worker when it has
@@ -22,109 +23,20 @@
  * - a row starts only while its lease still covers a whole attempt: a row that waited too long
  *   is handed back rather than sent, since another worker may already have claimed it.
  */
-import { createHash, randomUUID } from 'node:crypto';
-import { decideAttemptOutcome, describeFailure, type AttemptOutcome } from './attempt-outcome.ts';
+import { randomUUID } from 'node:crypto';
+import type { AppliedAttempt, AttemptRecord, ClaimedDelivery, ClaimResult, InsertClaim, SignedParts } from '../queue/types.ts';
+import { attemptRecordFor } from './attempt-record.ts';
 import { EndpointConfigs, type EndpointConfig } from './endpoint-configs.ts';
-import type { EndpointKeyCache } from './endpoint-keys.ts';
-import { renderBody } from './envelope.ts';
-import { refusedForItsData, storableAttempt, unrecordableAttempt } from './receiver-values.ts';
-import { RESPONSE_BODY_LIMIT_BYTES } from './retry-policy.ts';
-import { PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS } from './secret-overlap.ts';
-import { noDeliveryMetrics, type DeliveryMetrics } from './metrics.ts';
-import type { AttemptRecord, ClaimedDelivery, ClaimResult, DeliveryQueue, InsertClaim, SignedParts } from './queue.ts';
-import type { AttemptResult, WebhookSender } from './send.ts';
+import { prepareRequest } from './prepare-request.ts';
+import { ResultWriter } from './result-writer.ts';
+import { RetentionJob } from './retention-job.ts';
+import type { AttemptResult } from './sender.ts';
 import { SendSlots } from './send-slots.ts';
-import { signWithKeys } from './signing.ts';
-
-export const DEFAULT_MAX_IN_FLIGHT = 256;
-export const DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT = 8;
-/**
- * A row due sooner than this gets the wake timer aimed at it; a later one only gets a look
- * again half of this before it is due, since the database may have changed by then (claimed
- * elsewhere, cancelled). Either way a row is on time whatever WEBHOOK_SWEEP_INTERVAL_MS is,
- * which matters since a coalescing delivery can wait an hour.
- */
-export const WAKE_HORIZON_MS = 60_000;
-/**
- * Claims run ahead of sending: a worker holds up to this many times its in-flight limits
- * (globally and per endpoint), the surplus waiting in memory for a free slot (send-slots.ts).
- * Fewer, larger claims; a freed slot never waits for a claim round trip.
- */
-export const CLAIM_AHEAD = 4;
-/**
- * A claim outlives its attempts by this much before another worker may take the row. A row
- * waits for a slot at most (CLAIM_AHEAD - 1) attempt timeouts, then takes one itself, so the
- * default lease is CLAIM_AHEAD timeouts plus this margin.
- */
-export const LEASE_MARGIN_MS = 30_000;
-/**
- * A held row starts only if its lease, counted by this process's clock from before the claim,
- * still has an attempt timeout plus this left: timers firing late, the result write.
- */
-export const LEASE_END_MARGIN_MS = 250;
-export const RETENTION_INTERVAL_MS = 3_600_000;
-export const RETENTION_FIRST_RUN_DELAY_MS = 60_000;
-export const RETENTION_BATCH_SIZE = 1_000;
-/** Results are written in batches of at most this many rows (one statement each). */
-const COMPLETION_BATCH_SIZE = 500;
-/** How long a finished attempt's result may wait for others to share its write. */
-const COMPLETION_COALESCE_MS = 5;
-/** After a failed result write, wait this long before trying again. */
-const COMPLETION_RETRY_DELAY_MS = 1_000;
-/**
- * Unwritten results held in memory at most (database slow or failing): at this many the worker
- * starts no attempt and claims nothing until writes bring them back under it. Attempts already
- * running still finish, so memory holds at most this plus the in-flight limit.
- */
-export const MAX_UNWRITTEN_RESULTS = 2 * COMPLETION_BATCH_SIZE;
-/** Shortest timer: keeps a row that is due but not claimable (locked elsewhere) from spinning the loop. */
-const MIN_WAKE_DELAY_MS = 25;
-/** Longest timer: a look every hour costs nothing, and setTimeout fires at once past about 24.8 days. */
-const MAX_WAKE_DELAY_MS = 3_600_000;
-
-/** A result waiting for its write, and what to write instead should the database refuse it. */
-interface PendingResult {
-  record: AttemptRecord;
-  unrecordable: AttemptRecord;
-}
-
-export interface WorkerLogger {
-  error(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  debug(obj: object, msg?: string): void;
-}
-
-export interface DeliveryWorkerOptions {
-  queue: DeliveryQueue;
-  sender: Pick<WebhookSender, 'send' | 'close'>;
-  keys: EndpointKeyCache;
-  logger: WorkerLogger;
-  retryScheduleMs: readonly number[];
-  /** Whole-attempt timeout; also bounds how long `stop()` waits for attempts in flight. */
-  timeoutMs: number;
-  sweepIntervalMs: number;
-  /** Finished deliveries older than this are deleted; undefined: never. */
-  retentionDays?: number;
-  /** Finished deliveries of an endpoint beyond this many (newest kept) are deleted; undefined: no cap. */
-  maxDeliveriesPerEndpoint?: number;
-  metrics?: DeliveryMetrics;
-  maxInFlight?: number;
-  maxInFlightPerEndpoint?: number;
-  leaseMs?: number;
-  /** See WAKE_HORIZON_MS (tests shorten it). */
-  wakeHorizonMs?: number;
-  /** See MAX_UNWRITTEN_RESULTS (tests shorten it). */
-  maxUnwrittenResults?: number;
-  stopTimeoutMs?: number;
-  retentionFirstRunDelayMs?: number;
-  retentionIntervalMs?: number;
-  random?: () => number;
-}
+import { WakeTimer } from './wake-timer.ts';
+import { CLAIM_AHEAD, LEASE_END_MARGIN_MS, withDefaults, type DeliveryWorkerOptions, type ResolvedWorkerOptions } from './worker-options.ts';
 
 export class DeliveryWorker {
-  readonly #o: Required<Omit<DeliveryWorkerOptions, 'retentionDays' | 'maxDeliveriesPerEndpoint' | 'random'>> &
-    Pick<DeliveryWorkerOptions, 'retentionDays' | 'maxDeliveriesPerEndpoint' | 'random'>;
+  readonly #o: ResolvedWorkerOptions;
 
   #running = false;
   #stopping: Promise<void> | undefined;
@@ -133,9 +45,8 @@ export class DeliveryWorker {
 
   // Timers.
   #sweepTimer: NodeJS.Timeout | undefined;
-  #wakeTimer: NodeJS.Timeout | undefined;
-  #wakeAt: number | undefined;
-  #retentionTimer: NodeJS.Timeout | undefined;
+  readonly #wake: WakeTimer;
+  readonly #retention: RetentionJob;
 
   // Claim loop: one pump at a time; requests while it runs are folded into one more round.
   #pumping: Promise<void> | undefined;
@@ -163,31 +74,30 @@ export class DeliveryWorker {
   readonly #configs: EndpointConfigs;
   #idle: Array<() => void> = [];
 
-  // Result writes.
-  #results: PendingResult[] = [];
-  #flushing: Promise<boolean> | undefined;
-  /** Results taken out of #results by the write in progress: still unwritten. */
-  #writing = 0;
-  #flushRetryTimer: NodeJS.Timeout | undefined;
+  readonly #results: ResultWriter;
   /** Set when unwritten results held back an attempt or a claim: their write resumes both. */
   #pausedForResults = false;
 
   constructor(options: DeliveryWorkerOptions) {
-    // `??` rather than spread defaults: an option passed as undefined means "the default".
-    this.#o = {
-      ...options,
-      metrics: options.metrics ?? noDeliveryMetrics,
-      maxInFlight: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
-      maxInFlightPerEndpoint: options.maxInFlightPerEndpoint ?? DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT,
-      leaseMs: options.leaseMs ?? CLAIM_AHEAD * options.timeoutMs + LEASE_MARGIN_MS,
-      wakeHorizonMs: options.wakeHorizonMs ?? WAKE_HORIZON_MS,
-      maxUnwrittenResults: options.maxUnwrittenResults ?? MAX_UNWRITTEN_RESULTS,
-      stopTimeoutMs: options.stopTimeoutMs ?? options.timeoutMs,
-      retentionFirstRunDelayMs: options.retentionFirstRunDelayMs ?? RETENTION_FIRST_RUN_DELAY_MS,
-      retentionIntervalMs: options.retentionIntervalMs ?? RETENTION_INTERVAL_MS,
-    };
+    this.#o = withDefaults(options);
     this.#slots = new SendSlots({ total: this.#o.maxInFlight, perEndpoint: this.#o.maxInFlightPerEndpoint });
     this.#configs = new EndpointConfigs({ read: (id) => this.#o.queue.readEndpoint(id), keepMs: this.#o.leaseMs });
+    this.#wake = new WakeTimer(this.#o.wakeHorizonMs, () => this.#sweep());
+    this.#retention = new RetentionJob({
+      queue: this.#o.queue,
+      logger: this.#o.logger,
+      retentionDays: this.#o.retentionDays,
+      maxDeliveriesPerEndpoint: this.#o.maxDeliveriesPerEndpoint,
+      firstRunDelayMs: this.#o.retentionFirstRunDelayMs,
+      intervalMs: this.#o.retentionIntervalMs,
+    });
+    this.#results = new ResultWriter({
+      completeAttempts: (records) => this.#o.queue.completeAttempts(records),
+      logger: this.#o.logger,
+      written: (records, applied) => this.#written(records, applied),
+      retryRecorded: (delayMs) => this.#scheduleWake(delayMs),
+      batchWritten: () => this.#resumeAfterWrite(),
+    });
   }
 
   get running(): boolean {
@@ -203,9 +113,7 @@ export class DeliveryWorker {
     if (this.#running || this.#stopping) return;
     this.#running = true;
     this.#sweepTimer = setInterval(() => this.#sweep(), this.#o.sweepIntervalMs);
-    if (this.#o.retentionDays !== undefined || this.#o.maxDeliveriesPerEndpoint !== undefined) {
-      this.#retentionTimer = setTimeout(() => void this.#runRetention(), this.#o.retentionFirstRunDelayMs);
-    }
+    this.#retention.start();
     this.#sweep();
   }
 
@@ -311,14 +219,12 @@ export class DeliveryWorker {
   async #stop(): Promise<void> {
     this.#running = false;
     clearInterval(this.#sweepTimer);
-    clearTimeout(this.#wakeTimer);
-    clearTimeout(this.#retentionTimer);
-    clearTimeout(this.#flushRetryTimer);
+    this.#wake.clear();
+    this.#retention.stop();
+    this.#results.stop();
     await this.#pumping;
     await this.#waitForIdle(this.#o.stopTimeoutMs);
-    while (this.#results.length > 0 || this.#flushing) {
-      if (!(await this.#flush())) break;
-    }
+    await this.#results.drain();
     const tokens = [...new Set([...this.#held.values()].map((held) => held.claimToken))];
     if (tokens.length > 0) {
       try {
@@ -414,7 +320,7 @@ export class DeliveryWorker {
   }
 
   #resultsFull(): boolean {
-    if (this.#results.length + this.#writing < this.#o.maxUnwrittenResults) return false;
+    if (this.#results.unwritten < this.#o.maxUnwrittenResults) return false;
     this.#pausedForResults = true;
     return true;
   }
@@ -520,41 +426,10 @@ export class DeliveryWorker {
       if (attempt.result.superseded) justRead = false;
       else sent = attempt;
     }
-    const { result, signed } = sent;
     if (this.#released) return;
-    const decision: AttemptOutcome = decideAttemptOutcome({
-      result,
-      attemptsMade: delivery.attempts + 1,
-      scheduleMs: this.#o.retryScheduleMs,
-      random: this.#o.random,
-    });
-    this.#o.metrics.attemptFinished(decision.outcome, result.durationMs);
-    const record = storableAttempt(
-      {
-        deliveryId: delivery.id,
-        claimToken: delivery.claimToken,
-        startedAt: result.startedAt,
-        durationMs: result.durationMs,
-        responseCode: result.statusCode ?? null,
-        responseBody: result.responseBody ?? null,
-        error: describeFailure(result),
-        outcome: decision.outcome,
-        delayMs: decision.outcome === 'retry' ? decision.delayMs : null,
-        signed,
-        responseDate: result.responseDate ?? null,
-      },
-      RESPONSE_BODY_LIMIT_BYTES,
-    );
-    // Decided now, while the attempt count is at hand: the failure it counts as, should the database refuse it.
-    const failure = decideAttemptOutcome({
-      result: { ok: false },
-      attemptsMade: delivery.attempts + 1,
-      scheduleMs: this.#o.retryScheduleMs,
-      random: this.#o.random,
-    });
-    const unrecordable = unrecordableAttempt(record, { outcome: failure.outcome, delayMs: failure.outcome === 'retry' ? failure.delayMs : null });
-    this.#results.push({ record, unrecordable });
-    void this.#flush();
+    const { decision, pending } = attemptRecordFor(delivery, sent, { scheduleMs: this.#o.retryScheduleMs, random: this.#o.random });
+    this.#o.metrics.attemptFinished(decision.outcome, sent.result.durationMs);
+    this.#results.add(pending);
     if (decision.outcome === 'retry') this.#scheduleWake(decision.delayMs);
   }
 
@@ -581,124 +456,24 @@ export class DeliveryWorker {
     config: EndpointConfig,
     beforeStart: () => boolean,
   ): Promise<{ result: AttemptResult; signed: SignedParts | null }> {
-    let request;
-    let signed: SignedParts;
+    let prepared;
     try {
-      // Encoded once: both HMACs, the recorded hash and the request all use these same bytes.
-      const body = Buffer.from(renderBody(delivery.eventId, delivery.eventType, delivery.payload));
-      const signing = this.#o.keys.signingKeysFor(config);
-      const timestamp = Math.floor(Date.now() / 1000);
-      const signature = signWithKeys(signing.keys, { webhookId: delivery.id, timestamp, body });
-      signed = {
-        timestamp,
-        bodyBytes: body.length,
-        bodySha256: createHash('sha256').update(body).digest('hex'),
-        fingerprints: signing.fingerprints,
-      };
-      request = {
-        endpointId: delivery.endpointId,
-        url: config.url,
-        body,
-        headers: { ...signature, 'x-devcard-event': delivery.eventType, 'x-devcard-delivery': delivery.id },
-        beforeStart,
-      };
+      prepared = prepareRequest(delivery, config, this.#o.keys, beforeStart);
     } catch (error) {
       this.#o.logger.error({ err: error, deliveryId: delivery.id, endpointId: delivery.endpointId }, 'webhook worker: cannot sign delivery');
       const result = { ok: false, error: 'could not sign the request (endpoint secret unreadable)', durationMs: 0, startedAt: new Date() };
       return { result, signed: null };
     }
-    return { result: await this.#o.sender.send(request), signed };
+    return { result: await this.#o.sender.send(prepared.request), signed: prepared.signed };
   }
 
-  /**
-   * Writes buffered results, one statement per batch. A result only applies while its claim
-   * token matches, so writing it twice is harmless. A batch the database refuses is split down
-   * to single rows, so one bad row cannot hold back the others (#writeBatch); what could not be
-   * written at all (the database failing) is retried later. Resolves false when a write failed.
-   */
-  #flush(): Promise<boolean> {
-    this.#flushing ??= this.#flushLoop().then((ok) => {
-      this.#flushing = undefined;
-      // A result that arrived as the loop was finishing starts the next one.
-      if (ok && this.#results.length > 0) void this.#flush();
-      return ok;
-    });
-    return this.#flushing;
-  }
-
-  async #flushLoop(): Promise<boolean> {
-    // Results finishing within a few milliseconds share one statement (fewer, larger writes);
-    // a full batch goes at once.
-    if (this.#results.length < COMPLETION_BATCH_SIZE) {
-      await new Promise<void>((resolve) => setTimeout(resolve, COMPLETION_COALESCE_MS));
-    }
-    while (this.#results.length > 0) {
-      const batch = this.#results.splice(0, COMPLETION_BATCH_SIZE);
-      this.#writing = batch.length;
-      const unwritten = await this.#writeBatch(batch);
-      this.#writing = 0;
-      if (unwritten.length > 0) {
-        this.#results.unshift(...unwritten);
-        this.#o.logger.error({ results: unwritten.length }, 'webhook worker: writing attempt results failed; retrying');
-        if (this.#running) {
-          clearTimeout(this.#flushRetryTimer);
-          this.#flushRetryTimer = setTimeout(() => void this.#flush(), COMPLETION_RETRY_DELAY_MS);
-        }
-        // Unwritten results stay held: stop() releases their rows, or their leases expire.
-        return false;
-      }
-      this.#resumeAfterWrite();
-    }
-    return true;
-  }
-
-  /**
-   * Writes `batch`; a failed write is tried again in halves, down to single rows. A single row
-   * the database refuses for its data is written as an error attempt without the receiver's
-   * values (receiver-values.ts): only the receiver can have made it unwritable. Any other
-   * failure of a single row is the database failing, not the row: nothing more is tried this
-   * round, and the unwritten results are returned to be retried, that row last, so that it
-   * cannot hold back the others next time.
-   */
-  async #writeBatch(batch: PendingResult[]): Promise<PendingResult[]> {
-    try {
-      this.#applied(batch, await this.#o.queue.completeAttempts(batch.map((p) => p.record)));
-      return [];
-    } catch (error) {
-      if (batch.length > 1) {
-        const half = Math.ceil(batch.length / 2);
-        const first = await this.#writeBatch(batch.slice(0, half));
-        if (first.length === 0) return this.#writeBatch(batch.slice(half));
-        // The row that failed is the last of `first`: keep it behind everything not yet tried.
-        return [...first.slice(0, -1), ...batch.slice(half), ...first.slice(-1)];
-      }
-      const pending = batch[0] as PendingResult;
-      if (refusedForItsData(error)) return this.#writeUnrecordable(pending, error);
-      this.#o.logger.error({ err: error, deliveryId: pending.record.deliveryId }, 'webhook worker: writing an attempt result failed');
-      return [pending];
-    }
-  }
-
-  async #writeUnrecordable(pending: PendingResult, refusal: unknown): Promise<PendingResult[]> {
-    const { deliveryId } = pending.record;
-    try {
-      this.#applied([pending], await this.#o.queue.completeAttempts([pending.unrecordable]));
-      this.#o.logger.warn({ err: refusal, deliveryId }, 'webhook worker: attempt result refused by the database; recorded as a failed attempt');
-      const { outcome, delayMs } = pending.unrecordable;
-      if (outcome === 'retry' && delayMs !== null) this.#scheduleWake(delayMs);
-      return [];
-    } catch (error) {
-      this.#o.logger.error({ err: error, deliveryId }, 'webhook worker: writing an attempt result failed');
-      return [pending];
-    }
-  }
-
-  #applied(batch: readonly PendingResult[], applied: Awaited<ReturnType<DeliveryQueue['completeAttempts']>>): void {
+  /** Results written: their rows are no longer held; an endpoint they disabled stops at once. */
+  #written(records: readonly AttemptRecord[], applied: readonly AppliedAttempt[]): void {
     this.#handleDisabled(applied);
-    for (const { record } of batch) this.#held.delete(record.deliveryId);
+    for (const record of records) this.#held.delete(record.deliveryId);
   }
 
-  #handleDisabled(applied: Awaited<ReturnType<DeliveryQueue['completeAttempts']>>): void {
+  #handleDisabled(applied: readonly AppliedAttempt[]): void {
     const reported = new Set<string>();
     for (const row of applied) {
       if (row.endpointDisabledReason === null || reported.has(row.endpointId)) continue;
@@ -726,19 +501,7 @@ export class DeliveryWorker {
   }
 
   #scheduleWake(delayMs: number): void {
-    if (!this.#running) return;
-    const horizon = this.#o.wakeHorizonMs;
-    // A far row: wake half a horizon before it; the refresh that follows every wake then aims at the row itself.
-    const wakeIn = delayMs > horizon ? delayMs - horizon / 2 : delayMs;
-    const at = Date.now() + Math.min(MAX_WAKE_DELAY_MS, Math.max(MIN_WAKE_DELAY_MS, wakeIn));
-    if (this.#wakeAt !== undefined && this.#wakeAt <= at) return;
-    clearTimeout(this.#wakeTimer);
-    this.#wakeAt = at;
-    this.#wakeTimer = setTimeout(() => {
-      this.#wakeTimer = undefined;
-      this.#wakeAt = undefined;
-      this.#sweep();
-    }, at - Date.now());
+    if (this.#running) this.#wake.schedule(delayMs);
   }
 
   #waitForIdle(timeoutMs: number): Promise<void> {
@@ -751,36 +514,5 @@ export class DeliveryWorker {
       }
       this.#idle.push(done);
     });
-  }
-
-  /**
-   * Deletes finished deliveries past the retention period, then those past the per-endpoint
-   * cap, and forgets previous secrets kept past PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS.
-   */
-  async #runRetention(): Promise<void> {
-    const { queue, retentionDays, maxDeliveriesPerEndpoint: cap } = this.#o;
-    if (!this.#running) return;
-    const cutoff = retentionDays === undefined ? undefined : new Date(Date.now() - retentionDays * 86_400_000);
-    try {
-      const deleted = cutoff ? await this.#pruneInBatches(() => queue.pruneDeliveries(cutoff, RETENTION_BATCH_SIZE)) : 0;
-      const overCap = cap === undefined ? 0 : await this.#pruneInBatches(() => queue.pruneDeliveriesOverCap(cap, RETENTION_BATCH_SIZE));
-      if (deleted > 0) this.#o.logger.info({ deleted, olderThan: cutoff?.toISOString() }, 'webhook deliveries pruned');
-      if (overCap > 0) this.#o.logger.info({ deleted: overCap, maxPerEndpoint: cap }, 'webhook deliveries over the per-endpoint cap pruned');
-      const forgotten = await queue.forgetExpiredPreviousSecrets(new Date(Date.now() - PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS));
-      if (forgotten > 0) this.#o.logger.info({ endpoints: forgotten }, 'expired previous webhook secrets forgotten');
-    } catch (error) {
-      this.#o.logger.error({ err: error }, 'webhook retention: pruning failed; retrying at the next run');
-    } finally {
-      if (this.#running) this.#retentionTimer = setTimeout(() => void this.#runRetention(), this.#o.retentionIntervalMs);
-    }
-  }
-
-  async #pruneInBatches(pruneBatch: () => Promise<number>): Promise<number> {
-    let deleted = 0;
-    for (;;) {
-      const n = await pruneBatch();
-      deleted += n;
-      if (n < RETENTION_BATCH_SIZE || !this.#running) return deleted;
-    }
   }
 }

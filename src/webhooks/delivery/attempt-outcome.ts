@@ -1,5 +1,5 @@
 import { classifyResponse, retryDelayAfterFailure } from './retry-policy.ts';
-import type { AttemptResult } from './send.ts';
+import type { AttemptResult } from './sender.ts';
 
 /**
  * What one attempt means for its delivery (pure; the worker applies it):

@@ -6,7 +6,7 @@ import type { LookupFunction } from 'node:net';
 import { Pool } from 'undici';
 import { isRecordableStatus, responseDateFrom, textFromBytes } from './receiver-values.ts';
 import { classifyResponse, parseRetryAfter, RESPONSE_BODY_LIMIT_BYTES } from './retry-policy.ts';
-import { checkWebhookUrl, type LookupFn } from './url-policy.ts';
+import { checkWebhookUrl, type LookupFn } from '../url-policy.ts';
 
 /** A pool unused for this long is closed; its keep-alive sockets are long gone by then anyway. */
 const POOL_IDLE_TTL_MS = 60_000;
@@ -68,7 +68,8 @@ export interface WebhookSenderOptions {
 }
 
 type VettedAddress = { address: string; family: 4 | 6 };
-type AttemptOutcome = Omit<AttemptResult, 'durationMs' | 'startedAt'>;
+/** What the receiver answered (or why there is no answer), before the attempt's timing is added. */
+type ResponseSummary = Omit<AttemptResult, 'durationMs' | 'startedAt'>;
 
 export class WebhookSender {
   readonly #opts: WebhookSenderOptions;
@@ -82,8 +83,8 @@ export class WebhookSender {
 
   async send(req: WebhookRequest): Promise<AttemptResult> {
     const startedAt = new Date();
-    const outcome = await this.#attempt(req);
-    return { ...outcome, startedAt, durationMs: Date.now() - startedAt.getTime() };
+    const summary = await this.#attempt(req);
+    return { ...summary, startedAt, durationMs: Date.now() - startedAt.getTime() };
   }
 
   async close(): Promise<void> {
@@ -93,7 +94,7 @@ export class WebhookSender {
     await Promise.all(pools.map((pool) => pool.close()));
   }
 
-  async #attempt(req: WebhookRequest): Promise<AttemptOutcome> {
+  async #attempt(req: WebhookRequest): Promise<ResponseSummary> {
     if (this.#closed) return { ok: false, error: 'sender closed' };
     const { timeoutMs } = this.#opts;
     const controller = new AbortController();
@@ -174,7 +175,7 @@ function pinnedLookup(addresses: readonly VettedAddress[]): LookupFunction {
   };
 }
 
-function describeResponse(statusCode: number, headers: ResponseHeaders, responseBody: string): AttemptOutcome {
+function describeResponse(statusCode: number, headers: ResponseHeaders, responseBody: string): ResponseSummary {
   if (!isRecordableStatus(statusCode)) return { ok: false, error: `invalid HTTP status ${statusCode}` };
   const responseDate = responseDateFrom(firstValue(headers['date']));
   if (classifyResponse(statusCode) === 'success') return { ok: true, statusCode, responseBody, ...(responseDate && { responseDate }) };

@@ -18,7 +18,7 @@
  * What it heard is kept a lease past the change: a row claimed before then has no lease left to
  * be started with after that (the worker checks), so forgetting cannot let an old copy through.
  */
-import type { StoredEndpointConfig } from './queue.ts';
+import type { StoredEndpointConfig } from '../queue/types.ts';
 
 export interface EndpointConfig {
   endpointId: string;

@@ -1,0 +1,132 @@
+import type { SqlRunner } from '../../db/migrate.ts';
+import { GONE_DISABLED_REASON, type OutcomeKind } from '../delivery/attempt-outcome.ts';
+import { AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES } from '../delivery/retry-policy.ts';
+import { ENDPOINT_CHANGED_CHANNEL } from './channels.ts';
+import type { AppliedAttempt, AttemptRecord } from './types.ts';
+
+const COMPLETE_ATTEMPTS = `WITH input AS (
+     SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
+       ord int, delivery_id uuid, claim_token uuid, started_at timestamptz, duration_ms int,
+       response_code int, response_body text, error text, outcome text, delay_ms int,
+       signature_timestamp bigint, body_bytes int, body_sha256 text, signed_with text[], response_date timestamptz)
+   ),
+   updated AS (
+     UPDATE webhook_deliveries d SET
+       status = (CASE i.outcome WHEN 'success' THEN 'success' WHEN 'retry' THEN 'pending' ELSE 'failed' END)::webhook_delivery_status,
+       attempts = d.attempts + 1,
+       response_code = i.response_code,
+       error_message = i.error,
+       delivered_at = CASE WHEN i.outcome = 'success' THEN now() ELSE d.delivered_at END,
+       next_retry_at = CASE WHEN i.outcome = 'retry' THEN now() + i.delay_ms * interval '1 millisecond' END,
+       claim_token = NULL,
+       updated_at = now()
+     FROM input i
+     WHERE d.id = ANY($4::uuid[]) AND d.id = i.delivery_id AND d.claim_token = i.claim_token AND d.status = 'pending'
+     RETURNING d.id, d.endpoint_id, d.attempts, i.ord, i.outcome
+   ),
+   logged AS (
+     INSERT INTO webhook_delivery_attempts (id, delivery_id, attempt_number, started_at, duration_ms, response_code, response_body, error,
+                                            signature_timestamp, body_bytes, body_sha256, signed_with, response_date)
+     SELECT gen_random_uuid(), u.id, u.attempts, i.started_at, i.duration_ms, i.response_code, i.response_body, i.error,
+            i.signature_timestamp, i.body_bytes, i.body_sha256, i.signed_with, i.response_date
+     FROM updated u JOIN input i ON i.delivery_id = u.id
+   ),
+   stats AS (
+     SELECT u.endpoint_id,
+            bool_or(u.outcome = 'gone') AS gone,
+            max(u.ord) FILTER (WHERE u.outcome = 'success') AS last_success
+     FROM updated u
+     GROUP BY u.endpoint_id
+   ),
+   delta AS (
+     SELECT s.endpoint_id, s.gone, s.last_success IS NOT NULL AS reset, e.is_active AS was_active,
+            (SELECT count(*) FROM updated u
+             WHERE u.endpoint_id = s.endpoint_id AND u.outcome = 'failed' AND u.ord > coalesce(s.last_success, -1))::int AS failures
+     FROM stats s JOIN webhook_endpoints e ON e.id = s.endpoint_id
+   ),
+   endpoints AS (
+     UPDATE webhook_endpoints e SET
+       consecutive_failures = CASE WHEN x.reset THEN x.failures ELSE e.consecutive_failures + x.failures END,
+       is_active = e.is_active AND NOT x.gone
+         AND (CASE WHEN x.reset THEN x.failures ELSE e.consecutive_failures + x.failures END) < $2::int,
+       disabled_at = CASE
+         WHEN e.is_active AND (x.gone OR (CASE WHEN x.reset THEN x.failures ELSE e.consecutive_failures + x.failures END) >= $2::int)
+         THEN now() ELSE e.disabled_at END,
+       revision = CASE
+         WHEN e.is_active AND (x.gone OR (CASE WHEN x.reset THEN x.failures ELSE e.consecutive_failures + x.failures END) >= $2::int)
+         THEN e.revision + 1 ELSE e.revision END,
+       disabled_reason = CASE
+         WHEN NOT e.is_active THEN e.disabled_reason
+         WHEN x.gone THEN $3::text
+         WHEN (CASE WHEN x.reset THEN x.failures ELSE e.consecutive_failures + x.failures END) >= $2::int
+         THEN format('%s consecutive deliveries failed', CASE WHEN x.reset THEN x.failures ELSE e.consecutive_failures + x.failures END)
+         ELSE e.disabled_reason END,
+       updated_at = now()
+     FROM delta x
+     WHERE e.id = x.endpoint_id AND (x.gone OR x.failures > 0 OR e.consecutive_failures <> 0)
+     -- A disable is announced to workers in other processes (ENDPOINT_CHANGED_CHANNEL).
+     RETURNING e.id, e.is_active, e.disabled_reason,
+               CASE WHEN x.was_active AND NOT e.is_active THEN pg_notify('${ENDPOINT_CHANGED_CHANNEL}', e.id::text) END AS announced
+   ),
+   cancelled AS (
+     -- Rows written by \`updated\` are left out (one statement must not update a row twice);
+     -- a claim cancels them when they come due. Rows another worker holds finish their attempt.
+     UPDATE webhook_deliveries d SET
+       status = 'cancelled', next_retry_at = NULL, coalesce_key = NULL,
+       error_message = 'endpoint disabled: ' || coalesce(x.disabled_reason, 'by its owner'), updated_at = now()
+     FROM endpoints x
+     WHERE NOT x.is_active AND d.endpoint_id = x.id AND d.status = 'pending' AND d.claim_token IS NULL
+       AND d.id NOT IN (SELECT id FROM updated)
+     RETURNING d.id
+   )
+   SELECT u.id, u.endpoint_id, u.outcome, u.attempts, x.is_active AS endpoint_active, x.disabled_reason,
+          (SELECT count(*) FROM cancelled)::int AS cancelled
+   FROM updated u LEFT JOIN endpoints x ON x.id = u.endpoint_id`;
+
+/**
+ * Applies attempt results in ONE statement: logs each attempt, moves each delivery on
+ * (success → delivered; retry → pending, due after its delay; failed/gone → failed), and
+ * updates each endpoint's consecutive-failure count in result order (a success resets it, a
+ * delivery that ends failed adds one). An endpoint reaching
+ * AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES, or answering 410, is disabled and its waiting
+ * deliveries are cancelled. Results whose claim token no longer matches are ignored.
+ */
+export async function completeAttempts(sql: SqlRunner, records: readonly AttemptRecord[]): Promise<AppliedAttempt[]> {
+  if (records.length === 0) return [];
+  const input = records.map((r, ord) => ({
+    ord,
+    delivery_id: r.deliveryId,
+    claim_token: r.claimToken,
+    started_at: r.startedAt.toISOString(),
+    duration_ms: Math.round(r.durationMs),
+    response_code: r.responseCode,
+    response_body: r.responseBody,
+    error: r.error,
+    outcome: r.outcome,
+    delay_ms: r.delayMs === null ? null : Math.round(r.delayMs),
+    signature_timestamp: r.signed?.timestamp ?? null,
+    body_bytes: r.signed?.bodyBytes ?? null,
+    body_sha256: r.signed?.bodySha256 ?? null,
+    signed_with: r.signed?.fingerprints ?? [],
+    response_date: r.responseDate?.toISOString() ?? null,
+  }));
+  const rows = await sql.query<{
+    id: string;
+    endpoint_id: string;
+    outcome: OutcomeKind;
+    attempts: number;
+    endpoint_active: boolean | null;
+    disabled_reason: string | null;
+  }>(
+    COMPLETE_ATTEMPTS,
+    // $4 repeats the ids as an array so the planner looks rows up by primary key.
+    [JSON.stringify(input), AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES, GONE_DISABLED_REASON, records.map((r) => r.deliveryId)],
+  );
+  return rows.map((row) => ({
+    deliveryId: row.id,
+    endpointId: row.endpoint_id,
+    outcome: row.outcome,
+    attemptNumber: row.attempts,
+    endpointDisabledReason: row.endpoint_active === false ? (row.disabled_reason ?? 'disabled') : null,
+  }));
+}

@@ -1,30 +1,25 @@
 import fastifyHelmet from '@fastify/helmet';
-import fastifyRateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit';
+import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Config, TrustProxy } from './config.ts';
 import { openDatabase, type Database } from './db/database.ts';
-import { AppError } from './errors.ts';
 import { authPlugin } from './plugins/auth.ts';
 import { databasePlugin } from './plugins/database.ts';
 import { errorHandlerPlugin, frameworkErrorHandler } from './plugins/error-handler.ts';
 import { inputGuardPlugin } from './plugins/input-guard.ts';
 import { metricsPlugin } from './plugins/metrics.ts';
-import { webhookEndpointsPlugin } from './plugins/webhook-endpoints.ts';
-import { webhookEnginePlugin } from './plugins/webhook-engine.ts';
-import { webhookReceiverCheckPlugin } from './plugins/webhook-receiver-check.ts';
+import { RATE_LIMIT_OPTIONS } from './plugins/rate-limits.ts';
 import { authRoutes } from './routes/auth.ts';
 import { cardRoutes } from './routes/cards.ts';
 import { healthRoutes } from './routes/health.ts';
 import { metricsOnApiListener, metricsRoutes } from './routes/metrics.ts';
 import { portalRoutes } from './routes/portal.ts';
 import { publicRoutes } from './routes/public.ts';
-import { webhookActionRoutes } from './routes/webhook-actions.ts';
-import { webhookDeliveryRoutes } from './routes/webhook-deliveries.ts';
-import { webhookEndpointRoutes } from './routes/webhook-endpoints.ts';
 import type { LookupFn } from './webhooks/url-policy.ts';
+import { webhooksPlugin } from './webhooks/plugin.ts';
 
 export interface AppOptions {
   config: Config;
@@ -53,12 +48,6 @@ const LOG_REDACT_PATHS = [
   '*.headers.cookie',
   ...['password', 'secret', 'token'].flatMap((key) => [key, `*.${key}`, `body.*.${key}`]),
 ];
-
-/** Limits are per route (each route's `config.rateLimit`); an exceeded one is the catalogue's 429. */
-export const RATE_LIMIT_OPTIONS: RateLimitPluginOptions = {
-  global: false,
-  errorResponseBuilder: (_request, context) => new AppError('RATE_LIMITED', `Too many requests, retry in ${Math.ceil(context.ttl / 1000)} s`),
-};
 
 /**
  * TRUST_PROXY as Fastify's `trustProxy`. Fastify 5.12 reads a bare number as "trust nothing"
@@ -125,10 +114,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(databasePlugin, { config, db, ownsDatabase: !options.db });
   await app.register(authPlugin, { jwtSecret: config.jwtSecret });
   await app.register(metricsPlugin);
-  await app.register(webhookEndpointsPlugin, { lookup: options.lookup });
   // Before the routes that raise events; its onClose stops the worker before the store closes.
-  await app.register(webhookEnginePlugin, { lookup: options.lookup });
-  await app.register(webhookReceiverCheckPlugin, { lookup: options.lookup });
+  await app.register(webhooksPlugin, { db, config, prefix: '/api/webhooks', registry: app.metrics, lookup: options.lookup });
 
   // Routes, one plugin per area.
   await app.register(healthRoutes);
@@ -136,9 +123,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(authRoutes);
   await app.register(cardRoutes);
   await app.register(publicRoutes);
-  await app.register(webhookEndpointRoutes, { prefix: '/api/webhooks' });
-  await app.register(webhookDeliveryRoutes, { prefix: '/api/webhooks' });
-  await app.register(webhookActionRoutes, { prefix: '/api/webhooks' });
   await app.register(portalRoutes);
 
   return app;

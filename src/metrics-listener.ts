@@ -1,7 +1,8 @@
 import fastifyRateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import { fastifyTrustProxy, RATE_LIMIT_OPTIONS } from './app.ts';
+import { fastifyTrustProxy } from './app.ts';
+import { RATE_LIMIT_OPTIONS } from './plugins/rate-limits.ts';
 import { errorHandlerPlugin } from './plugins/error-handler.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 

@@ -4,7 +4,9 @@
 import pino from 'pino';
 import { loadConfigOrExit } from './config.ts';
 import { openDatabase } from './db/database.ts';
+import { EndpointKeyCache } from './webhooks/delivery/endpoint-keys.ts';
 import { createDeliveryEngine } from './webhooks/delivery/engine.ts';
+import { SecretBox } from './webhooks/secrets.ts';
 
 const config = loadConfigOrExit();
 
@@ -12,7 +14,8 @@ const logger = pino({ level: config.logLevel, base: { process: 'webhook-worker' 
 const db = await openDatabase({ ...config, onConnectionError: (err) => logger.warn({ err }, 'idle database connection lost') });
 await db.migrate();
 // A worker process always delivers: WEBHOOK_WORKER only switches the API process's own worker.
-const engine = createDeliveryEngine({ db, config, logger, deliver: true });
+const keys = new EndpointKeyCache(new SecretBox(config.webhookEncryptionKey));
+const engine = createDeliveryEngine({ db, config, logger, keys, deliver: true });
 await engine.start();
 logger.info({ store: db.kind }, 'webhook worker started');
 

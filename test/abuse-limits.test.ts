@@ -3,7 +3,7 @@ import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BODY_LIMIT_BYTES } from '../src/app.ts';
 import { PORTAL_DIR, PORTAL_PATH } from '../src/routes/portal.ts';
-import { DELIVERIES_MAX_LIMIT } from '../src/webhooks/endpoints.ts';
+import { DELIVERIES_MAX_LIMIT } from '../src/webhooks/endpoints/schemas.ts';
 import { SUBSCRIBABLE_EVENT_TYPES } from '../src/webhooks/events.ts';
 import type { TestApp } from './helpers/app.ts';
 import { asUser, buildWebhookTestApp, createUser, type TestUser } from './helpers/webhook-api.ts';

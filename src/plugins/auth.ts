@@ -67,22 +67,3 @@ export const authPlugin = fp(
   },
   { name: 'auth' },
 );
-
-/**
- * Rate limit per signed-in user. @fastify/rate-limit appends its onRequest hook after the
- * route's own, so a route that authenticates onRequest has verified the token and set
- * `request.user` by the time the key is computed: every token of one user shares one budget.
- * Without a verified user (not reached: authenticate answers 401 first) it keys on the address.
- */
-export function perUserRateLimit(app: FastifyInstance) {
-  return {
-    rateLimit: {
-      max: app.config.rateLimits.apiPerMinute,
-      timeWindow: '1 minute',
-      keyGenerator: (request: FastifyRequest) => {
-        const user = request.user as AuthUser | null;
-        return user ? `user:${user.id}` : `ip:${request.ip}`;
-      },
-    },
-  };
-}

@@ -55,19 +55,25 @@ export function frameworkErrorHandler(error: FastifyError, request: FastifyReque
   void reply.status(500).send(errorBody('INTERNAL_ERROR', ERRORS.INTERNAL_ERROR.message));
 }
 
-/** One error shape for every failure: `{ error: { code, message, details? } }`. */
+/**
+ * One error shape for every failure: `{ error: { code, message, details? } }`. Set by this
+ * plugin for the whole app, and by the webhooks module for its own routes (it may be mounted in
+ * an app with another error handler).
+ */
+export function renderError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const appError = toAppError(error);
+  if (appError) {
+    if (appError.statusCode >= 500) request.log.error({ err: error }, appError.message);
+    if (appError.code === 'SERVICE_UNAVAILABLE') void reply.header('retry-after', String(SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS));
+    return reply.status(appError.statusCode).send(errorBody(appError.code, appError.message, appError.details));
+  }
+  request.log.error({ err: error }, 'unhandled error');
+  return reply.status(500).send(errorBody('INTERNAL_ERROR', ERRORS.INTERNAL_ERROR.message));
+}
+
 export const errorHandlerPlugin = fp(
   async (app: FastifyInstance) => {
-    app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-      const appError = toAppError(error);
-      if (appError) {
-        if (appError.statusCode >= 500) request.log.error({ err: error }, appError.message);
-        if (appError.code === 'SERVICE_UNAVAILABLE') void reply.header('retry-after', String(SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS));
-        return reply.status(appError.statusCode).send(errorBody(appError.code, appError.message, appError.details));
-      }
-      request.log.error({ err: error }, 'unhandled error');
-      return reply.status(500).send(errorBody('INTERNAL_ERROR', ERRORS.INTERNAL_ERROR.message));
-    });
+    app.setErrorHandler(renderError);
 
     app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) =>
       reply.status(404).send(errorBody('ROUTE_NOT_FOUND', `No route ${request.method} ${request.url.split('?')[0]}`)),

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponseSchema } from '../errors.ts';
-import { perUserRateLimit } from '../plugins/auth.ts';
+import { perUserRateLimit } from '../plugins/rate-limits.ts';
 import { cardSchema, createCard, createCardInput, listOwnCards } from '../services/cards.ts';
 import { explainingMissingReferences, saveCard } from '../services/views.ts';
 
@@ -9,7 +9,7 @@ const security = [{ bearerAuth: [] }];
 
 /** The signed-in user's cards, and saving other people's cards to their contacts. */
 export const cardRoutes: FastifyPluginAsyncZod = async (app) => {
-  const config = perUserRateLimit(app);
+  const config = { rateLimit: perUserRateLimit(app.config.rateLimits.apiPerMinute) };
   app.post(
     '/api/cards',
     {

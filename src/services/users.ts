@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { AppError } from '../errors.ts';
-import { Prisma, type PrismaClient, type User } from '../generated/prisma/client.ts';
+import { isPrismaError } from '../db/prisma-errors.ts';
+import type { Prisma, PrismaClient, User } from '../generated/prisma/client.ts';
 import { hashPassword, verifyDummyPassword, verifyPassword } from './passwords.ts';
 
 /** Accounts: registration, login, and the user shape the API shows. */
@@ -76,7 +77,7 @@ export async function registerUser(prisma: PrismaClient, input: RegisterInput): 
     });
     return toPublicUser(user);
   } catch (error) {
-    if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') {
+    if (isPrismaError(error, 'P2002')) {
       throw new AppError(violatedColumn(error) === 'email' ? 'EMAIL_TAKEN' : 'USERNAME_TAKEN');
     }
     throw error;

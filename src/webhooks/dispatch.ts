@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
 import type { Database } from '../db/database.ts';
 import type { SqlRunner } from '../db/migrate.ts';
 import { AppError } from '../errors.ts';
 import { coalescingOf } from './coalesce.ts';
+import { deliveryNotFound, findOwnEndpoint, isRowId } from './endpoints/find-own-endpoint.ts';
 import { buildEnvelope } from './envelope.ts';
 import type { EventData, SubscribableEventType, WebhookTestData } from './events.ts';
 import { TEST_EVENT_TYPE } from './events.ts';
@@ -34,8 +34,6 @@ export interface EventTransaction {
   /** `dispatch`, writing the delivery rows in this transaction. */
   dispatch<T extends SubscribableEventType>(userId: string, type: T, data: EventData<T>): Promise<void>;
 }
-
-const isUuid = (value: string): boolean => z.uuid().safeParse(value).success;
 
 /**
  * Events → delivery rows. The rows are written (durable) before `dispatch` resolves, so a
@@ -131,11 +129,11 @@ export class DeliveryDispatcher {
    */
   async redeliver(params: { userId: string; endpointId: string; deliveryId: string }): Promise<{ deliveryId: string }> {
     const { userId, endpointId, deliveryId } = params;
-    const endpoint = await this.findOwnEndpoint(userId, endpointId);
-    if (!isUuid(deliveryId)) throw new AppError('NOT_FOUND', 'No such delivery');
+    const endpoint = await findOwnEndpoint(this.#o.db.prisma, userId, endpointId, { isActive: true });
+    if (!isRowId(deliveryId)) throw deliveryNotFound();
     if (!endpoint.isActive) throw new AppError('ENDPOINT_DISABLED');
     const { found, scheduled, attemptLimitReached } = await this.#o.queue.makeDue(endpointId, deliveryId, this.#o.maxAttemptsPerDelivery);
-    if (!found) throw new AppError('NOT_FOUND', 'No such delivery');
+    if (!found) throw deliveryNotFound();
     if (attemptLimitReached) {
       throw new AppError('ATTEMPT_LIMIT_REACHED', `This delivery has had ${this.#o.maxAttemptsPerDelivery} attempts, as many as a delivery may have`);
     }
@@ -145,21 +143,12 @@ export class DeliveryDispatcher {
 
   /** The test event for one of the user's endpoints: 404 / 409 as for redeliver. */
   async sendTestEvent(params: { userId: string; endpointId: string }): Promise<{ deliveryId: string }> {
-    const endpoint = await this.findOwnEndpoint(params.userId, params.endpointId);
+    const endpoint = await findOwnEndpoint(this.#o.db.prisma, params.userId, params.endpointId, { id: true, isActive: true });
     if (!endpoint.isActive) throw new AppError('ENDPOINT_DISABLED');
     const sent = await this.dispatchToEndpoint(endpoint.id, TEST_EVENT_TYPE, { endpointId: endpoint.id });
     // Disabled or deleted between the two statements.
     if (!sent) throw new AppError('ENDPOINT_DISABLED');
     return { deliveryId: sent.delivery.id };
-  }
-
-  /** The endpoint if it is `userId`'s; otherwise the same 404 as a missing one. */
-  async findOwnEndpoint(userId: string, endpointId: string): Promise<{ id: string; isActive: boolean }> {
-    const endpoint = isUuid(endpointId)
-      ? await this.#o.db.prisma.webhookEndpoint.findFirst({ where: { id: endpointId, userId }, select: { id: true, isActive: true } })
-      : null;
-    if (!endpoint) throw new AppError('NOT_FOUND', 'No such webhook endpoint');
-    return endpoint;
   }
 
   /**

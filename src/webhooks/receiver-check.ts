@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { Database } from '../db/database.ts';
 import { AppError } from '../errors.ts';
 import type { EndpointKeyCache } from './delivery/endpoint-keys.ts';
+import { findOwnEndpoint } from './endpoints/find-own-endpoint.ts';
 import { buildEnvelope, renderBody } from './envelope.ts';
 import { TEST_EVENT_TYPE } from './events.ts';
 import type { AttemptResult, WebhookSender } from './delivery/sender.ts';
@@ -96,8 +97,6 @@ export interface ReceiverCheckDeps {
   sender: Pick<WebhookSender, 'send'>;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 export class ReceiverCheck {
   readonly #deps: ReceiverCheckDeps;
 
@@ -107,13 +106,14 @@ export class ReceiverCheck {
 
   /** Sends the three probes at once and judges the answers. 404 unless the endpoint is the user's; 409 when it is disabled. */
   async run(userId: string, endpointId: string): Promise<ReceiverCheckReport> {
-    const endpoint = UUID.test(endpointId)
-      ? await this.#deps.db.prisma.webhookEndpoint.findFirst({
-          where: { id: endpointId, userId },
-          select: { id: true, url: true, isActive: true, secretEncrypted: true, previousSecretEncrypted: true, previousSecretExpiresAt: true },
-        })
-      : null;
-    if (!endpoint) throw new AppError('NOT_FOUND', 'Webhook endpoint not found');
+    const endpoint = await findOwnEndpoint(this.#deps.db.prisma, userId, endpointId, {
+      id: true,
+      url: true,
+      isActive: true,
+      secretEncrypted: true,
+      previousSecretEncrypted: true,
+      previousSecretExpiresAt: true,
+    });
     if (!endpoint.isActive) throw new AppError('ENDPOINT_DISABLED');
 
     const keys = this.#deps.keys.keysFor({ ...endpoint, endpointId: endpoint.id });

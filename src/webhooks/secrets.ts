@@ -80,3 +80,12 @@ export class SecretBox {
     }
   }
 }
+
+/** The fingerprint of a sealed secret; null when it cannot be opened (a master key that is gone), so a caller still answers. */
+export function sealedSecretFingerprint(box: SecretBox, sealed: string): string | null {
+  try {
+    return secretFingerprint(box.open(sealed));
+  } catch {
+    return null;
+  }
+}

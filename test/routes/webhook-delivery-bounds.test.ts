@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DELIVERY_DETAIL_ATTEMPTS } from '../../src/webhooks/endpoints.ts';
+import { DELIVERY_DETAIL_ATTEMPTS } from '../../src/webhooks/endpoints/schemas.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { createEndpoint, signUp, startReceiver, waitFor, type Receiver, type Session } from '../helpers/receiver.ts';
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VERIFY_RECEIVER_PER_MINUTE } from '../../src/routes/webhook-actions.ts';
+import { VERIFY_RECEIVER_PER_MINUTE } from '../../src/webhooks/routes/actions.ts';
 import { verifyWebhook } from '../../src/webhooks/signing.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import {

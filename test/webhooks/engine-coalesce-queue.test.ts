@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
 import { coalescingOf } from '../../src/webhooks/coalesce.ts';
-import { cancelPendingDeliveries } from '../../src/webhooks/endpoints.ts';
+import { cancelPendingDeliveries } from '../../src/webhooks/endpoints/endpoint-service.ts';
 import { buildEnvelope } from '../../src/webhooks/envelope.ts';
 import { MAX_COALESCED_VIEWERS, type CoalescedCardViewedData } from '../../src/webhooks/events.ts';
 import type { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';

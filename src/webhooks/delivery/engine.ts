@@ -1,19 +1,18 @@
 /**
  * Assembles the delivery engine from its parts (queue, sender, key cache, worker,
- * dispatcher) for the two process kinds: the API (src/plugins/webhook-engine.ts) and the
+ * dispatcher) for the two process kinds: the API (src/webhooks/plugin.ts) and the
  * delivery-only worker (src/worker.ts).
  */
 import { readFileSync } from 'node:fs';
 import type { Registry } from 'prom-client';
-import type { Config } from '../../config.ts';
+import type { Config, MetricsConfig } from '../../config.ts';
 import type { Database } from '../../db/database.ts';
 import { DueBacklogRefresher } from './backlog-refresh.ts';
 import { DeliveryDispatcher } from '../dispatch.ts';
-import { EndpointKeyCache } from './endpoint-keys.ts';
+import type { EndpointKeyCache } from './endpoint-keys.ts';
 import { registerDeliveryMetrics } from './delivery-metrics.ts';
 import { DeliveryQueue } from '../queue/delivery-queue.ts';
 import { DueListener } from './due-listener.ts';
-import { SecretBox } from '../secrets.ts';
 import { WebhookSender } from './sender.ts';
 import type { LookupFn } from '../url-policy.ts';
 import { DeliveryWorker } from './delivery-worker.ts';
@@ -25,8 +24,10 @@ export const USER_AGENT = `DevCard-Webhooks/${PACKAGE_VERSION}`;
 
 export interface DeliveryEngineOptions {
   db: Database;
-  config: Config;
+  config: Pick<Config, 'webhooks' | 'databaseUrl'> & { metrics: Pick<MetricsConfig, 'backlogRefreshMs'> };
   logger: WorkerLogger;
+  /** The endpoints' signing keys, opened from their sealed secrets (one cache per process). */
+  keys: EndpointKeyCache;
   /** Run a worker in this process (config.webhooks.workerEnabled for the API; always for `pnpm worker`). */
   deliver: boolean;
   /** DNS resolver for the destination check (tests simulate rebinding with it). */
@@ -39,6 +40,8 @@ export interface DeliveryEngine {
   queue: DeliveryQueue;
   dispatcher: DeliveryDispatcher;
   worker: DeliveryWorker | undefined;
+  /** The worker's sender (absent without a worker); the worker closes it when it stops. */
+  sender: WebhookSender | undefined;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -60,20 +63,23 @@ export function createDeliveryEngine(options: DeliveryEngineOptions): DeliveryEn
       intervalMs: config.metrics.backlogRefreshMs,
       onError: (error) => logger.error({ err: error }, 'metrics: counting due webhook deliveries failed'),
     });
-  const worker: DeliveryWorker | undefined = options.deliver
+  const sender = options.deliver
+    ? new WebhookSender({
+        timeoutMs: config.webhooks.timeoutMs,
+        allowPrivateNetworks: config.webhooks.allowPrivateNetworks,
+        lookup: options.lookup,
+        userAgent: USER_AGENT,
+        // The worker sends at most this many to one endpoint at once: none waits for a connection.
+        maxConnectionsPerEndpoint: DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT,
+      })
+    : undefined;
+  const worker: DeliveryWorker | undefined = sender
     ? new DeliveryWorker({
         queue,
         logger,
         metrics,
-        keys: new EndpointKeyCache(new SecretBox(config.webhookEncryptionKey)),
-        sender: new WebhookSender({
-          timeoutMs: config.webhooks.timeoutMs,
-          allowPrivateNetworks: config.webhooks.allowPrivateNetworks,
-          lookup: options.lookup,
-          userAgent: USER_AGENT,
-          // The worker sends at most this many to one endpoint at once: none waits for a connection.
-          maxConnectionsPerEndpoint: DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT,
-        }),
+        keys: options.keys,
+        sender,
         retryScheduleMs: config.webhooks.retryScheduleMs,
         timeoutMs: config.webhooks.timeoutMs,
         sweepIntervalMs: config.webhooks.sweepIntervalMs,
@@ -97,6 +103,7 @@ export function createDeliveryEngine(options: DeliveryEngineOptions): DeliveryEn
     queue,
     dispatcher,
     worker,
+    sender,
     async start() {
       worker?.start();
       listener?.start();

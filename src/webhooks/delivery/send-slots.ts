@@ -3,7 +3,7 @@
  * the claimed deliveries waiting for a slot, per endpoint, in claim order.
  *
  * Why a waiting line at all: the worker claims ahead of what it can send (see CLAIM_AHEAD in
- * worker.ts), so a slot that frees up starts the next attempt from memory at once, instead of
+ * worker-options.ts), so a slot that frees up starts the next attempt from memory at once, instead of
  * waiting for a claim round trip that returns one or two rows. Claims then come in batches.
  */
 export class SendSlots<T extends { endpointId: string }> {

@@ -16,7 +16,7 @@
  *
  * Coalescing: `coalesce_key` marks a delivery still open to more views (see
  * insertForSubscribers in insert.ts), so only a pending row nobody has claimed may hold one; every
- * statement that claims or cancels a row clears it (cancelPendingDeliveries in endpoints.ts too).
+ * statement that claims or cancels a row clears it (cancelPendingDeliveries in endpoints/endpoint-service.ts too).
  */
 import type { SqlRunner } from '../../db/migrate.ts';
 import { claimDeliveries, claimDueDeliveries } from './claim.ts';

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { errorResponseSchema } from '../errors.ts';
-import { perUserRateLimit } from '../plugins/auth.ts';
+import { errorResponseSchema } from '../../errors.ts';
 import {
   createdEndpointSchema,
   createEndpointInput,
@@ -10,18 +9,15 @@ import {
   rotatedSecretSchema,
   rotateSecretInput,
   updateEndpointInput,
-} from '../webhooks/endpoints.ts';
-import { eventCatalogue } from '../webhooks/events.ts';
+} from '../endpoints/schemas.ts';
+import { eventCatalogue } from '../events.ts';
 import {
   EXTEND_MAX_HOURS,
   extendedPreviousSecretSchema,
   extendPreviousSecretInput,
   PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS,
-} from '../webhooks/secret-overlap.ts';
-
-export const webhookSecurity = [{ bearerAuth: [] }];
-
-export const endpointParams = z.object({ id: z.string() });
+} from '../secret-overlap.ts';
+import { endpointParams, signedInUserId, webhookSecurity as security, webhookTags as tags, type WebhookServices } from './shared.ts';
 
 const envelopeSchema = z.object({ id: z.string(), type: z.string(), timestamp: z.string(), data: z.record(z.string(), z.unknown()) });
 
@@ -34,21 +30,14 @@ const eventTypeSchema = z.object({
     .describe('card.viewed only: the body an endpoint with coalesceSeconds > 0 gets for several views of one card'),
 });
 
-/**
- * `/api/webhooks`: the signed-in user's endpoints. Another user's endpoint is a 404.
- * Authentication runs onRequest, before body validation, so an anonymous caller always gets 401.
- */
-export const webhookEndpointRoutes: FastifyPluginAsyncZod = async (app) => {
-  const config = perUserRateLimit(app);
-  const tags = ['webhooks'];
-  const security = webhookSecurity;
+/** `/api/webhooks`: the signed-in user's endpoints and their secrets. Another user's endpoint is a 404. */
+export const endpointRoutes: FastifyPluginAsyncZod<{ services: WebhookServices }> = async (app, { services }) => {
+  const { endpoints, secrets } = services;
   const e = errorResponseSchema;
 
   app.get(
     '/event-types',
     {
-      config,
-      onRequest: app.authenticate,
       schema: {
         tags,
         summary: 'List the event types an endpoint can subscribe to, with a sample of each',
@@ -62,8 +51,7 @@ export const webhookEndpointRoutes: FastifyPluginAsyncZod = async (app) => {
   app.post(
     '',
     {
-      config: { ...config, checksStorableText: true },
-      onRequest: app.authenticate,
+      config: { checksStorableText: true },
       schema: {
         tags,
         summary: 'Register a webhook endpoint',
@@ -77,14 +65,12 @@ export const webhookEndpointRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 201: createdEndpointSchema, 400: e, 401: e, 409: e, 413: e, 415: e, 429: e },
       },
     },
-    async (request, reply) => reply.status(201).send(await app.webhookEndpoints.create(request.user.id, request.body)),
+    async (request, reply) => reply.status(201).send(await endpoints.create(signedInUserId(request), request.body)),
   );
 
   app.get(
     '',
     {
-      config,
-      onRequest: app.authenticate,
       schema: {
         tags,
         summary: 'List your webhook endpoints',
@@ -92,14 +78,12 @@ export const webhookEndpointRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: z.array(endpointSchema), 401: e, 429: e },
       },
     },
-    async (request) => app.webhookEndpoints.list(request.user.id),
+    async (request) => endpoints.list(signedInUserId(request)),
   );
 
   app.get(
     '/:id',
     {
-      config,
-      onRequest: app.authenticate,
       schema: {
         tags,
         summary: 'Get one webhook endpoint',
@@ -112,14 +96,13 @@ export const webhookEndpointRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: endpointDetailSchema, 401: e, 404: e, 429: e },
       },
     },
-    async (request) => app.webhookEndpoints.getDetail(request.user.id, request.params.id),
+    async (request) => endpoints.getDetail(signedInUserId(request), request.params.id),
   );
 
   app.patch(
     '/:id',
     {
-      config: { ...config, checksStorableText: true },
-      onRequest: app.authenticate,
+      config: { checksStorableText: true },
       schema: {
         tags,
         summary: 'Update a webhook endpoint',
@@ -133,14 +116,12 @@ export const webhookEndpointRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: endpointSchema, 400: e, 401: e, 404: e, 409: e, 413: e, 415: e, 429: e },
       },
     },
-    async (request) => app.webhookEndpoints.update(request.user.id, request.params.id, request.body),
+    async (request) => endpoints.update(signedInUserId(request), request.params.id, request.body),
   );
 
   app.delete(
     '/:id',
     {
-      config,
-      onRequest: app.authenticate,
       schema: {
         tags,
         summary: 'Delete a webhook endpoint',
@@ -151,7 +132,7 @@ export const webhookEndpointRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (request, reply) => {
-      await app.webhookEndpoints.delete(request.user.id, request.params.id);
+      await endpoints.delete(signedInUserId(request), request.params.id);
       return reply.status(204).send(null);
     },
   );
@@ -159,8 +140,6 @@ export const webhookEndpointRoutes: FastifyPluginAsyncZod = async (app) => {
   app.patch(
     '/:id/rotate-secret',
     {
-      config,
-      onRequest: app.authenticate,
       schema: {
         tags,
         summary: "Rotate an endpoint's signing secret",
@@ -173,14 +152,12 @@ export const webhookEndpointRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: rotatedSecretSchema, 400: e, 401: e, 404: e, 413: e, 415: e, 429: e },
       },
     },
-    async (request) => app.webhookEndpoints.rotateSecret(request.user.id, request.params.id, request.body),
+    async (request) => secrets.rotate(signedInUserId(request), request.params.id, request.body),
   );
 
   app.post(
     '/:id/extend-previous-secret',
     {
-      config,
-      onRequest: app.authenticate,
       schema: {
         tags,
         summary: 'Sign with the previous secret again, for a receiver still on it',
@@ -195,6 +172,6 @@ export const webhookEndpointRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: extendedPreviousSecretSchema, 400: e, 401: e, 404: e, 409: e, 413: e, 415: e, 429: e },
       },
     },
-    async (request) => app.webhookEndpoints.extendPreviousSecret(request.user.id, request.params.id, request.body),
+    async (request) => secrets.extendPrevious(signedInUserId(request), request.params.id, request.body),
   );
 };

@@ -1,22 +1,16 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { z } from 'zod';
-import { errorResponseSchema } from '../errors.ts';
-import { attemptPageSchema, deliveryDetailSchema, deliveryPageSchema, listAttemptsQuery, listDeliveriesQuery } from '../webhooks/endpoints.ts';
-import { perUserRateLimit } from '../plugins/auth.ts';
-import { endpointParams, webhookSecurity } from './webhook-endpoints.ts';
+import { errorResponseSchema } from '../../errors.ts';
+import { attemptPageSchema, deliveryDetailSchema, deliveryPageSchema, listAttemptsQuery, listDeliveriesQuery } from '../endpoints/schemas.ts';
+import { deliveryParams, endpointParams, signedInUserId, webhookSecurity as security, webhookTags as tags, type WebhookServices } from './shared.ts';
 
 /** `/api/webhooks/:id/deliveries`: the delivery log of one of the caller's endpoints. */
-export const webhookDeliveryRoutes: FastifyPluginAsyncZod = async (app) => {
-  const config = perUserRateLimit(app);
-  const tags = ['webhooks'];
-  const security = webhookSecurity;
+export const deliveryRoutes: FastifyPluginAsyncZod<{ services: WebhookServices }> = async (app, { services }) => {
+  const log = services.deliveryLog;
   const e = errorResponseSchema;
 
   app.get(
     '/:id/deliveries',
     {
-      config,
-      onRequest: app.authenticate,
       schema: {
         tags,
         summary: "List an endpoint's deliveries, newest first",
@@ -26,41 +20,37 @@ export const webhookDeliveryRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: deliveryPageSchema, 400: e, 401: e, 404: e, 429: e },
       },
     },
-    async (request) => app.webhookEndpoints.listDeliveries(request.user.id, request.params.id, request.query),
+    async (request) => log.list(signedInUserId(request), request.params.id, request.query),
   );
 
   app.get(
     '/:id/deliveries/:deliveryId',
     {
-      config,
-      onRequest: app.authenticate,
       schema: {
         tags,
         summary: 'Get one delivery with its payload and newest attempts',
         security,
-        params: endpointParams.extend({ deliveryId: z.string() }),
+        params: deliveryParams,
         response: { 200: deliveryDetailSchema, 401: e, 404: e, 429: e },
       },
     },
     async (request) =>
-      app.webhookEndpoints.getDelivery(request.user.id, request.params.id, request.params.deliveryId),
+      log.get(signedInUserId(request), request.params.id, request.params.deliveryId),
   );
 
   app.get(
     '/:id/deliveries/:deliveryId/attempts',
     {
-      config,
-      onRequest: app.authenticate,
       schema: {
         tags,
         summary: "List a delivery's attempts, oldest first",
         security,
-        params: endpointParams.extend({ deliveryId: z.string() }),
+        params: deliveryParams,
         querystring: listAttemptsQuery,
         response: { 200: attemptPageSchema, 400: e, 401: e, 404: e, 429: e },
       },
     },
     async (request) =>
-      app.webhookEndpoints.listAttempts(request.user.id, request.params.id, request.params.deliveryId, request.query),
+      log.listAttempts(signedInUserId(request), request.params.id, request.params.deliveryId, request.query),
   );
 };

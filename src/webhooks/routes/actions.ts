@@ -1,9 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { errorResponseSchema } from '../errors.ts';
-import { receiverCheckSchema, STALE_PROBE_AGE_SECONDS } from '../webhooks/receiver-check.ts';
-import { perUserRateLimit } from '../plugins/auth.ts';
-import { webhookSecurity as security } from './webhook-endpoints.ts';
+import { errorResponseSchema } from '../../errors.ts';
+import { receiverCheckSchema, STALE_PROBE_AGE_SECONDS } from '../receiver-check.ts';
+import { deliveryParams, endpointParams, signedInUserId, webhookSecurity as security, webhookTags as tags, type WebhookServices } from './shared.ts';
 
 /** The self-test makes three outbound requests per call, so it gets a smaller budget than the other routes. */
 export const VERIFY_RECEIVER_PER_MINUTE = 10;
@@ -16,29 +15,26 @@ const failures = { 401: errorResponseSchema, 404: errorResponseSchema, 409: erro
  * sends its probes during the request. Another user's endpoint or
  * delivery is the same 404 as a missing one. Registered under the `/api/webhooks` prefix.
  */
-export const webhookActionRoutes: FastifyPluginAsyncZod = async (app) => {
-  // The same per-user rate limit and authentication as the other /api/webhooks routes.
-  const config = perUserRateLimit(app);
+export const actionRoutes: FastifyPluginAsyncZod<{ services: WebhookServices }> = async (app, { services }) => {
+  const { dispatcher, receiverCheck } = services;
   app.post(
     '/:id/deliveries/:deliveryId/redeliver',
     {
-      config,
-      onRequest: app.authenticate,
       schema: {
-        tags: ['webhooks'],
+        tags,
         summary: 'Redeliver a delivery',
         description:
           'Schedules another attempt of this delivery now: same delivery id and `webhook-id`, attempts keep counting. ' +
           'Works on failed, successful and cancelled deliveries of an active endpoint; 409 ENDPOINT_DISABLED otherwise. ' +
           'A delivery has at most WEBHOOK_MAX_ATTEMPTS_PER_DELIVERY attempts, redeliveries included: past it, 409 ATTEMPT_LIMIT_REACHED.',
         security,
-        params: z.object({ id: z.string(), deliveryId: z.string() }),
+        params: deliveryParams,
         response: { 202: z.object({ deliveryId: z.string() }), ...failures },
       },
     },
     async (request, reply) => {
-      const result = await app.webhooks.redeliver({
-        userId: request.user.id,
+      const result = await dispatcher.redeliver({
+        userId: signedInUserId(request),
         endpointId: request.params.id,
         deliveryId: request.params.deliveryId,
       });
@@ -49,19 +45,17 @@ export const webhookActionRoutes: FastifyPluginAsyncZod = async (app) => {
   app.post(
     '/:id/test',
     {
-      config,
-      onRequest: app.authenticate,
       schema: {
-        tags: ['webhooks'],
+        tags,
         summary: 'Send a test event',
         description: 'Sends a `webhook.test` event `{endpointId}` to this endpoint only, whatever it subscribes to.',
         security,
-        params: z.object({ id: z.string() }),
+        params: endpointParams,
         response: { 202: z.object({ deliveryId: z.string() }), ...failures },
       },
     },
     async (request, reply) => {
-      const result = await app.webhooks.sendTestEvent({ userId: request.user.id, endpointId: request.params.id });
+      const result = await dispatcher.sendTestEvent({ userId: signedInUserId(request), endpointId: request.params.id });
       return reply.status(202).send(result);
     },
   );
@@ -69,12 +63,9 @@ export const webhookActionRoutes: FastifyPluginAsyncZod = async (app) => {
   app.post(
     '/:id/verify-receiver',
     {
-      config: {
-        rateLimit: { ...config.rateLimit, max: Math.min(config.rateLimit.max, VERIFY_RECEIVER_PER_MINUTE) },
-      },
-      onRequest: app.authenticate,
+      config: { maxPerUserPerMinute: VERIFY_RECEIVER_PER_MINUTE },
       schema: {
-        tags: ['webhooks'],
+        tags,
         summary: 'Check that your receiver verifies signatures',
         description:
           'Sends this endpoint three `webhook.test` requests now and reports how it answered each: `valid` (correctly ' +
@@ -86,10 +77,10 @@ export const webhookActionRoutes: FastifyPluginAsyncZod = async (app) => {
           `\`rejects_valid\` or \`unreachable\`; \`message\` says it in a sentence. At most ${VERIFY_RECEIVER_PER_MINUTE} calls ` +
           'per minute per user.',
         security,
-        params: z.object({ id: z.string() }),
+        params: endpointParams,
         response: { 200: receiverCheckSchema, ...failures },
       },
     },
-    async (request) => app.receiverCheck.run(request.user.id, request.params.id),
+    async (request) => receiverCheck.run(signedInUserId(request), request.params.id),
   );
 };

@@ -1,0 +1,218 @@
+import type { Config } from '../../config.ts';
+import type { Database } from '../../db/database.ts';
+import { isPrismaError } from '../../db/prisma-errors.ts';
+import { AppError } from '../../errors.ts';
+import type { Prisma } from '../../generated/prisma/client.ts';
+import { isStorableText } from '../../storable-text.ts';
+import { ENDPOINT_CHANGED_CHANNEL } from '../queue/channels.ts';
+import { describeOverlap, endpointReceiverOnDroppedSecrets } from '../secret-overlap.ts';
+import { generateEndpointSecret, sealedSecretFingerprint, type SecretBox } from '../secrets.ts';
+import { checkWebhookUrl, type LookupFn } from '../url-policy.ts';
+import { endpointNotFound, findOwnEndpoint, isRowId } from './find-own-endpoint.ts';
+import {
+  createEndpointInput,
+  endpointSelect,
+  parseInput,
+  updateEndpointInput,
+  type CreatedEndpointData,
+  type CreateEndpointInput,
+  type EndpointData,
+  type EndpointDetail,
+  type UpdateEndpointInput,
+} from './schemas.ts';
+
+/** What `isActive: false` records, so the user can tell their own pause from an automatic disable. */
+export const DISABLED_BY_USER = 'disabled by user';
+
+export interface EndpointServiceDeps {
+  db: Database;
+  config: Pick<Config, 'webhooks'>;
+  secretBox: SecretBox;
+  /** DNS resolver for the URL policy; tests inject one. */
+  lookup?: LookupFn;
+  /**
+   * Called once a change of an endpoint's url, secrets or isActive, or its deletion, is
+   * committed, before the service returns: the in-process worker stops sending with what it
+   * held (plugin.ts wires it). Workers elsewhere hear of it on ENDPOINT_CHANGED_CHANNEL.
+   */
+  onEndpointChanged?: (endpointId: string) => void;
+}
+
+/** A user's webhook endpoints: create (within the per-user limit), read, change, delete. No HTTP here; routes call it. */
+export class WebhookEndpointService {
+  readonly #db: Database;
+  readonly #config: Pick<Config, 'webhooks'>;
+  readonly #secretBox: SecretBox;
+  readonly #lookup: LookupFn | undefined;
+  readonly #onEndpointChanged: (endpointId: string) => void;
+
+  constructor(deps: EndpointServiceDeps) {
+    this.#db = deps.db;
+    this.#config = deps.config;
+    this.#secretBox = deps.secretBox;
+    this.#lookup = deps.lookup;
+    this.#onEndpointChanged = deps.onEndpointChanged ?? (() => {});
+  }
+
+  get #prisma() {
+    return this.#db.prisma;
+  }
+
+  /** Throws URL_NOT_ALLOWED with the policy's reason. */
+  async #assertUrlAllowed(url: string): Promise<void> {
+    // WHATWG URL would silently drop or percent-encode these; we store the URL as given, so refuse them.
+    if ([...url].some((char) => char <= '\u001f' || char === '\u007f') || !isStorableText(url)) {
+      throw new AppError('URL_NOT_ALLOWED', 'URL not allowed: URL must not contain control characters or unpaired surrogates');
+    }
+    const check = await checkWebhookUrl(url, {
+      allowPrivateNetworks: this.#config.webhooks.allowPrivateNetworks,
+      lookup: this.#lookup,
+      lookupTimeoutMs: this.#config.webhooks.timeoutMs,
+    });
+    if (!check.ok) throw new AppError('URL_NOT_ALLOWED', `URL not allowed: ${check.reason}`);
+  }
+
+  /**
+   * Creates an endpoint and returns it with its secret (the only time the secret is shown).
+   * The per-user limit is race-free: the transaction locks the user's row first, so
+   * concurrent creates for one user count and insert one after another.
+   */
+  async create(userId: string, input: CreateEndpointInput): Promise<CreatedEndpointData> {
+    const { url, events, description, coalesceSeconds } = parseInput(createEndpointInput, input);
+    await this.#assertUrlAllowed(url);
+    const secret = generateEndpointSecret();
+    const secretEncrypted = this.#secretBox.seal(secret);
+    const max = this.#config.webhooks.maxEndpointsPerUser;
+    try {
+      const endpoint = await this.#prisma.$transaction(
+        async (tx) => {
+          // Only `tx` in here: the embedded store has one connection, and the outer client would wait on it forever.
+          const locked = await tx.$queryRaw<Array<{ id: string }>>`SELECT id FROM users WHERE id = ${userId}::uuid FOR UPDATE`;
+          if (locked.length === 0) throw new AppError('INVALID_TOKEN', 'The user of this token no longer exists');
+          const count = await tx.webhookEndpoint.count({ where: { userId } });
+          if (count >= max) {
+            throw new AppError('ENDPOINT_LIMIT_REACHED', `You can have at most ${max} webhook endpoints`, { limit: max });
+          }
+          return tx.webhookEndpoint.create({
+            data: { userId, url, events, description, coalesceSeconds, secretEncrypted },
+            select: endpointSelect,
+          });
+        },
+        { maxWait: 15_000, timeout: 15_000 },
+      );
+      return { ...endpoint, secret };
+    } catch (error) {
+      if (isPrismaError(error, 'P2002')) throw new AppError('ENDPOINT_URL_EXISTS');
+      throw error;
+    }
+  }
+
+  async list(userId: string): Promise<EndpointData[]> {
+    return this.#prisma.webhookEndpoint.findMany({
+      where: { userId },
+      select: endpointSelect,
+      orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+    });
+  }
+
+  /**
+   * The endpoint, when its next attempt is due (the earliest pending delivery), its secrets'
+   * fingerprints, and whether its receiver still seems to be on the previous secret.
+   */
+  async getDetail(userId: string, endpointId: string): Promise<EndpointDetail> {
+    const row = await findOwnEndpoint(this.#prisma, userId, endpointId, { ...endpointSelect, secretEncrypted: true, previousSecretEncrypted: true });
+    const { secretEncrypted, previousSecretEncrypted, ...endpoint } = row;
+    const previous =
+      previousSecretEncrypted !== null && endpoint.previousSecretExpiresAt !== null
+        ? { expiresAt: endpoint.previousSecretExpiresAt, fingerprint: sealedSecretFingerprint(this.#secretBox, previousSecretEncrypted) }
+        : null;
+    const [next, receiverOnSecrets] = await Promise.all([
+      this.#prisma.webhookDelivery.aggregate({ where: { endpointId, status: 'pending' }, _min: { nextRetryAt: true } }),
+      // Only worth the history lookup while there is a previous secret to offer.
+      previous ? endpointReceiverOnDroppedSecrets(this.#db.sql, endpointId) : [],
+    ]);
+    return {
+      ...endpoint,
+      nextAttemptAt: next._min.nextRetryAt,
+      secretFingerprint: sealedSecretFingerprint(this.#secretBox, secretEncrypted),
+      previousSecretOverlap: describeOverlap({ endpointId, previous, receiverOnSecrets, now: new Date() }),
+    };
+  }
+
+
+  async get(userId: string, endpointId: string): Promise<EndpointData> {
+    return findOwnEndpoint(this.#prisma, userId, endpointId, endpointSelect);
+  }
+
+  /**
+   * Changes url, events, description, isActive or coalesceSeconds. Disabling cancels the endpoint's pending
+   * deliveries (they are never attempted); re-enabling clears the disable and the failure count.
+   */
+  async update(userId: string, endpointId: string, input: UpdateEndpointInput): Promise<EndpointData> {
+    const changes = parseInput(updateEndpointInput, input);
+    const current = await this.get(userId, endpointId);
+    if (changes.url !== undefined && changes.url !== current.url) await this.#assertUrlAllowed(changes.url);
+
+    const data: Prisma.WebhookEndpointUpdateInput = {};
+    if (changes.url !== undefined) data.url = changes.url;
+    if (changes.events !== undefined) data.events = changes.events;
+    if (changes.description !== undefined) data.description = changes.description;
+    // Applies to views from now on; an open coalescing delivery keeps the due time it was opened with.
+    if (changes.coalesceSeconds !== undefined) data.coalesceSeconds = changes.coalesceSeconds;
+    if (changes.isActive === true) {
+      Object.assign(data, { isActive: true, disabledAt: null, disabledReason: null, consecutiveFailures: 0 });
+    } else if (changes.isActive === false && current.isActive) {
+      // An endpoint the engine already disabled keeps the reason it was disabled for.
+      Object.assign(data, { isActive: false, disabledAt: new Date(), disabledReason: DISABLED_BY_USER });
+    }
+    // Decided on the request, not on `current`, which a concurrent change may have outdated.
+    const changesSending = changes.url !== undefined || changes.isActive !== undefined;
+    if (changesSending) data.revision = { increment: 1 };
+
+    try {
+      const updated = await this.#prisma.$transaction(async (tx) => {
+        const row = await tx.webhookEndpoint.update({ where: { id: endpointId }, data, select: endpointSelect });
+        if (changes.isActive === false) await cancelPendingDeliveries(tx, endpointId);
+        if (changesSending) await announceEndpointChange(tx, endpointId);
+        return row;
+      });
+      if (changesSending) this.#onEndpointChanged(endpointId);
+      return updated;
+    } catch (error) {
+      if (isPrismaError(error, 'P2002')) throw new AppError('ENDPOINT_URL_EXISTS');
+      if (isPrismaError(error, 'P2025')) throw endpointNotFound();
+      throw error;
+    }
+  }
+
+  /** Deletes the endpoint; its deliveries and their attempts go with it (ON DELETE CASCADE). */
+  async delete(userId: string, endpointId: string): Promise<void> {
+    if (!isRowId(endpointId)) throw endpointNotFound();
+    const rows = await this.#db.sql.query<{ id: string }>(
+      `WITH deleted AS (DELETE FROM webhook_endpoints WHERE id = $1::uuid AND user_id = $2::uuid RETURNING id)
+       SELECT id, pg_notify('${ENDPOINT_CHANGED_CHANNEL}', id::text) FROM deleted`,
+      [endpointId, userId],
+    );
+    if (rows.length === 0) throw endpointNotFound();
+    this.#onEndpointChanged(endpointId);
+  }
+}
+
+/** Tells workers in other processes, at commit, that the endpoint's sending configuration changed. */
+async function announceEndpointChange(tx: Prisma.TransactionClient, endpointId: string): Promise<void> {
+  await tx.$executeRaw`SELECT pg_notify(${ENDPOINT_CHANGED_CHANNEL}, ${endpointId})`;
+}
+
+/**
+ * Pending deliveries of a disabled endpoint will never be attempted. A row a worker holds under
+ * a live lease is left to it (contract: an attempt on the wire finishes and is logged): the
+ * change announced with the disable makes the worker start nothing more of the endpoint and hand
+ * back what it did not start, which a claim then cancels; so does an expired lease.
+ * Clearing `coalesce_key` closes an open coalescing delivery, so views after a re-enable open a new one.
+ */
+export async function cancelPendingDeliveries(tx: Prisma.TransactionClient, endpointId: string): Promise<number> {
+  return tx.$executeRaw`
+    UPDATE webhook_deliveries
+       SET status = 'cancelled', next_retry_at = NULL, claim_token = NULL, coalesce_key = NULL, updated_at = now()
+     WHERE endpoint_id = ${endpointId}::uuid AND status = 'pending' AND (claim_token IS NULL OR next_retry_at <= now())`;
+}

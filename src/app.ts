@@ -10,7 +10,7 @@ import { authPlugin } from './plugins/auth.ts';
 import { databasePlugin } from './plugins/database.ts';
 import { errorHandlerPlugin, frameworkErrorHandler } from './plugins/error-handler.ts';
 import { inputGuardPlugin } from './plugins/input-guard.ts';
-import { metricsPlugin } from './plugins/metrics.ts';
+import { metricsPlugin } from './plugins/metrics-registry.ts';
 import { RATE_LIMIT_OPTIONS } from './plugins/rate-limits.ts';
 import { authRoutes } from './routes/auth.ts';
 import { cardRoutes } from './routes/cards.ts';

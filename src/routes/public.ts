@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponseSchema } from '../errors.ts';
 import { publicCardSchema, publicProfileSchema } from '../services/cards.ts';
-import type { SqlRunner } from '../db/migrate.ts';
+import type { SqlRunner } from '../db/sql-runner.ts';
 import { explainingMissingReferences, viewCard, viewProfile, type UserRef, type Viewed } from '../services/views.ts';
 import { VIEW_SOURCES } from '../webhooks/events.ts';
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { AppError } from '../errors.ts';
-import type { SqlRunner } from '../db/migrate.ts';
+import type { SqlRunner } from '../db/sql-runner.ts';
 import type { CardViewedData, ContactSavedData, ViewSource } from '../webhooks/events.ts';
 import type { CardData, PublicCard, PublicProfile } from './cards.ts';
 

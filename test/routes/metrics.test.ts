@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.ts';
-import type { SqlRunner } from '../../src/db/migrate.ts';
+import type { SqlRunner } from '../../src/db/sql-runner.ts';
 import { buildMetricsListener } from '../../src/metrics-listener.ts';
 import { buildTestApp, testConfig } from '../helpers/app.ts';
 import { createEndpoint, signUp, startReceiver, waitFor } from '../helpers/receiver.ts';

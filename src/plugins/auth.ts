@@ -2,6 +2,7 @@ import fastifyJwt from '@fastify/jwt';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { AppError } from '../errors.ts';
+import { isUuid } from '../ids.ts';
 
 export interface AuthUser {
   id: string;
@@ -30,9 +31,6 @@ declare module 'fastify' {
 
 export const TOKEN_TTL = '7d';
 
-// User ids are UUID columns: a token naming anything else would reach the database as a 5xx.
-const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 export const authPlugin = fp(
   async (app: FastifyInstance, opts: { jwtSecret: string }) => {
     await app.register(fastifyJwt, {
@@ -49,9 +47,10 @@ export const authPlugin = fp(
       } catch {
         throw new AppError('INVALID_TOKEN');
       }
-      // Only this service holds the key, but a token it did not shape is still not a session.
+      // Only this service holds the key, but a token it did not shape is still not a session: a
+      // subject that is not a user id would reach the database as a 5xx.
       const { id, username } = request.user;
-      if (typeof id !== 'string' || !USER_ID.test(id) || typeof username !== 'string') throw new AppError('INVALID_TOKEN');
+      if (!isUuid(id) || typeof username !== 'string') throw new AppError('INVALID_TOKEN');
     };
 
     app.decorate('authenticate', async (request: FastifyRequest) => {

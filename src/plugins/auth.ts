@@ -3,16 +3,12 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { AppError } from '../errors.ts';
 import { isUuid } from '../ids.ts';
-
-export interface AuthUser {
-  id: string;
-  username: string;
-}
+import type { UserRef } from '../services/users.ts';
 
 declare module '@fastify/jwt' {
   interface FastifyJWT {
     payload: { sub: string; username: string };
-    user: AuthUser;
+    user: UserRef;
   }
 }
 
@@ -22,10 +18,10 @@ declare module 'fastify' {
     authenticate(request: FastifyRequest): Promise<void>;
     /** preHandler: a bearer token, if sent, must be valid; anonymous otherwise. */
     identifyViewer(request: FastifyRequest): Promise<void>;
-    signToken(user: AuthUser): string;
+    signToken(user: UserRef): string;
   }
   interface FastifyRequest {
-    viewer: AuthUser | null;
+    viewer: UserRef | null;
   }
 }
 
@@ -62,7 +58,7 @@ export const authPlugin = fp(
       await verify(request);
       request.viewer = request.user;
     });
-    app.decorate('signToken', (user: AuthUser) => app.jwt.sign({ sub: user.id, username: user.username }));
+    app.decorate('signToken', (user: UserRef) => app.jwt.sign({ sub: user.id, username: user.username }));
   },
   { name: 'auth' },
 );

@@ -7,10 +7,11 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTyp
 import type { Config, TrustProxy } from './config.ts';
 import { openDatabase, type Database } from './db/database.ts';
 import { authPlugin } from './plugins/auth.ts';
+import { configPlugin } from './plugins/config.ts';
 import { databasePlugin } from './plugins/database.ts';
 import { errorHandlerPlugin, frameworkErrorHandler } from './plugins/error-handler.ts';
 import { inputGuardPlugin } from './plugins/input-guard.ts';
-import { metricsPlugin } from './plugins/metrics.ts';
+import { metricsRegistryPlugin } from './plugins/metrics-registry.ts';
 import { RATE_LIMIT_OPTIONS } from './plugins/rate-limits.ts';
 import { authRoutes } from './routes/auth.ts';
 import { cardRoutes } from './routes/cards.ts';
@@ -62,7 +63,7 @@ export function fastifyTrustProxy(trust: TrustProxy): FastifyServerOptions['trus
 
 /**
  * Assembles the service: external plugins (security headers, rate limits, OpenAPI), then the
- * app's own plugins (database, auth), then routes.
+ * app's own plugins (config, database, auth, metrics registry), then routes.
  */
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config } = options;
@@ -111,9 +112,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     options.db ??
     (await openDatabase({ ...config, onConnectionError: (err) => app.log.warn({ err }, 'idle database connection lost') }));
   if (!options.db) await db.migrate();
-  await app.register(databasePlugin, { config, db, ownsDatabase: !options.db });
+  await app.register(configPlugin, { config });
+  await app.register(databasePlugin, { db, ownsDatabase: !options.db });
   await app.register(authPlugin, { jwtSecret: config.jwtSecret });
-  await app.register(metricsPlugin);
+  await app.register(metricsRegistryPlugin);
   // Before the routes that raise events; its onClose stops the worker before the store closes.
   await app.register(webhooksPlugin, { db, config, prefix: '/api/webhooks', registry: app.metrics, lookup: options.lookup });
 

@@ -6,7 +6,8 @@ import { PORTAL_DIR, PORTAL_PATH } from '../src/routes/portal.ts';
 import { DELIVERIES_MAX_LIMIT } from '../src/webhooks/endpoints/schemas.ts';
 import { SUBSCRIBABLE_EVENT_TYPES } from '../src/webhooks/events.ts';
 import type { TestApp } from './helpers/app.ts';
-import { asUser, buildWebhookTestApp, createUser, type TestUser } from './helpers/webhook-api.ts';
+import { asUser, signUp, type Session } from './helpers/users.ts';
+import { buildWebhookTestApp } from './helpers/webhook-api.ts';
 
 /**
  * Limits that keep one client from exhausting the service: the body size, rate limits on every
@@ -18,12 +19,12 @@ const rateLimited = { error: { code: 'RATE_LIMITED', message: expect.stringMatch
 
 describe('body size limit', () => {
   let t: TestApp;
-  let user: TestUser;
+  let user: Session;
   let endpointId: string;
 
   beforeAll(async () => {
     t = await buildWebhookTestApp();
-    user = await createUser(t);
+    user = await signUp(t.app);
     const res = await asUser(t.app, user, { method: 'POST', url: '/api/webhooks', payload: { url: 'https://hooks.example.com/a', events: ['card.viewed'] } });
     endpointId = res.json().id;
   });
@@ -100,7 +101,7 @@ describe('body size limit', () => {
 describe('rate limits on every route that does work for a caller', () => {
   const LIMIT = 2;
   let t: TestApp;
-  let endpointIdOf: (user: TestUser, url?: string) => Promise<string>;
+  let endpointIdOf: (user: Session, url?: string) => Promise<string>;
 
   beforeAll(async () => {
     t = await buildWebhookTestApp({
@@ -175,7 +176,7 @@ describe('rate limits on every route that does work for a caller', () => {
   });
 
   it.each(BY_USER)('%s %s: 429 RATE_LIMITED after the limit, per user', async (method, path) => {
-    const user = await createUser(t);
+    const user = await signUp(t.app);
     // The self-test really sends its probes: to a closed loopback port, never to another host.
     const endpointUrl = path.endsWith('/verify-receiver') ? `http://127.0.0.1:9/${randomUUID()}` : undefined;
     const url = fill(path, { id: await endpointIdOf(user, endpointUrl), deliveryId: randomUUID() });
@@ -184,6 +185,6 @@ describe('rate limits on every route that does work for a caller', () => {
     const limited = await send();
     expect(limited.statusCode).toBe(429);
     expect(limited.json()).toEqual(rateLimited);
-    expect((await send(await createUser(t))).statusCode, 'another user has their own budget').not.toBe(429);
+    expect((await send(await signUp(t.app))).statusCode, 'another user has their own budget').not.toBe(429);
   });
 });

@@ -4,8 +4,9 @@ import type { Database } from '../src/db/database.ts';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { TEST_ENV, testConfig } from './helpers/app.ts';
 import { allTextValues } from './helpers/db-scan.ts';
-import { answer, startReceiver, waitFor, type Receiver } from './helpers/receiver.ts';
+import { answer, startReceiver, type Receiver } from './helpers/receiver.ts';
 import { createTestStore, type TestStore } from './helpers/store.ts';
+import { waitFor } from './helpers/wait.ts';
 
 /**
  * No plaintext secret anywhere it could leak from: passwords, bearer tokens and endpoint

@@ -1,24 +1,19 @@
-import { PGlite } from '@electric-sql/pglite';
+import { PGlite, type Transaction } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { PrismaClient } from '../generated/prisma/client.ts';
-import { applyMigrations, type SqlRunner } from './migrate.ts';
+import { applyMigrations } from './migrate.ts';
+import type { SqlRunner, TransactionRunner } from './sql-runner.ts';
 
 export type { PrismaClient };
 
 /** One schema, two stores: PostgreSQL through `pg`, or the embedded PGlite store. */
-export interface Database {
+export interface Database extends TransactionRunner {
   kind: 'postgres' | 'embedded';
   prisma: PrismaClient;
   /** Raw SQL for what Prisma cannot express well (claims with SKIP LOCKED, batch updates). */
   sql: SqlRunner;
-  /**
-   * Runs `fn` in one transaction on one connection: committed when it resolves, rolled back when
-   * it throws. Only `tx` may be used inside: on the embedded store anything else waits for the
-   * transaction to end, which never comes.
-   */
-  transaction<T>(fn: (tx: SqlRunner) => Promise<T>): Promise<T>;
   /** Runs pending migrations (see migrate.ts). */
   migrate(): Promise<string[]>;
   close(): Promise<void>;
@@ -66,14 +61,7 @@ async function openPostgres(databaseUrl: string, poolSize: number, onConnectionE
   // reported, and the next query reconnects or reports its own failure to whoever made it.
   pool.on('error', (error) => onConnectionError?.(error));
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool, schema ? { schema } : undefined) });
-  const sql: SqlRunner = {
-    async query<T>(text: string, params?: unknown[]) {
-      return (await pool.query(text, params)).rows as T[];
-    },
-    async exec(script: string) {
-      await pool.query(script);
-    },
-  };
+  const sql = pgRunner(pool);
   return {
     kind: 'postgres',
     prisma,
@@ -89,7 +77,7 @@ async function openPostgres(databaseUrl: string, poolSize: number, onConnectionE
           // Awaited after `fn`; observed now so a failure is not reported as unhandled meanwhile.
           begun.catch(() => {});
           try {
-            const result = await fn(clientRunner(client));
+            const result = await fn(pgRunner(client));
             await begun;
             await client.query('COMMIT');
             return result;
@@ -105,7 +93,7 @@ async function openPostgres(databaseUrl: string, poolSize: number, onConnectionE
     },
     async migrate() {
       // The advisory lock is per session, so the whole run must use one connection.
-      return withCheckedOutClient(pool, (client) => applyMigrations(clientRunner(client)));
+      return withCheckedOutClient(pool, (client) => applyMigrations(pgRunner(client)));
     },
     async close() {
       await prisma.$disconnect();
@@ -121,29 +109,12 @@ function setPipeline(client: pg.PoolClient, on: boolean): void {
 async function openEmbedded(dataDir: string): Promise<Database> {
   const pglite = dataDir === 'memory' ? await PGlite.create() : await PGlite.create({ dataDir: `${dataDir}/pglite` });
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
-  const sql: SqlRunner = {
-    async query<T>(text: string, params?: unknown[]) {
-      return (await pglite.query<T>(text, params)).rows;
-    },
-    async exec(script: string) {
-      await pglite.exec(script);
-    },
-  };
+  const sql = pgliteRunner(pglite);
   return {
     kind: 'embedded',
     prisma,
     sql,
-    transaction: <T>(fn: (tx: SqlRunner) => Promise<T>) =>
-      pglite.transaction(async (tx) =>
-        fn({
-          async query<R>(text: string, params?: unknown[]) {
-            return (await tx.query<R>(text, params)).rows;
-          },
-          async exec(script: string) {
-            await tx.exec(script);
-          },
-        }),
-      ),
+    transaction: <T>(fn: (tx: SqlRunner) => Promise<T>) => pglite.transaction(async (tx) => fn(pgliteRunner(tx))),
     migrate: () => applyMigrations(sql),
     async close() {
       await prisma.$disconnect();
@@ -152,13 +123,26 @@ async function openEmbedded(dataDir: string): Promise<Database> {
   };
 }
 
-function clientRunner(client: pg.PoolClient): SqlRunner {
+/** A pool (any free connection per statement) or one checked-out connection, as a SqlRunner. */
+function pgRunner(queryable: pg.Pool | pg.PoolClient): SqlRunner {
   return {
-    async query<R>(text: string, params?: unknown[]) {
-      return (await client.query(text, params)).rows as R[];
+    async query<T>(text: string, params?: unknown[]) {
+      return (await queryable.query(text, params)).rows as T[];
     },
     async exec(script: string) {
-      await client.query(script);
+      await queryable.query(script);
+    },
+  };
+}
+
+/** The embedded store, or one of its transactions, as a SqlRunner. */
+function pgliteRunner(queryable: PGlite | Transaction): SqlRunner {
+  return {
+    async query<T>(text: string, params?: unknown[]) {
+      return (await queryable.query<T>(text, params)).rows;
+    },
+    async exec(script: string) {
+      await queryable.exec(script);
     },
   };
 }

@@ -2,13 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-/** The smallest surface both stores offer: one raw query with positional parameters. */
-export interface SqlRunner {
-  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
-  /** Runs a multi-statement script as ONE simple query (never split on `;`). */
-  exec(script: string): Promise<void>;
-}
+import type { SqlRunner } from './sql-runner.ts';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
 

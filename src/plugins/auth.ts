@@ -2,16 +2,13 @@ import fastifyJwt from '@fastify/jwt';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { AppError } from '../errors.ts';
-
-export interface AuthUser {
-  id: string;
-  username: string;
-}
+import { isUuid } from '../ids.ts';
+import type { UserRef } from '../services/users.ts';
 
 declare module '@fastify/jwt' {
   interface FastifyJWT {
     payload: { sub: string; username: string };
-    user: AuthUser;
+    user: UserRef;
   }
 }
 
@@ -21,17 +18,14 @@ declare module 'fastify' {
     authenticate(request: FastifyRequest): Promise<void>;
     /** preHandler: a bearer token, if sent, must be valid; anonymous otherwise. */
     identifyViewer(request: FastifyRequest): Promise<void>;
-    signToken(user: AuthUser): string;
+    signToken(user: UserRef): string;
   }
   interface FastifyRequest {
-    viewer: AuthUser | null;
+    viewer: UserRef | null;
   }
 }
 
 export const TOKEN_TTL = '7d';
-
-// User ids are UUID columns: a token naming anything else would reach the database as a 5xx.
-const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const authPlugin = fp(
   async (app: FastifyInstance, opts: { jwtSecret: string }) => {
@@ -49,9 +43,10 @@ export const authPlugin = fp(
       } catch {
         throw new AppError('INVALID_TOKEN');
       }
-      // Only this service holds the key, but a token it did not shape is still not a session.
+      // Only this service holds the key, but a token it did not shape is still not a session: a
+      // subject that is not a user id would reach the database as a 5xx.
       const { id, username } = request.user;
-      if (typeof id !== 'string' || !USER_ID.test(id) || typeof username !== 'string') throw new AppError('INVALID_TOKEN');
+      if (!isUuid(id) || typeof username !== 'string') throw new AppError('INVALID_TOKEN');
     };
 
     app.decorate('authenticate', async (request: FastifyRequest) => {
@@ -63,7 +58,7 @@ export const authPlugin = fp(
       await verify(request);
       request.viewer = request.user;
     });
-    app.decorate('signToken', (user: AuthUser) => app.jwt.sign({ sub: user.id, username: user.username }));
+    app.decorate('signToken', (user: UserRef) => app.jwt.sign({ sub: user.id, username: user.username }));
   },
   { name: 'auth' },
 );

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { errorResponseSchema } from '../errors.ts';
 import { perUserRateLimit } from '../plugins/rate-limits.ts';
 import { cardSchema, createCard, createCardInput, listOwnCards } from '../services/cards.ts';
-import { explainingMissingReferences, saveCard } from '../services/views.ts';
+import { explainingMissingReferences } from '../services/missing-references.ts';
+import { saveCard } from '../services/saves.ts';
 
 const security = [{ bearerAuth: [] }];
 

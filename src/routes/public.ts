@@ -2,8 +2,10 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponseSchema } from '../errors.ts';
 import { publicCardSchema, publicProfileSchema } from '../services/cards.ts';
-import type { SqlRunner } from '../db/migrate.ts';
-import { explainingMissingReferences, viewCard, viewProfile, type UserRef, type Viewed } from '../services/views.ts';
+import type { SqlRunner } from '../db/sql-runner.ts';
+import { explainingMissingReferences } from '../services/missing-references.ts';
+import type { UserRef } from '../services/users.ts';
+import { viewCard, viewProfile, type Viewed } from '../services/views.ts';
 import { VIEW_SOURCES } from '../webhooks/events.ts';
 
 // Not strict: shared links may carry other query parameters (utm_source…), which are ignored.

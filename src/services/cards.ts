@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import { AppError } from '../errors.ts';
 import type { Card, PrismaClient } from '../generated/prisma/client.ts';
+import { uuidSchema } from '../ids.ts';
 
 /** Cards: the owner's create and list, and the public lookups behind /api/u. */
 
@@ -37,8 +39,8 @@ export type CreateCardInput = z.output<typeof createCardInput>;
 
 /** A card as its owner sees it (and as anyone sees a public card). */
 export const cardSchema = z.object({
-  id: z.uuid(),
-  ownerId: z.uuid(),
+  id: uuidSchema,
+  ownerId: uuidSchema,
   title: z.string(),
   company: z.string().nullable(),
   jobTitle: z.string().nullable(),
@@ -54,7 +56,7 @@ export type CardData = z.infer<typeof cardSchema>;
 
 /** What anyone may see of a user: no email. */
 export const profileUserSchema = z.object({
-  id: z.uuid(),
+  id: uuidSchema,
   username: z.string(),
   displayName: z.string(),
   createdAt: z.date(),
@@ -66,6 +68,12 @@ export type PublicProfile = z.infer<typeof publicProfileSchema>;
 
 export const publicCardSchema = cardSchema.extend({ owner: profileUserSchema });
 export type PublicCard = z.infer<typeof publicCardSchema>;
+
+/**
+ * Every miss on a card someone else may see (malformed id, unknown, private, another owner's) is
+ * this same 404, so the answer does not reveal whether a private card exists.
+ */
+export const cardNotFound = () => new AppError('NOT_FOUND', 'No such card');
 
 function toCardData(card: Card): CardData {
   const { id, ownerId, title, company, jobTitle, bio, email, phone, website, isPublic, createdAt, updatedAt } = card;

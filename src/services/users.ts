@@ -2,9 +2,16 @@ import { z } from 'zod';
 import { AppError } from '../errors.ts';
 import { isPrismaError } from '../db/prisma-errors.ts';
 import type { Prisma, PrismaClient, User } from '../generated/prisma/client.ts';
+import { uuidSchema } from '../ids.ts';
 import { hashPassword, verifyDummyPassword, verifyPassword } from './passwords.ts';
 
 /** Accounts: registration, login, and the user shape the API shows. */
+
+/** A signed-in user as services see them: who acts, and the name their events carry. */
+export interface UserRef {
+  id: string;
+  username: string;
+}
 
 /** Usernames as typed; they are stored lowercased, so `[a-z0-9_]{3,30}`. */
 export const USERNAME_PATTERN = /^[A-Za-z0-9_]{3,30}$/;
@@ -46,7 +53,7 @@ export type LoginInput = z.output<typeof loginInput>;
 
 /** What the API shows of an account to its owner; never the password hash. */
 export const userSchema = z.object({
-  id: z.uuid(),
+  id: uuidSchema,
   email: z.string(),
   username: z.string(),
   displayName: z.string(),

@@ -1,19 +1,14 @@
-import { z } from 'zod';
 import { AppError } from '../errors.ts';
-import type { SqlRunner } from '../db/migrate.ts';
-import type { CardViewedData, ContactSavedData, ViewSource } from '../webhooks/events.ts';
-import type { CardData, PublicCard, PublicProfile } from './cards.ts';
+import type { SqlRunner } from '../db/sql-runner.ts';
+import { isUuid } from '../ids.ts';
+import type { CardViewedData, ViewSource } from '../webhooks/events.ts';
+import { cardNotFound, type CardData, type PublicCard, type PublicProfile } from './cards.ts';
+import type { UserRef } from './users.ts';
 
 /**
- * What other people do with a user's cards: views and saves. These functions are where
- * `card.viewed` and `contact.saved` happen; each returns the event's data exactly when the
- * event occurred (a recorded view, a first save).
+ * Views of a user's profile and cards: where `card.viewed` happens. Each returns the event's
+ * data exactly when the event occurred (a recorded view).
  */
-
-export interface UserRef {
-  id: string;
-  username: string;
-}
 
 /** A profile or card view as the route sees it. */
 export interface ViewRequest {
@@ -37,7 +32,7 @@ export interface Viewed<T> {
  * reads the page and records the view together (the view row exists exactly when the page was
  * served); the route runs it in the transaction that raises the event (the event and its
  * delivery rows are one write), and explains a failure with `explainingMissingReferences`
- * once that transaction is over. Every statement runs on the two stores.
+ * (missing-references.ts) once that transaction is over. Every statement runs on the two stores.
  */
 
 const CARD_COLUMNS = `c.id, c.owner_id, c.title, c.company, c.job_title, c.bio, c.email, c.phone, c.website, c.is_public, c.created_at, c.updated_at`;
@@ -107,9 +102,7 @@ export async function viewProfile(sql: SqlRunner, username: string, request: Vie
  */
 export async function viewCard(sql: SqlRunner, cardId: string, request: ViewRequest & { username?: string }): Promise<Viewed<PublicCard>> {
   const { viewer, source, username } = request;
-  const notFound = new AppError('NOT_FOUND', 'No such card');
-  // Ids are UUID columns: anything else would be a database error, not a miss.
-  if (!z.uuid().safeParse(cardId).success) throw notFound;
+  if (!isUuid(cardId)) throw cardNotFound();
   const rows = await sql.query<PublicCardRow>(
       `WITH card AS (
          SELECT ${CARD_COLUMNS}, u.username, u.display_name, u.created_at AS owner_created_at
@@ -125,7 +118,7 @@ export async function viewCard(sql: SqlRunner, cardId: string, request: ViewRequ
     [cardId, viewer?.id ?? null, source, username?.toLowerCase() ?? null],
   );
   const row = rows[0];
-  if (!row) throw notFound;
+  if (!row) throw cardNotFound();
   const owner = { id: row.owner_id, username: row.username, displayName: row.display_name, createdAt: row.owner_created_at };
   return { page: { ...toCardData(row), owner }, event: row.recorded ? viewedEvent(row.owner_id, row.id, viewer, source) : null };
 }
@@ -149,56 +142,4 @@ function toCardData(row: CardRow): CardData {
 
 function viewedEvent(ownerId: string, cardId: string | null, viewer: UserRef | null, source: ViewSource): CardViewedData {
   return { userId: ownerId, cardId, viewer: viewer && { id: viewer.id, username: viewer.username }, source };
-}
-
-/** PostgreSQL's foreign_key_violation: a referenced row vanished between the read and the insert of one statement. */
-const FOREIGN_KEY_VIOLATION = '23503';
-
-/**
- * Runs a view or a save (with its event's transaction); a foreign-key failure becomes a 401 when
- * the acting user's account is gone (a token that outlived it), otherwise a 404. `sql` must be
- * outside the failed transaction, which can run nothing more.
- */
-export async function explainingMissingReferences<T>(sql: SqlRunner, actor: UserRef | null, run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (error) {
-    if ((error as { code?: unknown } | null)?.code !== FOREIGN_KEY_VIOLATION) throw error;
-    const exists = actor && (await sql.query('SELECT 1 FROM users WHERE id = $1::uuid', [actor.id])).length > 0;
-    throw actor && !exists ? new AppError('INVALID_TOKEN', 'The account of this token no longer exists') : new AppError('NOT_FOUND');
-  }
-}
-
-export type SaveCardResult = { created: false } | { created: true; event: ContactSavedData };
-
-/**
- * Saves a card to `saver`'s contacts, in one statement (run it in the event's transaction).
- * Idempotent: the (user, card) pair is unique, so of any number of concurrent saves exactly one
- * creates the row and reports `created: true`.
- *
- * Saving one's own card is refused (400 CANNOT_SAVE_OWN_CARD): a card is not a contact of its
- * owner, and `contact.saved` would tell owners they saved themselves — the same reasoning that
- * keeps self-views out of `card.viewed`.
- */
-export async function saveCard(sql: SqlRunner, saver: UserRef, cardId: string): Promise<SaveCardResult> {
-  const notFound = new AppError('NOT_FOUND', 'No such card');
-  if (!z.uuid().safeParse(cardId).success) throw notFound;
-  const rows = await sql.query<{ owner_id: string; is_public: boolean; created: boolean }>(
-    `WITH card AS (
-       SELECT owner_id, is_public FROM cards WHERE id = $2::uuid
-     ),
-     saved AS (
-       INSERT INTO saved_cards (user_id, card_id)
-       SELECT $1::uuid, $2::uuid FROM card WHERE card.is_public AND card.owner_id <> $1::uuid
-       ON CONFLICT (user_id, card_id) DO NOTHING
-       RETURNING 1
-     )
-     SELECT owner_id, is_public, EXISTS (SELECT 1 FROM saved) AS created FROM card`,
-    [saver.id, cardId],
-  );
-  const card = rows[0];
-  if (!card || (!card.is_public && card.owner_id !== saver.id)) throw notFound;
-  if (card.owner_id === saver.id) throw new AppError('CANNOT_SAVE_OWN_CARD');
-  if (!card.created) return { created: false };
-  return { created: true, event: { userId: card.owner_id, cardId, savedBy: { id: saver.id, username: saver.username } } };
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from '../db/database.ts';
-import type { SqlRunner } from '../db/migrate.ts';
+import type { SqlRunner } from '../db/sql-runner.ts';
 import { AppError } from '../errors.ts';
 import { coalescingOf } from './coalesce.ts';
 import { deliveryNotFound, findOwnEndpoint, isRowId } from './endpoints/find-own-endpoint.ts';

@@ -22,7 +22,7 @@
  * history only, which may have no accepted attempt before it: then it gets no label.
  */
 import { z } from 'zod';
-import type { SqlRunner } from '../db/migrate.ts';
+import type { SqlRunner } from '../db/sql-runner.ts';
 import { ENDPOINT_CHANGED_CHANNEL } from './queue/channels.ts';
 import { SIGNATURE_REFUSED_CODES } from './signature-debug.ts';
 

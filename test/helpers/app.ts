@@ -53,22 +53,3 @@ export async function buildTestApp(
     },
   };
 }
-
-/** A signed-up user as the API sees them: `auth` is the bearer header. */
-export interface Session {
-  id: string;
-  username: string;
-  auth: { authorization: string };
-}
-
-/** Registers `username` through the real auth route. */
-export async function register(app: FastifyInstance, username: string): Promise<Session> {
-  const res = await app.inject({
-    method: 'POST',
-    url: '/auth/register',
-    payload: { email: `${username}@example.com`, username, password: 'password-123' },
-  });
-  if (res.statusCode !== 201) throw new Error(`register failed: ${res.statusCode} ${res.body}`);
-  const { user, token } = res.json();
-  return { id: user.id, username, auth: { authorization: `Bearer ${token}` } };
-}

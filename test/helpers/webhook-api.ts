@@ -1,6 +1,7 @@
-import type { FastifyInstance, InjectOptions } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { LookupFn } from '../../src/webhooks/url-policy.ts';
 import { buildTestApp, type TestApp } from './app.ts';
+import type { Session } from './users.ts';
 
 /** A public address (RFC 5737 documentation ranges are refused by the policy); unknown names resolve to it. */
 export const PUBLIC_ADDRESS = '93.184.215.14';
@@ -30,24 +31,24 @@ export async function buildWebhookTestApp(options: { env?: Record<string, string
   return buildTestApp({ env: { WEBHOOK_WORKER: 'off', ...options.env }, lookup: options.lookup ?? fakeLookup });
 }
 
-export interface TestUser {
-  id: string;
-  username: string;
-  headers: { authorization: string };
+/** Registers an endpoint through the real API; returns its id and the secret shown once. */
+export async function createEndpoint(
+  app: FastifyInstance,
+  owner: Session,
+  url: string,
+  events: string[] = ['card.viewed', 'contact.saved'],
+): Promise<{ id: string; secret: string }> {
+  const res = await app.inject({ method: 'POST', url: '/api/webhooks', headers: owner.auth, payload: { url, events } });
+  if (res.statusCode !== 201) throw new Error(`create endpoint failed: ${res.statusCode} ${res.body}`);
+  const { id, secret } = res.json();
+  return { id, secret };
 }
 
-let userCounter = 0;
-
-/** A user row and a token for it, without going through the host's auth routes. */
-export async function createUser(t: TestApp, username = `user${++userCounter}_${Date.now().toString(36)}`): Promise<TestUser> {
-  const user = await t.db.prisma.user.create({
-    data: { email: `${username}@example.com`, username, displayName: username, passwordHash: 'not-a-real-hash' },
+/** All delivery rows of an endpoint, oldest first. */
+export function deliveriesOf(t: TestApp, endpointId: string) {
+  return t.db.prisma.webhookDelivery.findMany({
+    where: { endpointId },
+    orderBy: { createdAt: 'asc' },
+    include: { attemptsLog: { orderBy: { attemptNumber: 'asc' } } },
   });
-  const token = t.app.signToken({ id: user.id, username });
-  return { id: user.id, username, headers: { authorization: `Bearer ${token}` } };
-}
-
-/** `app.inject` as `user`. */
-export function asUser(app: FastifyInstance, user: TestUser | undefined, options: InjectOptions) {
-  return app.inject({ ...options, headers: { ...(user?.headers ?? {}), ...(options.headers ?? {}) } });
 }

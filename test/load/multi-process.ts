@@ -17,8 +17,9 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { splitSchema } from '../../src/db/database.ts';
 import { TEST_ENV } from '../helpers/app.ts';
-import { answer, sleep, startReceiver, waitFor, type Receiver, type ReceiverHandler } from '../helpers/receiver.ts';
+import { answer, startReceiver, type Receiver, type ReceiverHandler } from '../helpers/receiver.ts';
 import { createTestStore } from '../helpers/store.ts';
+import { sleep, waitFor } from '../helpers/wait.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const EVENTS = Number(process.env.LOAD_EVENTS ?? 10_000);

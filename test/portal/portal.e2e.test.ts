@@ -7,7 +7,10 @@ import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { accessibilityViolations, collectPageProblems, launchChromium } from '../helpers/browser.ts';
-import { deliveriesOf, signUp, startReceiver, waitFor, type Receiver, type Session } from '../helpers/receiver.ts';
+import { startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { deliveriesOf } from '../helpers/webhook-api.ts';
 
 /**
  * The portal in a real headless Chromium against a real app (embedded store or PostgreSQL, the
@@ -53,7 +56,7 @@ describe('portal at /portal (headless Chromium)', () => {
         res.writeHead(401).end('bad signature');
       }
     });
-    owner = await signUp(t.app, 'portal');
+    owner = await signUp(t.app, uniqueUsername('portal'));
     browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1280, height: 900 }, permissions: ['clipboard-read', 'clipboard-write'] });
     page = await context.newPage();

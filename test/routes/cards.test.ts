@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp, register, type Session, type TestApp } from '../helpers/app.ts';
+import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { signUp, type Session } from '../helpers/users.ts';
 
 describe('card routes', () => {
   let t: TestApp;
   let alice: Session;
   let bob: Session;
 
-  const signUp = (username: string) => register(t.app, username);
 
   const createCard = (who: Session, payload: Record<string, unknown>) =>
     t.app.inject({ method: 'POST', url: '/api/cards', headers: who.auth, payload });
@@ -15,8 +15,8 @@ describe('card routes', () => {
 
   beforeAll(async () => {
     t = await buildTestApp();
-    alice = await signUp('alice');
-    bob = await signUp('bob');
+    alice = await signUp(t.app, 'alice');
+    bob = await signUp(t.app, 'bob');
   });
   afterAll(async () => t.close());
 
@@ -114,7 +114,7 @@ describe('card routes', () => {
     });
 
     it('of 10 concurrent saves exactly one creates the row', async () => {
-      const carol = await signUp('carol');
+      const carol = await signUp(t.app, 'carol');
       const results = await Promise.all(Array.from({ length: 10 }, () => save(carol, publicCard)));
       const statuses = results.map((r) => r.statusCode);
       expect(statuses.filter((s) => s === 201)).toHaveLength(1);

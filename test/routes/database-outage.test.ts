@@ -5,9 +5,10 @@ import { buildApp } from '../../src/app.ts';
 import { openDatabase, splitSchema, type Database } from '../../src/db/database.ts';
 import { SERVICE_UNAVAILABLE_RETRY_AFTER_SECONDS } from '../../src/errors.ts';
 import { buildTestApp, testConfig } from '../helpers/app.ts';
-import { signUp, waitFor, type Session } from '../helpers/receiver.ts';
 import { createTestStore, type TestStore } from '../helpers/store.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 /** A store that cannot answer is an outage to wait out (503 with Retry-After), never a 500. */
 function expectUnavailable(res: LightMyRequestResponse, what: string) {
@@ -27,7 +28,7 @@ describe('a closed store', () => {
   it('answers 503 SERVICE_UNAVAILABLE with Retry-After on every kind of route, health included', async () => {
     const t = await buildTestApp({ env: { WEBHOOK_WORKER: 'off' } });
     try {
-      const owner = await signUp(t.app, 'closed');
+      const owner = await signUp(t.app, uniqueUsername('closed'));
       await t.db.close();
       for (const [what, request] of [...routes(owner), ['health', { method: 'GET', url: '/health' }] as [string, InjectOptions]]) {
         expectUnavailable(await t.app.inject(request), what);
@@ -67,7 +68,7 @@ describe.skipIf(!process.env.DATABASE_URL)('PostgreSQL becomes unavailable under
     await db.migrate();
     app = await buildApp({ config, db, logger: false });
     await app.ready();
-    owner = await signUp(app, 'outage');
+    owner = await signUp(app, uniqueUsername('outage'));
   });
   afterAll(async () => {
     await app?.close();

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { createCard, createEndpoint, signUp, startReceiver, type Receiver, type Session } from '../helpers/receiver.ts';
+import { createCard } from '../helpers/cards.ts';
+import { startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
+import { createEndpoint } from '../helpers/webhook-api.ts';
 
 /**
  * Contract §4, "the event and its rows are one write": a recorded view or a first save commits
@@ -18,8 +21,8 @@ describe('an event and its delivery rows are one write', () => {
   beforeAll(async () => {
     t = await buildTestApp({ env: { WEBHOOK_WORKER: 'off' } });
     receiver = await startReceiver();
-    owner = await signUp(t.app, 'owner');
-    viewer = await signUp(t.app, 'viewer');
+    owner = await signUp(t.app, uniqueUsername('owner'));
+    viewer = await signUp(t.app, uniqueUsername('viewer'));
     cardId = await createCard(t.app, owner);
     endpointId = (await createEndpoint(t.app, owner, `${receiver.origin}/hook`)).id;
     await t.db.sql.exec(`CREATE FUNCTION refuse_fan_out() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -4,11 +4,11 @@ import type { InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERRORS } from '../../src/errors.ts';
 import { EVENT_TYPES, SUBSCRIBABLE_EVENT_TYPES, VIEW_SOURCES } from '../../src/webhooks/events.ts';
-import type { TestApp } from '../helpers/app.ts';
-import { TEST_ENV } from '../helpers/app.ts';
+import { TEST_ENV, type TestApp } from '../helpers/app.ts';
 import { installRowWriteLog } from '../helpers/db-scan.ts';
+import { signUp, type Session } from '../helpers/users.ts';
+import { buildWebhookTestApp, fakeLookup } from '../helpers/webhook-api.ts';
 import type { LookupFn } from '../../src/webhooks/url-policy.ts';
-import { buildWebhookTestApp, createUser, fakeLookup, type TestUser } from '../helpers/webhook-api.ts';
 
 /**
  * Property-based fuzzing of every route with fast-check: random JSON, wrong types, huge
@@ -40,8 +40,8 @@ interface RouteSpec {
 }
 
 interface Fixtures {
-  alice: TestUser;
-  bob: TestUser;
+  alice: Session;
+  bob: Session;
   tokens: string[];
   endpointIds: string[];
   deliveryIds: string[];
@@ -373,7 +373,7 @@ function hs256(payload: object, secret: string, header: object = { alg: 'HS256',
   return `${unsigned}.${createHmac('sha256', secret).update(unsigned).digest('base64url')}`;
 }
 
-function badTokens(alice: TestUser, goodToken: string): string[] {
+function badTokens(alice: Session, goodToken: string): string[] {
   const now = Math.floor(Date.now() / 1000);
   const claims = { sub: alice.id, username: alice.username };
   const [header, payload] = goodToken.split('.');
@@ -416,8 +416,8 @@ describe('fuzzing every route', () => {
   /** Fresh users, cards, endpoints and deliveries for one property (an earlier one may have deleted some). */
   async function fixtures(): Promise<Fixtures> {
     fixtureHostRebound = false;
-    const alice = await createUser(t);
-    const bob = await createUser(t);
+    const alice = await signUp(t.app);
+    const bob = await signUp(t.app);
     const cardIds: string[] = [];
     for (const [owner, isPublic] of [[alice, true], [alice, false], [bob, true]] as const) {
       const card = await t.db.prisma.card.create({ data: { ownerId: owner.id, title: 'Card', isPublic } });
@@ -429,17 +429,17 @@ describe('fuzzing every route', () => {
       const created = await t.app.inject({
         method: 'POST',
         url: '/api/webhooks',
-        headers: owner.headers,
+        headers: owner.auth,
         payload: { url: `https://${FIXTURE_HOST}/${owner.username}`, events: [...SUBSCRIBABLE_EVENT_TYPES] },
       });
       expect(created.statusCode).toBe(201);
       endpointIds.push(created.json().id);
-      const test = await t.app.inject({ method: 'POST', url: `/api/webhooks/${created.json().id}/test`, headers: owner.headers });
+      const test = await t.app.inject({ method: 'POST', url: `/api/webhooks/${created.json().id}/test`, headers: owner.auth });
       expect(test.statusCode).toBe(202);
       deliveryIds.push(test.json().deliveryId);
     }
     fixtureHostRebound = true;
-    const good = [alice.headers.authorization.slice('Bearer '.length), bob.headers.authorization.slice('Bearer '.length)];
+    const good = [alice.auth.authorization.slice('Bearer '.length), bob.auth.authorization.slice('Bearer '.length)];
     return {
       alice,
       bob,

@@ -1,11 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.ts';
-import type { SqlRunner } from '../../src/db/migrate.ts';
+import type { SqlRunner } from '../../src/db/sql-runner.ts';
 import { buildMetricsListener } from '../../src/metrics-listener.ts';
 import { buildTestApp, testConfig } from '../helpers/app.ts';
-import { createEndpoint, signUp, startReceiver, waitFor } from '../helpers/receiver.ts';
+import { startReceiver } from '../helpers/receiver.ts';
 import { createTestStore } from '../helpers/store.ts';
+import { signUp, uniqueUsername } from '../helpers/users.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { createEndpoint } from '../helpers/webhook-api.ts';
 
 const TOKEN = 'metrics-token-that-is-long-enough-0123456789';
 const unauthorized = { error: { code: 'UNAUTHORIZED', message: expect.any(String) } };
@@ -61,7 +64,7 @@ describe('GET /metrics', () => {
     const t = await start({ WEBHOOK_WORKER: 'off', METRICS_BACKLOG_REFRESH_MS: '50' });
     const receiver = await startReceiver();
     cleanups.push(() => receiver.close());
-    const owner = await signUp(t.app, 'backlog');
+    const owner = await signUp(t.app, uniqueUsername('backlog'));
     const endpoint = await createEndpoint(t.app, owner, `${receiver.origin}/backlog`);
     for (let i = 0; i < 3; i++) {
       expect((await t.app.inject({ method: 'POST', url: `/api/webhooks/${endpoint.id}/test`, headers: owner.auth })).statusCode).toBe(202);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { buildTestApp, register, type Session, type TestApp } from '../helpers/app.ts';
+import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { signUp, type Session } from '../helpers/users.ts';
 
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
 
@@ -11,7 +12,6 @@ describe('public routes', () => {
   let privateCard: string;
   let visitorsCard: string;
 
-  const signUp = (username: string) => register(t.app, username);
   async function createCard(who: Session, payload: Record<string, unknown>): Promise<string> {
     const res = await t.app.inject({ method: 'POST', url: '/api/cards', headers: who.auth, payload });
     expect(res.statusCode).toBe(201);
@@ -37,8 +37,8 @@ describe('public routes', () => {
 
   beforeAll(async () => {
     t = await buildTestApp();
-    owner = await signUp('owner');
-    visitor = await signUp('visitor');
+    owner = await signUp(t.app, 'owner');
+    visitor = await signUp(t.app, 'visitor');
     publicCard = await createCard(owner, { title: 'Public', company: 'Acme' });
     privateCard = await createCard(owner, { title: 'Private', isPublic: false });
     visitorsCard = await createCard(visitor, { title: 'Visitor card' });
@@ -187,7 +187,7 @@ describe('public routes', () => {
     });
 
     it('answers 401, not 500, to a valid token whose account no longer exists', async () => {
-      const ghost = await signUp('ghost');
+      const ghost = await signUp(t.app, 'ghost');
       await t.db.prisma.user.delete({ where: { id: ghost.id } });
       for (const url of urls()) {
         const res = await get(url, ghost);
@@ -203,7 +203,7 @@ describe('public routes', () => {
     let card: Session;
     let cardsCard: string;
     beforeAll(async () => {
-      card = await signUp('card');
+      card = await signUp(t.app, 'card');
       cardsCard = await createCard(card, { title: 'Card of card' });
     });
 

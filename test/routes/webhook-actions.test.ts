@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { answer, createEndpoint, signUp, sleep, startReceiver, waitFor, type Receiver, type Session } from '../helpers/receiver.ts';
+import { answer, startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
+import { sleep, waitFor } from '../helpers/wait.ts';
+import { createEndpoint } from '../helpers/webhook-api.ts';
 
 describe('webhook action routes and metrics', () => {
   let t: TestApp;
@@ -15,8 +18,8 @@ describe('webhook action routes and metrics', () => {
   beforeAll(async () => {
     t = await buildTestApp();
     receiver = await startReceiver();
-    owner = await signUp(t.app, 'owner');
-    stranger = await signUp(t.app, 'stranger');
+    owner = await signUp(t.app, uniqueUsername('owner'));
+    stranger = await signUp(t.app, uniqueUsername('stranger'));
     endpoint = await createEndpoint(t.app, owner, `${receiver.origin}/main`, ['contact.saved']);
     sibling = await createEndpoint(t.app, owner, `${receiver.origin}/sibling`, ['card.viewed']);
     strangersEndpoint = await createEndpoint(t.app, stranger, `${receiver.origin}/stranger`);
@@ -194,7 +197,7 @@ describe('an API process with WEBHOOK_WORKER=off', () => {
     const receiver = await startReceiver();
     try {
       expect(t.app.webhooks.worker).toBeUndefined();
-      const owner = await signUp(t.app, 'apionly');
+      const owner = await signUp(t.app, uniqueUsername('apionly'));
       const endpoint = await createEndpoint(t.app, owner, `${receiver.origin}/api-only`);
       for (let i = 0; i < 3; i++) {
         expect((await t.app.inject({ method: 'POST', url: `/api/webhooks/${endpoint.id}/test`, headers: owner.auth })).statusCode).toBe(202);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestApp } from '../helpers/app.ts';
-import { asUser, buildWebhookTestApp, createUser, type TestUser } from '../helpers/webhook-api.ts';
+import { asUser, signUp, type Session } from '../helpers/users.ts';
+import { buildWebhookTestApp } from '../helpers/webhook-api.ts';
 
 type Status = 'pending' | 'success' | 'failed' | 'cancelled';
 const STATUSES: Status[] = ['pending', 'success', 'failed', 'cancelled'];
@@ -9,8 +10,8 @@ const T0 = Date.parse('2026-11-01T00:00:00.000Z');
 
 describe('webhook delivery routes', () => {
   let t: TestApp;
-  let alice: TestUser;
-  let bob: TestUser;
+  let alice: Session;
+  let bob: Session;
   let endpointId: string;
   let otherEndpointId: string;
   let bobEndpointId: string;
@@ -18,9 +19,9 @@ describe('webhook delivery routes', () => {
   let deliveries: Array<{ id: string; status: Status; eventType: string }>;
   let detailed: string;
 
-  const get = (user: TestUser | undefined, url: string) => asUser(t.app, user, { method: 'GET', url });
+  const get = (user: Session | undefined, url: string) => asUser(t.app, user, { method: 'GET', url });
 
-  async function createEndpoint(user: TestUser, url: string): Promise<string> {
+  async function createEndpoint(user: Session, url: string): Promise<string> {
     const res = await asUser(t.app, user, { method: 'POST', url: '/api/webhooks', payload: { url, events: ['card.viewed'] } });
     expect(res.statusCode).toBe(201);
     return res.json().id;
@@ -48,8 +49,8 @@ describe('webhook delivery routes', () => {
 
   beforeAll(async () => {
     t = await buildWebhookTestApp();
-    alice = await createUser(t, 'alice');
-    bob = await createUser(t, 'bob');
+    alice = await signUp(t.app, 'alice');
+    bob = await signUp(t.app, 'bob');
     endpointId = await createEndpoint(alice, 'https://hooks.example.com/a');
     otherEndpointId = await createEndpoint(alice, 'https://hooks.example.com/b');
     bobEndpointId = await createEndpoint(bob, 'https://hooks.example.com/bob');

@@ -2,7 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DELIVERY_DETAIL_ATTEMPTS } from '../../src/webhooks/endpoints/schemas.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { createEndpoint, signUp, startReceiver, waitFor, type Receiver, type Session } from '../helpers/receiver.ts';
+import { startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { createEndpoint } from '../helpers/webhook-api.ts';
 
 /** Contract §4: attempts per delivery are capped, manual redeliveries included, and a delivery's attempts are paginated. */
 describe('bounded work per delivery', () => {
@@ -16,8 +19,8 @@ describe('bounded work per delivery', () => {
   beforeAll(async () => {
     t = await buildTestApp({ env: { WEBHOOK_RETRY_SCHEDULE: '50ms', WEBHOOK_MAX_ATTEMPTS_PER_DELIVERY: String(MAX_ATTEMPTS) } });
     receiver = await startReceiver();
-    owner = await signUp(t.app, 'owner');
-    stranger = await signUp(t.app, 'stranger');
+    owner = await signUp(t.app, uniqueUsername('owner'));
+    stranger = await signUp(t.app, uniqueUsername('stranger'));
     endpointId = (await createEndpoint(t.app, owner, `${receiver.origin}/hook`)).id;
   });
   afterAll(async () => {

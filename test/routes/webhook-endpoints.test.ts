@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SUBSCRIBABLE_EVENT_TYPES } from '../../src/webhooks/events.ts';
 import { SecretBox } from '../../src/webhooks/secrets.ts';
 import type { TestApp } from '../helpers/app.ts';
-import { asUser, buildWebhookTestApp, createUser, type TestUser } from '../helpers/webhook-api.ts';
+import { asUser, signUp, type Session } from '../helpers/users.ts';
+import { buildWebhookTestApp } from '../helpers/webhook-api.ts';
 
 const SECRET_FORMAT = /^whsec_[A-Za-z0-9+/]{43}=$/;
 const DAY_MS = 86_400_000;
@@ -10,19 +11,19 @@ const DAY_MS = 86_400_000;
 describe('webhook endpoint routes', () => {
   let t: TestApp;
   let box: SecretBox;
-  let alice: TestUser;
-  let bob: TestUser;
+  let alice: Session;
+  let bob: Session;
   let urlCounter = 0;
   const freshUrl = () => `https://hooks.example.com/devcard/${++urlCounter}`;
 
-  const create = (user: TestUser | undefined, payload: unknown) =>
+  const create = (user: Session | undefined, payload: unknown) =>
     asUser(t.app, user, { method: 'POST', url: '/api/webhooks', payload: payload as object });
-  const get = (user: TestUser | undefined, url: string) => asUser(t.app, user, { method: 'GET', url });
-  const patch = (user: TestUser | undefined, url: string, payload?: unknown) =>
+  const get = (user: Session | undefined, url: string) => asUser(t.app, user, { method: 'GET', url });
+  const patch = (user: Session | undefined, url: string, payload?: unknown) =>
     asUser(t.app, user, { method: 'PATCH', url, ...(payload === undefined ? {} : { payload: payload as object }) });
-  const del = (user: TestUser | undefined, url: string) => asUser(t.app, user, { method: 'DELETE', url });
+  const del = (user: Session | undefined, url: string) => asUser(t.app, user, { method: 'DELETE', url });
 
-  async function createEndpoint(user: TestUser, extra: Record<string, unknown> = {}) {
+  async function createEndpoint(user: Session, extra: Record<string, unknown> = {}) {
     const res = await create(user, { url: freshUrl(), events: ['card.viewed'], ...extra });
     expect(res.statusCode).toBe(201);
     return res.json() as { id: string; url: string; secret: string };
@@ -50,8 +51,8 @@ describe('webhook endpoint routes', () => {
   beforeAll(async () => {
     t = await buildWebhookTestApp();
     box = new SecretBox(t.config.webhookEncryptionKey);
-    alice = await createUser(t, 'alice');
-    bob = await createUser(t, 'bob');
+    alice = await signUp(t.app, 'alice');
+    bob = await signUp(t.app, 'bob');
   });
   afterAll(async () => t.close());
 
@@ -226,7 +227,7 @@ describe('webhook endpoint routes', () => {
     });
 
     it('enforces the per-user limit without races: 20 parallel creates make exactly 5 endpoints', async () => {
-      const carol = await createUser(t, 'carol');
+      const carol = await signUp(t.app, 'carol');
       const results = await Promise.all(
         Array.from({ length: 20 }, (_, i) => create(carol, { url: `https://hooks.example.com/race/${i}`, events: ['card.viewed'] })),
       );
@@ -247,11 +248,11 @@ describe('webhook endpoint routes', () => {
   });
 
   describe('GET /api/webhooks and GET /api/webhooks/:id', () => {
-    let dave: TestUser;
+    let dave: Session;
     let ids: string[];
 
     beforeAll(async () => {
-      dave = await createUser(t, 'dave');
+      dave = await signUp(t.app, 'dave');
       ids = [(await createEndpoint(dave)).id, (await createEndpoint(dave, { description: 'second' })).id];
       await createEndpoint(bob);
     });
@@ -271,7 +272,7 @@ describe('webhook endpoint routes', () => {
     });
 
     it('lists nothing for a user without endpoints', async () => {
-      const erin = await createUser(t, 'erin');
+      const erin = await signUp(t.app, 'erin');
       const res = await get(erin, '/api/webhooks');
       expect(res.statusCode).toBe(200);
       expect(res.json()).toEqual([]);
@@ -580,14 +581,14 @@ describe('webhook API rate limit', () => {
 
   it('limits per user, across all their tokens, and answers 429 RATE_LIMITED', async () => {
     t = await buildWebhookTestApp({ env: { RATE_LIMIT_API_PER_MINUTE: '3' } });
-    const frank = await createUser(t, 'frank');
-    const grace = await createUser(t, 'grace');
+    const frank = await signUp(t.app, 'frank');
+    const grace = await signUp(t.app, 'grace');
     // A second, different token for the same user (another expiry): it must not buy a second budget.
     const secondToken = t.app.jwt.sign({ sub: frank.id, username: frank.username }, { expiresIn: '1h' });
-    const frank2: TestUser = { ...frank, headers: { authorization: `Bearer ${secondToken}` } };
-    expect(frank2.headers.authorization).not.toBe(frank.headers.authorization);
+    const frank2: Session = { ...frank, auth: { authorization: `Bearer ${secondToken}` } };
+    expect(frank2.auth.authorization).not.toBe(frank.auth.authorization);
 
-    const list = (user: TestUser) => asUser(t.app, user, { method: 'GET', url: '/api/webhooks' });
+    const list = (user: Session) => asUser(t.app, user, { method: 'GET', url: '/api/webhooks' });
     const statuses = [await list(frank), await list(frank2), await list(frank), await list(frank2)].map((r) => r.statusCode);
     expect(statuses).toEqual([200, 200, 200, 429]);
     const limited = await list(frank);

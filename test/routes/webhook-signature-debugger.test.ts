@@ -2,7 +2,10 @@ import { createHash, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyWebhook } from '../../src/webhooks/signing.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { createEndpoint, signUp, startReceiver, waitFor, type Receiver, type ReceivedRequest, type Session } from '../helpers/receiver.ts';
+import { startReceiver, type ReceivedRequest, type Receiver } from '../helpers/receiver.ts';
+import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { createEndpoint } from '../helpers/webhook-api.ts';
 
 /**
  * The signature debugger end to end: a worker delivering to real receivers on 127.0.0.1, and the
@@ -47,8 +50,8 @@ describe('signature debugger', () => {
 
   beforeAll(async () => {
     t = await buildTestApp({ env: ENV });
-    owner = await signUp(t.app, 'sigowner');
-    stranger = await signUp(t.app, 'sigstranger');
+    owner = await signUp(t.app, uniqueUsername('sigowner'));
+    stranger = await signUp(t.app, uniqueUsername('sigstranger'));
   });
   afterAll(async () => {
     await t?.close();

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestApp } from '../helpers/app.ts';
-import { asUser, buildWebhookTestApp, createUser, FAKE_DNS, fakeLookup, PUBLIC_ADDRESS, type TestUser } from '../helpers/webhook-api.ts';
+import { asUser, signUp, type Session } from '../helpers/users.ts';
+import { buildWebhookTestApp, FAKE_DNS, fakeLookup, PUBLIC_ADDRESS } from '../helpers/webhook-api.ts';
 
 /** Every host here is, or resolves to, somewhere a webhook must never reach. */
 const REFUSED_HOSTS = [
@@ -40,18 +41,18 @@ const ACCEPTED_URLS = [
 
 describe('webhook URL policy through the API (private networks not allowed)', () => {
   let t: TestApp;
-  let alice: TestUser;
+  let alice: Session;
   let endpointId: string;
   let endpointUrl: string;
 
-  const create = (user: TestUser, url: string) =>
+  const create = (user: Session, url: string) =>
     asUser(t.app, user, { method: 'POST', url: '/api/webhooks', payload: { url, events: ['card.viewed'] } });
-  const update = (user: TestUser, id: string, url: string) =>
+  const update = (user: Session, id: string, url: string) =>
     asUser(t.app, user, { method: 'PATCH', url: `/api/webhooks/${id}`, payload: { url } });
 
   beforeAll(async () => {
     t = await buildWebhookTestApp({ env: { WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'false' } });
-    alice = await createUser(t, 'alice');
+    alice = await signUp(t.app, 'alice');
     const res = await create(alice, 'https://hooks.example.com/original');
     expect(res.statusCode).toBe(201);
     endpointId = res.json().id;
@@ -99,7 +100,7 @@ describe('webhook URL policy through the API (private networks not allowed)', ()
   });
 
   it.each(ACCEPTED_URLS)('accepts the public URL %s on POST and PATCH', async (url) => {
-    const user = await createUser(t);
+    const user = await signUp(t.app);
     const created = await create(user, url);
     expect(created.statusCode).toBe(201);
     expect(created.json().url).toBe(url);
@@ -119,7 +120,7 @@ describe('webhook URL policy with private networks allowed (local development)',
   afterAll(async () => t.close());
 
   it('accepts http and loopback destinations, still refuses credentials and other schemes', async () => {
-    const user = await createUser(t, 'local');
+    const user = await signUp(t.app, 'local');
     const post = (url: string) => asUser(t.app, user, { method: 'POST', url: '/api/webhooks', payload: { url, events: ['card.viewed'] } });
     expect((await post('http://127.0.0.1:4000/hook')).statusCode).toBe(201);
     expect((await post('http://localhost:4000/hook')).statusCode).toBe(201);
@@ -140,7 +141,7 @@ describe('a name that rebinds to a private address after registration', () => {
   afterAll(async () => t.close());
 
   it('the receiver self-test says which rule refused it, never the address it resolved to', async () => {
-    const user = await createUser(t, 'rebinder');
+    const user = await signUp(t.app, 'rebinder');
     const created = await asUser(t.app, user, {
       method: 'POST',
       url: '/api/webhooks',
@@ -168,7 +169,7 @@ describe('a name whose DNS never answers', () => {
   afterAll(async () => t.close());
 
   it('is refused on POST and PATCH with 400 URL_NOT_ALLOWED once the lookup times out', { timeout: 20_000 }, async () => {
-    const user = await createUser(t, 'hanging');
+    const user = await signUp(t.app, 'hanging');
     const post = (url: string) => asUser(t.app, user, { method: 'POST', url: '/api/webhooks', payload: { url, events: ['card.viewed'] } });
     const refused = {
       code: 'URL_NOT_ALLOWED',

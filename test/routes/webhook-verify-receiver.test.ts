@@ -4,16 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VERIFY_RECEIVER_PER_MINUTE } from '../../src/webhooks/routes/actions.ts';
 import { verifyWebhook } from '../../src/webhooks/signing.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import {
-  answer,
-  createEndpoint,
-  signUp,
-  startReceiver,
-  type ReceivedRequest,
-  type Receiver,
-  type ReceiverHandler,
-  type Session,
-} from '../helpers/receiver.ts';
+import { answer, startReceiver, type ReceivedRequest, type Receiver, type ReceiverHandler } from '../helpers/receiver.ts';
+import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
+import { createEndpoint } from '../helpers/webhook-api.ts';
 
 const headersOf = (request: ReceivedRequest) => request.headers as Record<string, string>;
 
@@ -61,7 +54,7 @@ describe('POST /api/webhooks/:id/verify-receiver', () => {
 
   /** A user of their own (the route's rate limit is per user) with one endpoint at `path`. */
   async function endpointAt(path: string): Promise<{ owner: Session; id: string }> {
-    const owner = await signUp(t.app, 'verifier');
+    const owner = await signUp(t.app, uniqueUsername('verifier'));
     const { id, secret } = await createEndpoint(t.app, owner, `${receiver.origin}${path}`);
     secrets.set(path, secret);
     return { owner, id };
@@ -145,7 +138,7 @@ describe('POST /api/webhooks/:id/verify-receiver', () => {
 
   it('unreachable, with the error, when nothing listens; a redirect is not followed', async () => {
     const gone = await startReceiver();
-    const owner = await signUp(t.app, 'verifier');
+    const owner = await signUp(t.app, uniqueUsername('verifier'));
     const { id } = await createEndpoint(t.app, owner, `${gone.origin}/closed`);
     await gone.close();
     const body = (await verify(id, owner)).json();
@@ -167,7 +160,7 @@ describe('POST /api/webhooks/:id/verify-receiver', () => {
 
   it("404 for another user's endpoint or an unknown id, 401 without a token, 409 when disabled; sends nothing", async () => {
     const { id } = await endpointAt('/accepts-all-stranger');
-    const owner = await signUp(t.app, 'verifier');
+    const owner = await signUp(t.app, uniqueUsername('verifier'));
     for (const other of [id, randomUUID(), 'not-a-uuid']) {
       const res = await verify(other, owner);
       expect(res.statusCode).toBe(404);
@@ -186,13 +179,13 @@ describe('POST /api/webhooks/:id/verify-receiver', () => {
 
   it(`allows ${VERIFY_RECEIVER_PER_MINUTE} calls a minute per user, fewer than the other webhook routes`, async () => {
     expect(t.config.rateLimits.apiPerMinute).toBeGreaterThan(VERIFY_RECEIVER_PER_MINUTE);
-    const owner = await signUp(t.app, 'verifier');
+    const owner = await signUp(t.app, uniqueUsername('verifier'));
     const unknown = randomUUID();
     for (let i = 0; i < VERIFY_RECEIVER_PER_MINUTE; i++) expect((await verify(unknown, owner)).statusCode).toBe(404);
     const limited = await verify(unknown, owner);
     expect(limited.statusCode).toBe(429);
     expect(limited.json().error.code).toBe('RATE_LIMITED');
     // Another user has a budget of their own.
-    expect((await verify(unknown, await signUp(t.app, 'verifier'))).statusCode).toBe(404);
+    expect((await verify(unknown, await signUp(t.app, uniqueUsername('verifier')))).statusCode).toBe(404);
   });
 });

@@ -6,8 +6,8 @@ import type { WebhookDeliveryStatus } from '../../src/generated/prisma/client.ts
 import type { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
 import { SecretBox } from '../../src/webhooks/secrets.ts';
 import { TEST_ENV } from '../helpers/app.ts';
-import { waitFor } from '../helpers/receiver.ts';
 import { openQueueStore, standaloneWorker, type QueueStore } from '../helpers/queue-store.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 /**
  * WEBHOOK_MAX_DELIVERIES_PER_ENDPOINT: one user's endpoint cannot fill the disk with delivery

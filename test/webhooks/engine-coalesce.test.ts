@@ -7,18 +7,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CoalescedCardViewedData } from '../../src/webhooks/events.ts';
 import { MAX_COALESCED_VIEWERS } from '../../src/webhooks/events.ts';
 import { buildTestApp, TEST_ENV, type TestApp } from '../helpers/app.ts';
-import {
-  createCard,
-  deliveriesOf,
-  signUp,
-  startReceiver,
-  waitFor,
-  type ReceivedRequest,
-  type Receiver,
-  type Session,
-} from '../helpers/receiver.ts';
+import { createCard } from '../helpers/cards.ts';
+import { startReceiver, type ReceivedRequest, type Receiver } from '../helpers/receiver.ts';
 import { createTestStore, type TestStore } from '../helpers/store.ts';
-import { createUser } from '../helpers/webhook-api.ts';
+import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { deliveriesOf } from '../helpers/webhook-api.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 // The sweep is ten minutes away: a coalesced delivery arrives on time only if the worker set
@@ -67,8 +61,8 @@ async function createEndpointWith(t: TestApp, owner: Session, url: string, coale
   return res.json() as { id: string; secret: string; coalesceSeconds: number };
 }
 
-async function view(t: TestApp, url: string, viewer?: { auth?: Session['auth']; headers?: Session['auth'] }) {
-  const res = await t.app.inject({ method: 'GET', url, headers: viewer?.auth ?? viewer?.headers });
+async function view(t: TestApp, url: string, viewer?: Session) {
+  const res = await t.app.inject({ method: 'GET', url, headers: viewer?.auth });
   expect(res.statusCode).toBe(200);
 }
 
@@ -86,9 +80,9 @@ describe('delivery engine: coalesced card.viewed', () => {
   beforeAll(async () => {
     t = await buildTestApp({ env: ENV });
     receiver = await startReceiver();
-    owner = await signUp(t.app, 'viral');
-    ada = await signUp(t.app, 'ada');
-    grace = await signUp(t.app, 'grace');
+    owner = await signUp(t.app, uniqueUsername('viral'));
+    ada = await signUp(t.app, uniqueUsername('ada'));
+    grace = await signUp(t.app, uniqueUsername('grace'));
     card = await createCard(t.app, owner, 'Viral card');
     otherCard = await createCard(t.app, owner, 'Other card');
     coalesced = await createEndpointWith(t, owner, `${receiver.origin}/coalesced`, 2);
@@ -174,7 +168,7 @@ describe('delivery engine: coalesced card.viewed', () => {
 
   it('folds 50 concurrent views into exactly one delivery with the right count', async () => {
     const wide = await createEndpointWith(t, owner, `${receiver.origin}/concurrent`, 60);
-    const visitors = await Promise.all(Array.from({ length: 50 }, () => createUser(t)));
+    const visitors = await Promise.all(Array.from({ length: 50 }, () => signUp(t.app)));
     await Promise.all(visitors.map((visitor, i) => view(t, `/api/u/card/${otherCard}?source=${i % 2 ? 'qr' : 'nfc'}`, visitor)));
 
     const [row, ...rest] = await deliveriesOf(t, wide.id);
@@ -210,8 +204,8 @@ describe('delivery engine: coalesced card.viewed across a restart', () => {
     receiver = await startReceiver();
     const first = await buildTestApp({ store, env: ENV });
     apps.push(first);
-    const owner = await signUp(first.app, 'restart');
-    const ada = await signUp(first.app, 'ada');
+    const owner = await signUp(first.app, uniqueUsername('restart'));
+    const ada = await signUp(first.app, uniqueUsername('ada'));
     const card = await createCard(first.app, owner);
     // A window long enough that the first app surely closes before it ends.
     const endpoint = await createEndpointWith(first, owner, `${receiver.origin}/restart`, 600);
@@ -261,8 +255,8 @@ describe.skipIf(!process.env.DATABASE_URL)('delivery engine: coalesced card.view
     cleanups.push(() => receiver.close());
     const api = await buildTestApp({ store, env: { WEBHOOK_WORKER: 'off' } });
     cleanups.push(() => api.close({ keepStore: true }));
-    const owner = await signUp(api.app, 'apart');
-    const ada = await signUp(api.app, 'ada');
+    const owner = await signUp(api.app, uniqueUsername('apart'));
+    const ada = await signUp(api.app, uniqueUsername('ada'));
     const card = await createCard(api.app, owner);
     const endpoint = await createEndpointWith(api, owner, `${receiver.origin}/apart`, 2);
 

@@ -4,7 +4,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
 import { CLAIM_AHEAD, DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/delivery/worker-options.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { createEndpoint, deliveriesOf, signUp, startReceiver, waitFor, type Receiver } from '../helpers/receiver.ts';
+import { startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { signUp, uniqueUsername } from '../helpers/users.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { createEndpoint, deliveriesOf } from '../helpers/webhook-api.ts';
 
 const SHARE = CLAIM_AHEAD * DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT;
 
@@ -23,7 +26,7 @@ describe('delivery engine: dispatches claimed for the in-process worker', () => 
     const hanging: ServerResponse[] = [];
     receiver = await startReceiver((_request, res) => void hanging.push(res));
     t = await buildTestApp({ env: { WEBHOOK_TIMEOUT_MS: '30000' } });
-    const owner = await signUp(t.app, 'busy');
+    const owner = await signUp(t.app, uniqueUsername('busy'));
     const { id: endpointId } = await createEndpoint(t.app, owner, `${receiver.origin}/busy`, ['card.viewed']);
 
     const events = SHARE + 6;
@@ -61,7 +64,7 @@ describe('delivery engine: dispatches claimed for the in-process worker', () => 
     receiver = await startReceiver();
     t = await buildTestApp();
     const worker = t.app.webhooks.worker!;
-    const owner = await signUp(t.app, 'late');
+    const owner = await signUp(t.app, uniqueUsername('late'));
     const { id: endpointId } = await createEndpoint(t.app, owner, `${receiver.origin}/late`, ['card.viewed']);
     const queue = new DeliveryQueue(t.db.sql);
 

@@ -2,8 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDnsLookup } from '../../src/webhooks/dns-lookup.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.ts';
-import { createEndpoint, signUp, startReceiver, waitFor, type Receiver, type Session } from '../helpers/receiver.ts';
+import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { blockThreadPool } from '../helpers/thread-pool.ts';
+import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { createEndpoint } from '../helpers/webhook-api.ts';
 
 const DNS_TIMEOUT_MS = 1_000;
 const ENV = { WEBHOOK_TIMEOUT_MS: '3000', WEBHOOK_SWEEP_INTERVAL_MS: '200' };
@@ -35,9 +38,9 @@ describe("delivery engine: one tenant's DNS stops answering", { timeout: 60_000 
   };
 
   it("the others' deliveries keep arriving, even with the libuv thread pool busy; its attempts fail as DNS timeouts", async () => {
-    const stuckOwner = await signUp(t.app, 'stuckdns');
+    const stuckOwner = await signUp(t.app, uniqueUsername('stuckdns'));
     const stuck = await createEndpoint(t.app, stuckOwner, `http://stuck.example.test:${receiver.port}/stuck`, ['card.viewed']);
-    const healthyOwner = await signUp(t.app, 'healthydns');
+    const healthyOwner = await signUp(t.app, uniqueUsername('healthydns'));
     const healthy = await createEndpoint(t.app, healthyOwner, `http://hooks.example.test:${receiver.port}/healthy`, ['card.viewed']);
 
     // Registered while its DNS answered; now it never does. The thread pool is held as its

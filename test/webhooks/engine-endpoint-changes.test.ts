@@ -3,7 +3,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { verifyWebhook } from '../../src/webhooks/signing.ts';
 import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/delivery/worker-options.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { createEndpoint, gatedReceiver, signUp, sleep, startReceiver, waitFor, type ReceivedRequest, type Session } from '../helpers/receiver.ts';
+import { gatedReceiver, startReceiver, type ReceivedRequest } from '../helpers/receiver.ts';
+import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
+import { sleep, waitFor } from '../helpers/wait.ts';
+import { createEndpoint } from '../helpers/webhook-api.ts';
 
 /**
  * Contract §4: once a DELETE, a disable, or a change of url or secret has answered, no request
@@ -36,7 +39,7 @@ describe('endpoint changes stop what the worker holds of the endpoint', { timeou
     cleanups.push(() => t.close());
     const gate = await gatedReceiver();
     cleanups.push(() => gate.close());
-    const owner: Session = await signUp(t.app, prefix);
+    const owner: Session = await signUp(t.app, uniqueUsername(prefix));
     const endpoint = await createEndpoint(t.app, owner, `${gate.origin}/${prefix}`, ['card.viewed']);
     for (let i = 0; i < VIEWS; i++) {
       await t.app.webhooks.dispatch(owner.id, 'card.viewed', { userId: owner.id, cardId: null, viewer: null, source: 'link' });

@@ -3,18 +3,11 @@ import { readFileSync } from 'node:fs';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import {
-  createCard,
-  createEndpoint,
-  deliveriesOf,
-  signUp,
-  sleep,
-  startReceiver,
-  waitFor,
-  type ReceivedRequest,
-  type Receiver,
-  type Session,
-} from '../helpers/receiver.ts';
+import { createCard } from '../helpers/cards.ts';
+import { startReceiver, type ReceivedRequest, type Receiver } from '../helpers/receiver.ts';
+import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
+import { sleep, waitFor } from '../helpers/wait.ts';
+import { createEndpoint, deliveriesOf } from '../helpers/webhook-api.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -48,8 +41,8 @@ describe('delivery engine: events on the wire', () => {
   beforeAll(async () => {
     t = await buildTestApp();
     receiver = await startReceiver();
-    owner = await signUp(t.app, 'owner');
-    visitor = await signUp(t.app, 'visitor');
+    owner = await signUp(t.app, uniqueUsername('owner'));
+    visitor = await signUp(t.app, uniqueUsername('visitor'));
     cardId = await createCard(t.app, owner, 'Main card');
     endpoint = await createEndpoint(t.app, owner, `${receiver.origin}/all`);
   });
@@ -160,7 +153,7 @@ describe('delivery engine: events on the wire', () => {
   });
 
   it('sends nothing to endpoints not subscribed to the event, or inactive', async () => {
-    const other = await signUp(t.app, 'other');
+    const other = await signUp(t.app, uniqueUsername('other'));
     const otherCard = await createCard(t.app, other);
     const savesOnly = await createEndpoint(t.app, other, `${receiver.origin}/saves-only`, ['contact.saved']);
     const inactive = await createEndpoint(t.app, other, `${receiver.origin}/inactive`, ['card.viewed', 'contact.saved']);

@@ -4,9 +4,12 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLAIM_AHEAD, DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/delivery/worker-options.ts';
 import { buildTestApp, TEST_ENV } from '../helpers/app.ts';
-import { answer, createEndpoint, signUp, sleep, startReceiver, waitFor } from '../helpers/receiver.ts';
+import { answer, startReceiver } from '../helpers/receiver.ts';
 import { createTestStore } from '../helpers/store.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
+import { signUp, uniqueUsername } from '../helpers/users.ts';
+import { sleep, waitFor } from '../helpers/wait.ts';
+import { createEndpoint } from '../helpers/webhook-api.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const OUTAGE_MS = 3_000;
@@ -28,7 +31,7 @@ describe.skipIf(!process.env.DATABASE_URL)('delivery engine: the database goes a
     // The API process talks to PostgreSQL directly; only the worker's connections go through the proxy.
     const api = await buildTestApp({ store, env: { WEBHOOK_WORKER: 'off' } });
     cleanups.push(() => api.close({ keepStore: true }));
-    const owner = await signUp(api.app, 'outage');
+    const owner = await signUp(api.app, uniqueUsername('outage'));
     const endpoint = await createEndpoint(api.app, owner, `${receiver.origin}/outage`, ['contact.saved']);
 
     const direct = new URL(store.env.DATABASE_URL!);

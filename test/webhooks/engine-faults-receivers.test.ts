@@ -5,7 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/delivery/worker-options.ts';
 import { RESPONSE_BODY_LIMIT_BYTES } from '../../src/webhooks/delivery/retry-policy.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { createEndpoint, deliveriesOf, signUp, startReceiver, waitFor, type Receiver, type Session } from '../helpers/receiver.ts';
+import { startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { createEndpoint, deliveriesOf } from '../helpers/webhook-api.ts';
 
 // 4 attempts in all (200ms,400ms,800ms from the test helper); a timeout long enough that the
 // healthy endpoint finishes while the slow receiver's first attempts still hang.
@@ -84,7 +87,7 @@ describe('delivery engine: receivers that misbehave', { timeout: 60_000 }, () =>
 
   async function endpointFor(name: string, origin: string): Promise<{ owner: Session; id: string }> {
     // One user per receiver, so each event goes to one endpoint only.
-    const owner = await signUp(t.app, name);
+    const owner = await signUp(t.app, uniqueUsername(name));
     const { id } = await createEndpoint(t.app, owner, `${origin}/${name}`, ['card.viewed']);
     return { owner, id };
   }

@@ -5,8 +5,9 @@ import { generateEndpointSecret, SecretBox } from '../../src/webhooks/secrets.ts
 import { WebhookSender } from '../../src/webhooks/delivery/sender.ts';
 import { CLAIM_AHEAD } from '../../src/webhooks/delivery/worker-options.ts';
 import type { WorkerLogger } from '../../src/webhooks/delivery/worker-logger.ts';
-import { answer, sleep, startReceiver, waitFor, type Receiver } from '../helpers/receiver.ts';
 import { openQueueStore, standaloneWorker, type QueueStore } from '../helpers/queue-store.ts';
+import { answer, startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { sleep, waitFor } from '../helpers/wait.ts';
 
 const quiet: WorkerLogger = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} };
 

@@ -3,7 +3,10 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildTestApp, TEST_ENV, type TestApp } from '../helpers/app.ts';
-import { answer, createEndpoint, gatedReceiver, signUp, sleep, startReceiver, waitFor, type ReceivedRequest, type Receiver } from '../helpers/receiver.ts';
+import { answer, gatedReceiver, startReceiver, type ReceivedRequest, type Receiver } from '../helpers/receiver.ts';
+import { signUp, uniqueUsername } from '../helpers/users.ts';
+import { sleep, waitFor } from '../helpers/wait.ts';
+import { createEndpoint } from '../helpers/webhook-api.ts';
 import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/delivery/worker-options.ts';
 import { createTestStore, type TestStore } from '../helpers/store.ts';
 
@@ -66,7 +69,7 @@ describe.skipIf(!process.env.DATABASE_URL)('delivery engine: several processes o
     const receiver = await receiverAnswering();
     const a = await app(store);
     const b = await app(store);
-    const owner = await signUp(a.app, 'busy');
+    const owner = await signUp(a.app, uniqueUsername('busy'));
     const endpoint = await createEndpoint(a.app, owner, `${receiver.origin}/busy`, ['card.viewed']);
 
     const total = 2000;
@@ -108,7 +111,7 @@ describe.skipIf(!process.env.DATABASE_URL)('delivery engine: several processes o
     const store = await sharedStore();
     const receiver = await receiverAnswering();
     const api = await app(store, { WEBHOOK_WORKER: 'off' });
-    const owner = await signUp(api.app, 'notified');
+    const owner = await signUp(api.app, uniqueUsername('notified'));
     await createEndpoint(api.app, owner, `${receiver.origin}/notified`, ['card.viewed']);
 
     // A sweep a minute away: only the notification can bring the delivery in time.
@@ -128,7 +131,7 @@ describe.skipIf(!process.env.DATABASE_URL)('delivery engine: several processes o
     const gate = await gatedReceiver();
     cleanups.push(() => gate.close());
     const api = await app(store, { WEBHOOK_WORKER: 'off' });
-    const owner = await signUp(api.app, 'deletedelsewhere');
+    const owner = await signUp(api.app, uniqueUsername('deletedelsewhere'));
     const endpoint = await createEndpoint(api.app, owner, `${gate.origin}/deleted`, ['card.viewed']);
 
     // Held attempts must not time out; the sweep is slow so only the worker's own claims move rows.
@@ -163,7 +166,7 @@ describe.skipIf(!process.env.DATABASE_URL)('delivery engine: several processes o
     // Slow enough that the burst is still running when the worker dies.
     const receiver = await receiverAnswering((request, res) => setTimeout(() => answer(200)(request, res), 15));
     const api = await app(store, { WEBHOOK_WORKER: 'off' });
-    const owner = await signUp(api.app, 'crash');
+    const owner = await signUp(api.app, uniqueUsername('crash'));
     const endpoint = await createEndpoint(api.app, owner, `${receiver.origin}/crash`, ['contact.saved']);
 
     const first = workerProcess(store);
@@ -212,7 +215,7 @@ describe.skipIf(!process.env.DATABASE_URL)('delivery engine: several processes o
     const store = await sharedStore();
     const receiver = await receiverAnswering((request, res) => setTimeout(() => answer(200)(request, res), 15));
     const api = await app(store, { WEBHOOK_WORKER: 'off' });
-    const owner = await signUp(api.app, 'graceful');
+    const owner = await signUp(api.app, uniqueUsername('graceful'));
     const endpoint = await createEndpoint(api.app, owner, `${receiver.origin}/graceful`, ['contact.saved']);
 
     const first = workerProcess(store);

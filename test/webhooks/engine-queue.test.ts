@@ -4,8 +4,8 @@ import type { Database } from '../../src/db/database.ts';
 import type { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
 import type { AttemptRecord, ClaimOptions } from '../../src/webhooks/queue/types.ts';
 import { AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES } from '../../src/webhooks/delivery/retry-policy.ts';
-import { waitFor } from '../helpers/receiver.ts';
 import { openQueueStore, type QueueStore } from '../helpers/queue-store.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 /** The queue's SQL on a real store (both kinds), without an app or a worker around it. */
 describe('DeliveryQueue', () => {

@@ -1,7 +1,10 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { answer, createEndpoint, signUp, startReceiver, waitFor, type Receiver } from '../helpers/receiver.ts';
+import { answer, startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { createTestStore, type TestStore } from '../helpers/store.ts';
+import { signUp, uniqueUsername } from '../helpers/users.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { createEndpoint } from '../helpers/webhook-api.ts';
 
 // Retries wait long enough for the app to be closed while they are pending.
 const ENV = { WEBHOOK_RETRY_SCHEDULE: '1500ms,1500ms,1500ms' };
@@ -23,7 +26,7 @@ describe('delivery engine: restart', () => {
 
     const first = await buildTestApp({ store, env: ENV });
     apps.push(first);
-    const owner = await signUp(first.app, 'restart');
+    const owner = await signUp(first.app, uniqueUsername('restart'));
     const endpoint = await createEndpoint(first.app, owner, `${receiver.origin}/restart`);
     const ids: string[] = [];
     for (let i = 0; i < 2; i++) {

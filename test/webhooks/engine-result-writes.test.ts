@@ -7,7 +7,10 @@ import { UNRECORDABLE_RESULT_ERROR } from '../../src/webhooks/delivery/receiver-
 import type { WorkerLogger } from '../../src/webhooks/delivery/worker-logger.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { openQueueStore, standaloneWorker, type QueueStore } from '../helpers/queue-store.ts';
-import { answer, createEndpoint, signUp, sleep, startReceiver, waitFor, type Receiver, type Session } from '../helpers/receiver.ts';
+import { answer, startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
+import { sleep, waitFor } from '../helpers/wait.ts';
+import { createEndpoint } from '../helpers/webhook-api.ts';
 
 /**
  * Makes attempt rows fail: those whose response body is 'poison' are refused for their data
@@ -51,7 +54,7 @@ describe('delivery engine: one receiver cannot stop the result writes of others'
   });
 
   async function tenant(name: string, receiver: Receiver): Promise<{ owner: Session; endpointId: string }> {
-    const owner = await signUp(t.app, name);
+    const owner = await signUp(t.app, uniqueUsername(name));
     const { id } = await createEndpoint(t.app, owner, `${receiver.origin}/${name}`);
     return { owner, endpointId: id };
   }

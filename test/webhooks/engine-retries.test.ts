@@ -6,8 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES } from '../../src/webhooks/delivery/retry-policy.ts';
 import type { LookupFn } from '../../src/webhooks/url-policy.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { answer, createEndpoint, signUp, sleep, startReceiver, waitFor, type Receiver, type Session } from '../helpers/receiver.ts';
-import { buildWebhookTestApp, PUBLIC_ADDRESS } from '../helpers/webhook-api.ts';
+import { answer, startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
+import { sleep, waitFor } from '../helpers/wait.ts';
+import { buildWebhookTestApp, createEndpoint, PUBLIC_ADDRESS } from '../helpers/webhook-api.ts';
 
 // Schedule 200ms,400ms,800ms (4 attempts in all) and a 2 s timeout from the test helper (long
 // enough that a loaded machine does not turn a slow answer into a timeout); short sweep.
@@ -20,7 +22,7 @@ describe('delivery engine: retries and failures', () => {
 
   beforeAll(async () => {
     t = await buildTestApp({ env: ENV });
-    owner = await signUp(t.app, 'owner');
+    owner = await signUp(t.app, uniqueUsername('owner'));
   });
   afterAll(async () => {
     await t?.close();
@@ -240,7 +242,7 @@ describe('delivery engine: DNS rebinding', () => {
     const lookup: LookupFn = async () => [{ address: answerWith, family: 4 }];
     const t = await buildWebhookTestApp({ env: { ...ENV, WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'false', WEBHOOK_WORKER: 'on' }, lookup });
     try {
-      const owner = await signUp(t.app, 'rebind');
+      const owner = await signUp(t.app, uniqueUsername('rebind'));
       // Registration resolves to a public address…
       const endpoint = await createEndpoint(t.app, owner, `https://rebind.example.com:${r.port}/hook`);
       // …then the name rebinds to loopback, where the receiver listens.

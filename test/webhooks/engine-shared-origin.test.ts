@@ -4,7 +4,9 @@ import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/delivery/worker-options.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { createEndpoint, signUp, waitFor, type Session } from '../helpers/receiver.ts';
+import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { createEndpoint } from '../helpers/webhook-api.ts';
 
 const TIMEOUT_MS = 4_000;
 const ENV = { WEBHOOK_TIMEOUT_MS: String(TIMEOUT_MS), WEBHOOK_SWEEP_INTERVAL_MS: '200' };
@@ -64,12 +66,12 @@ describe('delivery engine: endpoints of different users on one receiver origin',
 
   it("one user's slow path does not make another user's requests to the same host wait", async () => {
     // Two endpoints on the slow path: together they hold more requests than one endpoint may.
-    const slowOwner = await signUp(t.app, 'slowpath');
+    const slowOwner = await signUp(t.app, uniqueUsername('slowpath'));
     const slowIds = [
       (await createEndpoint(t.app, slowOwner, `${receiver.origin}/slow-1`, ['card.viewed'])).id,
       (await createEndpoint(t.app, slowOwner, `${receiver.origin}/slow-2`, ['card.viewed'])).id,
     ];
-    const fastOwner = await signUp(t.app, 'fastpath');
+    const fastOwner = await signUp(t.app, uniqueUsername('fastpath'));
     const fast = await createEndpoint(t.app, fastOwner, `${receiver.origin}/fast`, ['card.viewed']);
 
     for (let i = 0; i < DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT + 2; i++) await fire(slowOwner);

@@ -6,9 +6,12 @@ import { generateEndpointSecret, SecretBox } from '../../src/webhooks/secrets.ts
 import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT, type DeliveryWorkerOptions } from '../../src/webhooks/delivery/worker-options.ts';
 import type { WorkerLogger } from '../../src/webhooks/delivery/worker-logger.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { answer, createEndpoint, signUp, startReceiver, waitFor, type Receiver } from '../helpers/receiver.ts';
 import { standaloneWorker } from '../helpers/queue-store.ts';
+import { answer, startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { createTestStore, type TestStore } from '../helpers/store.ts';
+import { signUp, uniqueUsername } from '../helpers/users.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { createEndpoint } from '../helpers/webhook-api.ts';
 
 describe('delivery worker: fairness', () => {
   let t: TestApp;
@@ -34,7 +37,7 @@ describe('delivery worker: fairness', () => {
     });
     const fast = await startReceiver();
     receivers.push(slow, fast);
-    const owner = await signUp(t.app, 'fair');
+    const owner = await signUp(t.app, uniqueUsername('fair'));
     const slowEndpoint = await createEndpoint(t.app, owner, `${slow.origin}/slow`);
     const fastEndpoint = await createEndpoint(t.app, owner, `${fast.origin}/fast`);
     const test = async (id: string) => (await t.app.inject({ method: 'POST', url: `/api/webhooks/${id}/test`, headers: owner.auth })).json().deliveryId;

@@ -4,7 +4,11 @@ import fc from 'fast-check';
 import type { InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { createCard, createEndpoint, signUp, sleep, startReceiver, waitFor, type Receiver, type Session } from '../helpers/receiver.ts';
+import { createCard } from '../helpers/cards.ts';
+import { startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
+import { sleep, waitFor } from '../helpers/wait.ts';
+import { createEndpoint } from '../helpers/webhook-api.ts';
 
 /**
  * Hostile receivers (issue 11): one tenant's endpoints answer with everything a receiver can
@@ -282,8 +286,8 @@ describe('delivery engine: hostile receivers beside a healthy tenant', () => {
     });
     hostile = await startHostileReceiver(HOSTILE_ENDPOINTS);
     healthy = await startReceiver();
-    attacker = await signUp(t.app, 'attacker');
-    victim = await signUp(t.app, 'victim');
+    attacker = await signUp(t.app, uniqueUsername('attacker'));
+    victim = await signUp(t.app, uniqueUsername('victim'));
     hostileEndpoints = [];
     // Subscribed to contact.saved only: the victim's views never go to them; test events do.
     for (let i = 0; i < HOSTILE_ENDPOINTS; i++) hostileEndpoints.push((await createEndpoint(t.app, attacker, `${hostile.origins[i]}/h${i}`, ['contact.saved'])).id);

@@ -9,8 +9,9 @@ import type { Database } from '../../src/db/database.ts';
 import { applyMigrations, MIGRATIONS_DIR } from '../../src/db/migrate.ts';
 import { webhooksPlugin, type WebhooksModuleConfig } from '../../src/webhooks/plugin.ts';
 import { testConfig } from '../helpers/app.ts';
-import { startReceiver, waitFor, type Receiver } from '../helpers/receiver.ts';
+import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { createTestStore, type TestStore } from '../helpers/store.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 /**
  * The webhooks module mounted in an app that is not this repository's host, shaped like

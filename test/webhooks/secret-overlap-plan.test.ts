@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SqlRunner } from '../../src/db/migrate.ts';
+import type { SqlRunner } from '../../src/db/sql-runner.ts';
 import { endpointReceiverOnDroppedSecrets, receiverOnDroppedSecrets } from '../../src/webhooks/secret-overlap.ts';
 import { openQueueStore, type QueueStore } from '../helpers/queue-store.ts';
 

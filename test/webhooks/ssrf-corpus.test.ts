@@ -2,8 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebhookSender } from '../../src/webhooks/delivery/sender.ts';
 import { checkWebhookUrl, isAddressAllowed, type LookupFn } from '../../src/webhooks/url-policy.ts';
 import type { TestApp } from '../helpers/app.ts';
-import { createEndpoint, signUp, startReceiver, waitFor, type Receiver } from '../helpers/receiver.ts';
-import { asUser, buildWebhookTestApp, createUser, PUBLIC_ADDRESS, type TestUser } from '../helpers/webhook-api.ts';
+import { startReceiver, type Receiver } from '../helpers/receiver.ts';
+import { asUser, signUp, uniqueUsername, type Session } from '../helpers/users.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { buildWebhookTestApp, createEndpoint, PUBLIC_ADDRESS } from '../helpers/webhook-api.ts';
 
 /**
  * SSRF corpus: every way we know of to write "this machine, its network or its cloud metadata
@@ -140,12 +142,12 @@ describe('SSRF corpus', () => {
 
 describe('SSRF corpus through the API (private networks not allowed)', () => {
   let t: TestApp;
-  let user: TestUser;
+  let user: Session;
   let endpointId: string;
 
   beforeAll(async () => {
     t = await buildWebhookTestApp({ env: { WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'false' }, lookup });
-    user = await createUser(t, 'ssrf');
+    user = await signUp(t.app, 'ssrf');
     const res = await asUser(t.app, user, {
       method: 'POST',
       url: '/api/webhooks',
@@ -191,7 +193,7 @@ describe('redirects towards a private host', () => {
   });
 
   it('does not follow 301, 302, 303, 307 or 308: the private target receives nothing', async () => {
-    const owner = await signUp(t.app, 'redirect');
+    const owner = await signUp(t.app, uniqueUsername('redirect'));
     const deliveries: Array<{ status: number; id: string }> = [];
     for (const status of [301, 302, 303, 307, 308]) {
       const receiver = await startReceiver((_request, res) => {

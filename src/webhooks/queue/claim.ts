@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { SqlRunner } from '../../db/migrate.ts';
+import type { SqlRunner } from '../../db/sql-runner.ts';
 import type { ClaimedDelivery, ClaimOptions, ClaimResult } from './types.ts';
 
 /** How far past the claim limit a claim looks, so one endpoint's backlog cannot hide the others'. */

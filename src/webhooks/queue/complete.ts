@@ -1,4 +1,4 @@
-import type { SqlRunner } from '../../db/migrate.ts';
+import type { SqlRunner } from '../../db/sql-runner.ts';
 import { GONE_DISABLED_REASON, type OutcomeKind } from '../delivery/attempt-outcome.ts';
 import { AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES } from '../delivery/retry-policy.ts';
 import { ENDPOINT_CHANGED_CHANNEL } from './channels.ts';

@@ -18,7 +18,7 @@
  * insertForSubscribers in insert.ts), so only a pending row nobody has claimed may hold one; every
  * statement that claims or cancels a row clears it (cancelPendingDeliveries in endpoints/endpoint-service.ts too).
  */
-import type { SqlRunner } from '../../db/migrate.ts';
+import type { SqlRunner } from '../../db/sql-runner.ts';
 import { claimDeliveries, claimDueDeliveries } from './claim.ts';
 import { completeAttempts } from './complete.ts';
 import { countDue, nextDueInMs } from './due.ts';

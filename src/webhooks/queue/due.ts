@@ -1,4 +1,4 @@
-import type { SqlRunner } from '../../db/migrate.ts';
+import type { SqlRunner } from '../../db/sql-runner.ts';
 
 const NEXT_DUE_IN_MS = `SELECT greatest(0, ceil(extract(epoch FROM (next_retry_at - now())) * 1000))::int AS delay_ms
    FROM webhook_deliveries

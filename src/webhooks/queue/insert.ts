@@ -1,4 +1,4 @@
-import type { SqlRunner } from '../../db/migrate.ts';
+import type { SqlRunner } from '../../db/sql-runner.ts';
 import type { Coalescing } from '../coalesce.ts';
 import { MAX_COALESCED_VIEWERS } from '../events.ts';
 import { DUE_CHANNEL } from './channels.ts';

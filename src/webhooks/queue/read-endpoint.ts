@@ -1,4 +1,4 @@
-import type { SqlRunner } from '../../db/migrate.ts';
+import type { SqlRunner } from '../../db/sql-runner.ts';
 import type { StoredEndpointConfig } from './types.ts';
 
 const READ_ENDPOINT = `SELECT revision, is_active, url, secret_encrypted, previous_secret_encrypted, previous_secret_expires_at

@@ -1,4 +1,4 @@
-import type { SqlRunner } from '../../db/migrate.ts';
+import type { SqlRunner } from '../../db/sql-runner.ts';
 
 /** What a redeliver found: `found` is false when there is no such row. */
 export interface MadeDue {

@@ -1,4 +1,4 @@
-import type { SqlRunner } from '../../db/migrate.ts';
+import type { SqlRunner } from '../../db/sql-runner.ts';
 
 const PRUNE_DELIVERIES = `WITH doomed AS (
      SELECT id FROM webhook_deliveries

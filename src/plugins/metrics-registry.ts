@@ -10,7 +10,7 @@ declare module 'fastify' {
 }
 
 /** A Prometheus registry with the process's default metrics; other plugins add their series. */
-export const metricsPlugin = fp(
+export const metricsRegistryPlugin = fp(
   async (app: FastifyInstance) => {
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });

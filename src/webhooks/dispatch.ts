@@ -3,13 +3,14 @@ import type { Database } from '../db/database.ts';
 import type { SqlRunner } from '../db/sql-runner.ts';
 import { AppError } from '../errors.ts';
 import { coalescingOf } from './coalesce.ts';
-import { deliveryNotFound, findOwnEndpoint, isRowId } from './endpoints/find-own-endpoint.ts';
+import { deliveryNotFound, findOwnEndpoint } from './endpoints/find-own-endpoint.ts';
 import { buildEnvelope } from './envelope.ts';
 import type { EventData, SubscribableEventType, WebhookTestData } from './events.ts';
 import { TEST_EVENT_TYPE } from './events.ts';
 import { DeliveryQueue } from './queue/delivery-queue.ts';
 import type { ClaimedDelivery, DispatchedRow, InsertClaim } from './queue/types.ts';
 import type { DeliveryWorker } from './delivery/delivery-worker.ts';
+import { isUuid } from '../ids.ts';
 
 export interface DispatchResult {
   eventId: string;
@@ -130,7 +131,7 @@ export class DeliveryDispatcher {
   async redeliver(params: { userId: string; endpointId: string; deliveryId: string }): Promise<{ deliveryId: string }> {
     const { userId, endpointId, deliveryId } = params;
     const endpoint = await findOwnEndpoint(this.#o.db.prisma, userId, endpointId, { isActive: true });
-    if (!isRowId(deliveryId)) throw deliveryNotFound();
+    if (!isUuid(deliveryId)) throw deliveryNotFound();
     if (!endpoint.isActive) throw new AppError('ENDPOINT_DISABLED');
     const { found, scheduled, attemptLimitReached } = await this.#o.queue.makeDue(endpointId, deliveryId, this.#o.maxAttemptsPerDelivery);
     if (!found) throw deliveryNotFound();

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { uuidSchema } from '../ids.ts';
 
 /** The event catalogue: which events exist, the shape of their `data`, and a sample of each. */
 
@@ -15,12 +16,12 @@ export type EventType = (typeof EVENT_TYPES)[number];
 export const VIEW_SOURCES = ['qr', 'link', 'nfc'] as const;
 export type ViewSource = (typeof VIEW_SOURCES)[number];
 
-const userRef = z.object({ id: z.uuid(), username: z.string().min(1) });
+const userRef = z.object({ id: uuidSchema, username: z.string().min(1) });
 
 export const cardViewedData = z.object({
-  userId: z.uuid(),
+  userId: uuidSchema,
   /** null when the profile page, not a card, was viewed. */
-  cardId: z.uuid().nullable(),
+  cardId: uuidSchema.nullable(),
   /** null for anonymous viewers. */
   viewer: userRef.nullable(),
   source: z.enum(VIEW_SOURCES),
@@ -45,13 +46,13 @@ export const coalescedViewFields = z.object({
 export const coalescedCardViewedData = cardViewedData.extend(coalescedViewFields.shape);
 
 export const contactSavedData = z.object({
-  userId: z.uuid(),
-  cardId: z.uuid(),
+  userId: uuidSchema,
+  cardId: uuidSchema,
   savedBy: userRef,
 });
 
 export const webhookTestData = z.object({
-  endpointId: z.uuid(),
+  endpointId: uuidSchema,
 });
 
 export type CardViewedData = z.infer<typeof cardViewedData>;

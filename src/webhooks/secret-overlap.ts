@@ -25,6 +25,7 @@ import { z } from 'zod';
 import type { SqlRunner } from '../db/sql-runner.ts';
 import { ENDPOINT_CHANGED_CHANNEL } from './queue/channels.ts';
 import { SIGNATURE_REFUSED_CODES } from './signature-debug.ts';
+import { uuidSchema } from '../ids.ts';
 
 /**
  * How long a previous secret is kept after it stops signing: within this window the overlap
@@ -43,7 +44,7 @@ export const extendPreviousSecretInput = z.strictObject({
 export type ExtendPreviousSecretInput = z.input<typeof extendPreviousSecretInput>;
 
 export const extendedPreviousSecretSchema = z.object({
-  id: z.guid(),
+  id: uuidSchema,
   previousSecretExpiresAt: z.date(),
   previousSecretFingerprint: z.string().nullable(),
 });

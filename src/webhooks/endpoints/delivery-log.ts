@@ -3,7 +3,7 @@ import type { Prisma, WebhookDeliveryStatus } from '../../generated/prisma/clien
 import { plannedLastAttemptAt } from '../delivery/retry-policy.ts';
 import { receiverOnDroppedSecrets } from '../secret-overlap.ts';
 import { describeSignature, SIGNATURE_REFUSED_CODES, signatureHints } from '../signature-debug.ts';
-import { deliveryNotFound, endpointNotFound, findOwnEndpoint, isRowId } from './find-own-endpoint.ts';
+import { deliveryNotFound, endpointNotFound, findOwnEndpoint } from './find-own-endpoint.ts';
 import {
   DELIVERY_DETAIL_ATTEMPTS,
   listAttemptsQuery,
@@ -15,6 +15,7 @@ import {
   type ListAttemptsQuery,
   type ListDeliveriesQuery,
 } from './schemas.ts';
+import { isUuid } from '../../ids.ts';
 
 export interface DeliveryLogDeps {
   db: Database;
@@ -83,8 +84,8 @@ export class DeliveryLog {
 
   /** One delivery with its payload and its newest attempts, each with what it signed and, when refused, hints. */
   async get(userId: string, endpointId: string, deliveryId: string): Promise<DeliveryDetail> {
-    if (!isRowId(endpointId)) throw endpointNotFound();
-    if (!isRowId(deliveryId)) throw deliveryNotFound();
+    if (!isUuid(endpointId)) throw endpointNotFound();
+    if (!isUuid(deliveryId)) throw deliveryNotFound();
     const delivery = await this.#deps.db.prisma.webhookDelivery.findFirst({
       where: { id: deliveryId, endpointId, endpoint: { userId } },
       select: {
@@ -105,8 +106,8 @@ export class DeliveryLog {
   /** A delivery's attempts, oldest first, a page at a time. */
   async listAttempts(userId: string, endpointId: string, deliveryId: string, query: ListAttemptsQuery = {}): Promise<AttemptPage> {
     const { page, limit } = parseInput(listAttemptsQuery, query);
-    if (!isRowId(endpointId)) throw endpointNotFound();
-    if (!isRowId(deliveryId)) throw deliveryNotFound();
+    if (!isUuid(endpointId)) throw endpointNotFound();
+    if (!isUuid(deliveryId)) throw deliveryNotFound();
     const owned = await this.#deps.db.prisma.webhookDelivery.findFirst({ where: { id: deliveryId, endpointId, endpoint: { userId } }, select: { id: true } });
     if (!owned) throw deliveryNotFound();
     const [total, rows] = await this.#deps.db.prisma.$transaction([

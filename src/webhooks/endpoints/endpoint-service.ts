@@ -8,7 +8,7 @@ import { ENDPOINT_CHANGED_CHANNEL } from '../queue/channels.ts';
 import { describeOverlap, endpointReceiverOnDroppedSecrets } from '../secret-overlap.ts';
 import { generateEndpointSecret, sealedSecretFingerprint, type SecretBox } from '../secrets.ts';
 import { checkWebhookUrl, type LookupFn } from '../url-policy.ts';
-import { endpointNotFound, findOwnEndpoint, isRowId } from './find-own-endpoint.ts';
+import { endpointNotFound, findOwnEndpoint } from './find-own-endpoint.ts';
 import {
   createEndpointInput,
   endpointSelect,
@@ -20,6 +20,7 @@ import {
   type EndpointDetail,
   type UpdateEndpointInput,
 } from './schemas.ts';
+import { isUuid } from '../../ids.ts';
 
 /** What `isActive: false` records, so the user can tell their own pause from an automatic disable. */
 export const DISABLED_BY_USER = 'disabled by user';
@@ -187,7 +188,7 @@ export class WebhookEndpointService {
 
   /** Deletes the endpoint; its deliveries and their attempts go with it (ON DELETE CASCADE). */
   async delete(userId: string, endpointId: string): Promise<void> {
-    if (!isRowId(endpointId)) throw endpointNotFound();
+    if (!isUuid(endpointId)) throw endpointNotFound();
     const rows = await this.#db.sql.query<{ id: string }>(
       `WITH deleted AS (DELETE FROM webhook_endpoints WHERE id = $1::uuid AND user_id = $2::uuid RETURNING id)
        SELECT id, pg_notify('${ENDPOINT_CHANGED_CHANNEL}', id::text) FROM deleted`,

@@ -5,6 +5,7 @@ import type { Prisma, WebhookDeliveryStatus } from '../../generated/prisma/clien
 import { EVENT_TYPES, SUBSCRIBABLE_EVENT_TYPES } from '../events.ts';
 import { previousSecretOverlapSchema } from '../secret-overlap.ts';
 import { signatureDebugSchema, signatureHintSchema } from '../signature-debug.ts';
+import { uuidSchema } from '../../ids.ts';
 
 /** What a user sends about their endpoints and what they get back: the zod schemas routes and services share. */
 
@@ -103,7 +104,7 @@ export type ListAttemptsQuery = z.input<typeof listAttemptsQuery>;
 
 /** An endpoint as its owner sees it: never a secret nor its ciphertext. */
 export const endpointSchema = z.object({
-  id: z.guid(),
+  id: uuidSchema,
   url: z.string(),
   description: z.string().nullable(),
   events: z.array(z.string()),
@@ -137,16 +138,16 @@ export const createdEndpointSchema = endpointSchema.extend({ secret: z.string() 
 export type CreatedEndpointData = z.infer<typeof createdEndpointSchema>;
 
 export const rotatedSecretSchema = z.object({
-  id: z.guid(),
+  id: uuidSchema,
   secret: z.string(),
   previousSecretExpiresAt: z.date().nullable(),
 });
 export type RotatedSecretData = z.infer<typeof rotatedSecretSchema>;
 
 export const deliverySchema = z.object({
-  id: z.guid(),
-  endpointId: z.guid(),
-  eventId: z.guid(),
+  id: uuidSchema,
+  endpointId: uuidSchema,
+  eventId: uuidSchema,
   eventType: z.string(),
   status: z.enum(DELIVERY_STATUSES),
   /** How many attempts have been made. */

@@ -3,8 +3,9 @@ import { AppError } from '../../errors.ts';
 import { ENDPOINT_CHANGED_CHANNEL } from '../queue/channels.ts';
 import { extendPreviousSecret, extendPreviousSecretInput, type ExtendedPreviousSecret, type ExtendPreviousSecretInput } from '../secret-overlap.ts';
 import { generateEndpointSecret, sealedSecretFingerprint, type SecretBox } from '../secrets.ts';
-import { endpointNotFound, findOwnEndpoint, isRowId } from './find-own-endpoint.ts';
+import { endpointNotFound, findOwnEndpoint } from './find-own-endpoint.ts';
 import { DEFAULT_GRACE_PERIOD_SECONDS, parseInput, rotateSecretInput, type RotatedSecretData, type RotateSecretInput } from './schemas.ts';
+import { isUuid } from '../../ids.ts';
 
 export interface SecretRotationDeps {
   db: Database;
@@ -27,7 +28,7 @@ export class SecretRotation {
    */
   async rotate(userId: string, endpointId: string, input?: RotateSecretInput): Promise<RotatedSecretData> {
     const { gracePeriodSeconds } = parseInput(rotateSecretInput, input) ?? { gracePeriodSeconds: DEFAULT_GRACE_PERIOD_SECONDS };
-    if (!isRowId(endpointId)) throw endpointNotFound();
+    if (!isUuid(endpointId)) throw endpointNotFound();
     const secret = generateEndpointSecret();
     const expiresAt = gracePeriodSeconds > 0 ? new Date(Date.now() + gracePeriodSeconds * 1000) : null;
     // Raw SQL because the old ciphertext moves column to column in one statement, which Prisma

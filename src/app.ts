@@ -19,7 +19,7 @@ import { healthRoutes } from './routes/health.ts';
 import { metricsOnApiListener, metricsRoutes } from './routes/metrics.ts';
 import { portalRoutes } from './routes/portal.ts';
 import { publicRoutes } from './routes/public.ts';
-import type { LookupFn } from './webhooks/url-policy.ts';
+import type { LookupFn } from './webhooks/dns-lookup.ts';
 import { webhooksPlugin } from './webhooks/plugin.ts';
 
 export interface AppOptions {

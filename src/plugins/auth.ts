@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { AppError } from '../errors.ts';
 import { isUuid } from '../ids.ts';
-import type { UserRef } from '../services/users.ts';
+import type { UserRef } from '../user-ref.ts';
 
 declare module '@fastify/jwt' {
   interface FastifyJWT {

@@ -4,7 +4,7 @@ import { errorResponseSchema } from '../errors.ts';
 import { publicCardSchema, publicProfileSchema } from '../services/cards.ts';
 import type { SqlRunner } from '../db/sql-runner.ts';
 import { explainingMissingReferences } from '../services/missing-references.ts';
-import type { UserRef } from '../services/users.ts';
+import type { UserRef } from '../user-ref.ts';
 import { viewCard, viewProfile, type Viewed } from '../services/views.ts';
 import { VIEW_SOURCES } from '../webhooks/events.ts';
 

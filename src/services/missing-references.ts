@@ -1,6 +1,6 @@
 import { AppError } from '../errors.ts';
 import type { SqlRunner } from '../db/sql-runner.ts';
-import type { UserRef } from './users.ts';
+import type { UserRef } from '../user-ref.ts';
 
 /** PostgreSQL's foreign_key_violation: a referenced row vanished between the read and the insert of one statement. */
 const FOREIGN_KEY_VIOLATION = '23503';

@@ -3,7 +3,7 @@ import type { SqlRunner } from '../db/sql-runner.ts';
 import { isUuid } from '../ids.ts';
 import type { ContactSavedData } from '../webhooks/events.ts';
 import { cardNotFound } from './cards.ts';
-import type { UserRef } from './users.ts';
+import type { UserRef } from '../user-ref.ts';
 
 /** Saves: a user keeping someone's card among their contacts, where `contact.saved` happens. */
 

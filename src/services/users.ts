@@ -7,12 +7,6 @@ import { hashPassword, verifyDummyPassword, verifyPassword } from './passwords.t
 
 /** Accounts: registration, login, and the user shape the API shows. */
 
-/** A signed-in user as services see them: who acts, and the name their events carry. */
-export interface UserRef {
-  id: string;
-  username: string;
-}
-
 /** Usernames as typed; they are stored lowercased, so `[a-z0-9_]{3,30}`. */
 export const USERNAME_PATTERN = /^[A-Za-z0-9_]{3,30}$/;
 export const PASSWORD_MIN = 8;

@@ -3,7 +3,7 @@ import type { SqlRunner } from '../db/sql-runner.ts';
 import { isUuid } from '../ids.ts';
 import type { CardViewedData, ViewSource } from '../webhooks/events.ts';
 import { cardNotFound, type CardData, type PublicCard, type PublicProfile } from './cards.ts';
-import type { UserRef } from './users.ts';
+import type { UserRef } from '../user-ref.ts';
 
 /**
  * Views of a user's profile and cards: where `card.viewed` happens. Each returns the event's

@@ -7,7 +7,6 @@
  */
 import { CANCELLED, NOTFOUND, TIMEOUT } from 'node:dns';
 import { Resolver } from 'node:dns/promises';
-import type { LookupFn } from './url-policy.ts';
 
 /** A query still unanswered after this long is cancelled and counts as a timeout. */
 export const DEFAULT_DNS_TIMEOUT_MS = 5_000;
@@ -34,6 +33,9 @@ export interface DnsLookupOptions {
   /** Name servers, `ip` or `ip:port`; the system's (/etc/resolv.conf) when absent. */
   servers?: readonly string[];
 }
+
+/** Resolves a host name to its addresses; injectable so tests can simulate names and rebinding. */
+export type LookupFn = (hostname: string) => Promise<Array<{ address: string; family: 4 | 6 }>>;
 
 /** A LookupFn with its own cache; the process shares one (url-policy's default), tests make their own. */
 export function createDnsLookup(options: DnsLookupOptions = {}): LookupFn {

@@ -13,7 +13,7 @@ import { ReceiverCheck } from './receiver-check.ts';
 import { webhookRoutes } from './routes/index.ts';
 import { SecretBox } from './secrets.ts';
 import { WebhookSender } from './delivery/sender.ts';
-import type { LookupFn } from './url-policy.ts';
+import type { LookupFn } from './dns-lookup.ts';
 import type { DeliveryWorker } from './delivery/delivery-worker.ts';
 
 /** What host routes and services use to raise events and act on deliveries (`app.webhooks`). */

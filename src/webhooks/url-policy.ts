@@ -1,13 +1,11 @@
 import { TIMEOUT } from 'node:dns';
 import ipaddr from 'ipaddr.js';
-import { createDnsLookup, DEFAULT_DNS_TIMEOUT_MS } from './dns-lookup.ts';
+import { createDnsLookup, DEFAULT_DNS_TIMEOUT_MS, type LookupFn } from './dns-lookup.ts';
 
 /**
  * SSRF guard for webhook destinations (after Documenso's assert-webhook-url): the DNS lookup
  * is injectable so tests can simulate a name that resolves, or rebinds, to a private address.
  */
-
-export type LookupFn = (hostname: string) => Promise<Array<{ address: string; family: 4 | 6 }>>;
 
 /** The process's resolver (dns-lookup.ts: c-ares with a deadline and a TTL cache, never the libuv thread pool). */
 export const defaultLookup: LookupFn = createDnsLookup();

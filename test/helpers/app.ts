@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { Database } from '../../src/db/database.ts';
-import type { LookupFn } from '../../src/webhooks/url-policy.ts';
+import type { LookupFn } from '../../src/webhooks/dns-lookup.ts';
 import { createTestStore, type TestStore } from './store.ts';
 
 export const TEST_ENV: Record<string, string> = {

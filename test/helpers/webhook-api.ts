@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { LookupFn } from '../../src/webhooks/url-policy.ts';
+import type { LookupFn } from '../../src/webhooks/dns-lookup.ts';
 import { buildTestApp, type TestApp } from './app.ts';
 import type { Session } from './users.ts';
 

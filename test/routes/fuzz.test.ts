@@ -8,7 +8,7 @@ import { TEST_ENV, type TestApp } from '../helpers/app.ts';
 import { installRowWriteLog } from '../helpers/db-scan.ts';
 import { signUp, type Session } from '../helpers/users.ts';
 import { buildWebhookTestApp, fakeLookup } from '../helpers/webhook-api.ts';
-import type { LookupFn } from '../../src/webhooks/url-policy.ts';
+import type { LookupFn } from '../../src/webhooks/dns-lookup.ts';
 
 /**
  * Property-based fuzzing of every route with fast-check: random JSON, wrong types, huge

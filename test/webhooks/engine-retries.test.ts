@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES } from '../../src/webhooks/delivery/retry-policy.ts';
-import type { LookupFn } from '../../src/webhooks/url-policy.ts';
+import type { LookupFn } from '../../src/webhooks/dns-lookup.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { answer, startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebhookSender, type WebhookSenderOptions } from '../../src/webhooks/delivery/sender.ts';
-import type { LookupFn } from '../../src/webhooks/url-policy.ts';
+import type { LookupFn } from '../../src/webhooks/dns-lookup.ts';
 
 interface Receiver {
   url: string;

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebhookSender } from '../../src/webhooks/delivery/sender.ts';
-import { checkWebhookUrl, isAddressAllowed, type LookupFn } from '../../src/webhooks/url-policy.ts';
+import { checkWebhookUrl, isAddressAllowed } from '../../src/webhooks/url-policy.ts';
+import type { LookupFn } from '../../src/webhooks/dns-lookup.ts';
 import type { TestApp } from '../helpers/app.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { asUser, signUp, uniqueUsername, type Session } from '../helpers/users.ts';

@@ -3,9 +3,9 @@ import {
   MAX_URL_LENGTH,
   checkWebhookUrl,
   isAddressAllowed,
-  type LookupFn,
   type UrlPolicyOptions,
 } from '../../src/webhooks/url-policy.ts';
+import type { LookupFn } from '../../src/webhooks/dns-lookup.ts';
 
 /** A resolver that answers from a table and records what it was asked, so no test touches real DNS. */
 function fakeLookup(table: Record<string, string[]>): LookupFn & { asked: string[] } {

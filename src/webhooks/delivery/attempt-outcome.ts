@@ -14,8 +14,6 @@ export type AttemptOutcome =
   | { outcome: 'retry'; delayMs: number }
   | { outcome: 'failed' };
 
-export type OutcomeKind = AttemptOutcome['outcome'];
-
 export const GONE_DISABLED_REASON = 'endpoint returned 410 Gone';
 
 export function decideAttemptOutcome(params: {

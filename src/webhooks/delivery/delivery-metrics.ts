@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { OutcomeKind } from './attempt-outcome.ts';
+import type { OutcomeKind } from '../queue/types.ts';
 
 /** What the worker reports; a no-op when the process exposes no metrics (the worker entry). */
 export interface DeliveryMetrics {

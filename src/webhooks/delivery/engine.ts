@@ -14,7 +14,7 @@ import { registerDeliveryMetrics } from './delivery-metrics.ts';
 import { DeliveryQueue } from '../queue/delivery-queue.ts';
 import { DueListener } from './due-listener.ts';
 import { WebhookSender } from './sender.ts';
-import type { LookupFn } from '../url-policy.ts';
+import type { LookupFn } from '../dns-lookup.ts';
 import { DeliveryWorker } from './delivery-worker.ts';
 import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from './worker-options.ts';
 import type { WorkerLogger } from './worker-logger.ts';

@@ -6,7 +6,8 @@ import type { LookupFunction } from 'node:net';
 import { Pool } from 'undici';
 import { isRecordableStatus, responseDateFrom, textFromBytes } from './receiver-values.ts';
 import { classifyResponse, parseRetryAfter, RESPONSE_BODY_LIMIT_BYTES } from './retry-policy.ts';
-import { checkWebhookUrl, type LookupFn } from '../url-policy.ts';
+import { checkWebhookUrl } from '../url-policy.ts';
+import type { LookupFn } from '../dns-lookup.ts';
 
 /** A pool unused for this long is closed; its keep-alive sockets are long gone by then anyway. */
 const POOL_IDLE_TTL_MS = 60_000;

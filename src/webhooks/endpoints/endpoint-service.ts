@@ -7,7 +7,8 @@ import { isStorableText } from '../../storable-text.ts';
 import { ENDPOINT_CHANGED_CHANNEL } from '../queue/channels.ts';
 import { describeOverlap, endpointReceiverOnDroppedSecrets } from '../secret-overlap.ts';
 import { generateEndpointSecret, sealedSecretFingerprint, type SecretBox } from '../secrets.ts';
-import { checkWebhookUrl, type LookupFn } from '../url-policy.ts';
+import { checkWebhookUrl } from '../url-policy.ts';
+import type { LookupFn } from '../dns-lookup.ts';
 import { endpointNotFound, findOwnEndpoint } from './find-own-endpoint.ts';
 import {
   createEndpointInput,

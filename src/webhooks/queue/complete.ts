@@ -1,5 +1,6 @@
 import type { SqlRunner } from '../../db/sql-runner.ts';
-import { GONE_DISABLED_REASON, type OutcomeKind } from '../delivery/attempt-outcome.ts';
+import { GONE_DISABLED_REASON } from '../delivery/attempt-outcome.ts';
+import type { OutcomeKind } from './types.ts';
 import { AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES } from '../delivery/retry-policy.ts';
 import { ENDPOINT_CHANGED_CHANNEL } from './channels.ts';
 import type { AppliedAttempt, AttemptRecord } from './types.ts';

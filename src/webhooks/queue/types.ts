@@ -1,4 +1,5 @@
-import type { OutcomeKind } from '../delivery/attempt-outcome.ts';
+/** What an attempt meant for its delivery, as a result row records it (delivery/attempt-outcome.ts decides it). */
+export type OutcomeKind = 'success' | 'gone' | 'retry' | 'failed';
 
 /** A delivery claimed for one attempt, with what is needed to send it. */
 export interface ClaimedDelivery {

@@ -13,6 +13,7 @@ import type { Scenario } from '../lib/scenario.ts';
 import { settle, withStore } from '../lib/scenario.ts';
 import { endpointIdsOf, insertDeliveries } from '../lib/seed.ts';
 import { percentile } from '../lib/stats.ts';
+import { collectScans } from '../lib/query-plan.ts';
 
 const BACKLOG = 1_000_000;
 const COMING_DUE = 1_000;
@@ -105,23 +106,4 @@ async function measureClaim(pool: pg.Pool): Promise<{ p50Ms: number; rows: numbe
   } finally {
     client.release();
   }
-}
-
-interface Scan {
-  type: string;
-  relation?: string;
-  index?: string;
-}
-
-function collectScans(plan: unknown, out: Scan[] = []): Scan[] {
-  if (Array.isArray(plan)) plan.forEach((p) => collectScans(p, out));
-  else if (plan && typeof plan === 'object') {
-    const node = plan as Record<string, unknown>;
-    const type = node['Node Type'];
-    if (typeof type === 'string' && type.includes('Scan')) {
-      out.push({ type, relation: node['Relation Name'] as string | undefined, index: node['Index Name'] as string | undefined });
-    }
-    for (const value of Object.values(node)) if (typeof value === 'object') collectScans(value, out);
-  }
-  return out;
 }

@@ -1,10 +1,10 @@
-import { once } from 'node:events';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer as createTcpServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/delivery/worker-options.ts';
 import { RESPONSE_BODY_LIMIT_BYTES } from '../../src/webhooks/delivery/retry-policy.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { listenLocally } from '../helpers/listen.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -25,24 +25,8 @@ interface FaultyReceiver {
   close(): Promise<void>;
 }
 
-/** Listens on 127.0.0.1 and tracks sockets, so closing also drops connections left hanging. */
 async function listen(server: Server | ReturnType<typeof createTcpServer>, ids: string[]): Promise<FaultyReceiver> {
-  const sockets = new Set<Socket>();
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    ids,
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      server.close();
-      await once(server, 'close');
-    },
-  };
+  return { ...(await listenLocally(server)), ids };
 }
 
 /** An HTTP receiver that reads the request, then calls `onRequest` (which may never answer). */

@@ -1,9 +1,8 @@
-import { once } from 'node:events';
 import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/delivery/worker-options.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { listenLocally } from '../helpers/listen.ts';
 import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { createEndpoint } from '../helpers/webhook-api.ts';
@@ -16,7 +15,6 @@ const FAST_DELIVERIES = 5;
 async function sharedReceiver() {
   const state = { slowOpen: 0, slowMaxOpen: 0, fastServed: 0 };
   const held: ServerResponse[] = [];
-  const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
     req.resume();
     req.on('end', () => {
@@ -31,21 +29,8 @@ async function sharedReceiver() {
       }
     });
   });
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    state,
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      server.close();
-      await once(server, 'close');
-    },
-  };
+  const listening = await listenLocally(server);
+  return { ...listening, state };
 }
 
 describe('delivery engine: endpoints of different users on one receiver origin', { timeout: 60_000 }, () => {

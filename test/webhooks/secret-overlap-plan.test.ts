@@ -1,26 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SqlRunner } from '../../src/db/sql-runner.ts';
 import { endpointReceiverOnDroppedSecrets, receiverOnDroppedSecrets } from '../../src/webhooks/secret-overlap.ts';
+import { collectScans } from '../../bench/lib/query-plan.ts';
 import { openQueueStore, type QueueStore } from '../helpers/queue-store.ts';
-
-interface Scan {
-  type: string;
-  relation?: string;
-  index?: string;
-}
-
-function scansOf(plan: unknown, out: Scan[] = []): Scan[] {
-  if (Array.isArray(plan)) plan.forEach((p) => scansOf(p, out));
-  else if (plan && typeof plan === 'object') {
-    const node = plan as Record<string, unknown>;
-    const type = node['Node Type'];
-    if (typeof type === 'string' && type.includes('Scan')) {
-      out.push({ type, relation: node['Relation Name'] as string | undefined, index: node['Index Name'] as string | undefined });
-    }
-    for (const value of Object.values(node)) if (typeof value === 'object') scansOf(value, out);
-  }
-  return out;
-}
 
 /**
  * The rotation hint (RECEIVER_ON_PREVIOUS_SECRET) reads an endpoint's attempt history; with a
@@ -93,7 +75,7 @@ describe('rotation hint queries', () => {
     expect(await endpointReceiverOnDroppedSecrets(runner, endpointId)).toEqual(['0ld0ld00']);
     expect((await receiverOnDroppedSecrets(runner, endpointId, [refusedAttemptId])).get(refusedAttemptId)).toEqual(['0ld0ld00']);
     expect(plans.length).toBeGreaterThanOrEqual(2);
-    const scans = plans.flatMap((plan) => scansOf(plan));
+    const scans = plans.flatMap((plan) => collectScans(plan));
     const history = scans.filter((s) => s.relation === 'webhook_deliveries' || s.relation === 'webhook_delivery_attempts');
     expect(history.filter((s) => s.type === 'Seq Scan')).toEqual([]);
     expect(history.map((s) => s.index)).toContain('webhook_deliveries_endpoint_id_created_at_idx');

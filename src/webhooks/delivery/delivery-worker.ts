@@ -1,20 +1,16 @@
 /**
- * The delivery worker: a thin loop that claims due rows from the queue, sends each once, and
+ * The delivery worker: a thin loop that sends the rows claim-pump.ts claims for it, each once, and
  * hands the results to result-writer.ts. The rules it applies live elsewhere (attempt-outcome.ts,
  * retry-policy.ts), as do its limits (worker-options.ts), request signing (prepare-request.ts)
  * and cleanup (retention-job.ts); the state lives in the database, so this loop can die at any point.
  *
  * Scheduling:
- * - a dispatch in this process writes its rows already claimed for this worker when it has
- *   room (`reserveClaim`, then `adopt`); other rows due now are handed over and claimed at once
- *   (`enqueue`), or, for endpoints holding their share, left to the backlog claim;
+ * - the claim pump fills the send slots (send-slots.ts), which bound attempts in flight globally
+ *   and per endpoint, so one slow receiver cannot hold everything;
  * - one wake timer aims at the earliest row due (a retry, an open coalescing delivery); rows
  *   hold no memory here. Beyond WAKE_HORIZON_MS it only comes back within the horizon to look
  *   again, and every sweep (which also finds rows of other processes, restarts, expired
- *   leases of crashed workers) re-aims it from the database;
- * - attempts in flight are bounded globally and per endpoint, so one slow receiver cannot
- *   hold everything; claims run CLAIM_AHEAD times those bounds ahead, the surplus waiting in
- *   memory (send-slots.ts) so a freed slot starts the next attempt without a round trip.
+ *   leases of crashed workers) re-aims it from the database.
  *
  * Sending waits safely:
  * - a row is sent with the endpoint configuration endpoint-configs.ts vouches for, not blindly
@@ -23,9 +19,9 @@
  * - a row starts only while its lease still covers a whole attempt: a row that waited too long
  *   is handed back rather than sent, since another worker may already have claimed it.
  */
-import { randomUUID } from 'node:crypto';
-import type { AppliedAttempt, AttemptRecord, ClaimedDelivery, ClaimResult, InsertClaim, SignedParts } from '../queue/types.ts';
+import type { AppliedAttempt, AttemptRecord, ClaimedDelivery, InsertClaim, SignedParts } from '../queue/types.ts';
 import { attemptRecordFor } from './attempt-record.ts';
+import { ClaimPump } from './claim-pump.ts';
 import { EndpointConfigs, type EndpointConfig } from './endpoint-configs.ts';
 import { prepareRequest } from './prepare-request.ts';
 import { ResultWriter } from './result-writer.ts';
@@ -33,7 +29,7 @@ import { RetentionJob } from './retention-job.ts';
 import type { AttemptResult } from './sender.ts';
 import { SendSlots } from './send-slots.ts';
 import { WakeTimer } from './wake-timer.ts';
-import { CLAIM_AHEAD, LEASE_END_MARGIN_MS, withDefaults, type DeliveryWorkerOptions, type ResolvedWorkerOptions } from './worker-options.ts';
+import { LEASE_END_MARGIN_MS, withDefaults, type DeliveryWorkerOptions, type ResolvedWorkerOptions } from './worker-options.ts';
 
 export class DeliveryWorker {
   readonly #o: ResolvedWorkerOptions;
@@ -48,29 +44,14 @@ export class DeliveryWorker {
   readonly #wake: WakeTimer;
   readonly #retention: RetentionJob;
 
-  // Claim loop: one pump at a time; requests while it runs are folded into one more round.
-  #pumping: Promise<void> | undefined;
-  #pumpAgain = false;
-  #wantGeneralClaim = false;
-  #wantBacklogClaim = false;
-  #wantWakeRefresh = false;
-  /**
-   * Due rows may exist that the last claim left behind (capacity): a finished attempt claims
-   * again once what this worker holds runs low (see #runningLow), so a backlog is claimed in
-   * batches rather than one scan per finished attempt.
-   */
-  #backlog = false;
-  #fastIds: string[] = [];
-
   // Claimed rows: running (HTTP attempt in flight) or waiting for a slot.
   readonly #slots: SendSlots<ClaimedDelivery>;
+  readonly #claims: ClaimPump;
   /**
    * Claimed rows whose result is not yet written (released on stop): id → claim token and when
    * (performance.now()) the claim began, which is no later than the database started the lease.
    */
   readonly #held = new Map<string, { claimToken: string; claimedAt: number }>();
-  /** When each claim a dispatch stamps was reserved (reserveClaim → adopt). */
-  readonly #reservedAt = new WeakMap<InsertClaim, number>();
   readonly #configs: EndpointConfigs;
   #idle: Array<() => void> = [];
 
@@ -81,6 +62,14 @@ export class DeliveryWorker {
   constructor(options: DeliveryWorkerOptions) {
     this.#o = withDefaults(options);
     this.#slots = new SendSlots({ total: this.#o.maxInFlight, perEndpoint: this.#o.maxInFlightPerEndpoint });
+    this.#claims = new ClaimPump({
+      ...this.#o,
+      slots: this.#slots,
+      resultsFull: () => this.#resultsFull(),
+      waitingForWrite: () => this.#pausedForResults,
+      claimed: (deliveries, claimedAt) => this.#launchAll(deliveries, claimedAt),
+      scheduleWake: (delayMs) => this.#scheduleWake(delayMs),
+    });
     this.#configs = new EndpointConfigs({ read: (id) => this.#o.queue.readEndpoint(id), keepMs: this.#o.leaseMs });
     this.#wake = new WakeTimer(this.#o.wakeHorizonMs, () => this.#sweep());
     this.#retention = new RetentionJob({
@@ -114,6 +103,7 @@ export class DeliveryWorker {
     this.#running = true;
     this.#sweepTimer = setInterval(() => this.#sweep(), this.#o.sweepIntervalMs);
     this.#retention.start();
+    this.#claims.start();
     this.#sweep();
   }
 
@@ -122,26 +112,12 @@ export class DeliveryWorker {
    * waiting for the sweep. Ignored when stopped; the rows are durable and a sweep finds them.
    */
   enqueue(deliveryIds: readonly string[]): void {
-    if (!this.#running || deliveryIds.length === 0) return;
-    this.#fastIds.push(...deliveryIds);
-    this.#requestPump();
+    this.#claims.enqueue(deliveryIds);
   }
 
-  /**
-   * A claim for a dispatch to stamp on the rows it writes (DeliveryQueue.insertForSubscribers),
-   * so they need no claim round trip; undefined when this worker is stopped or has no room.
-   * Endpoints already holding their claim-ahead share are excluded: their rows stay unclaimed,
-   * for the backlog claim. Concurrent dispatches may each add a row beyond the share; those
-   * only wait in memory longer, and the lease allows for a full waiting line.
-   */
+  /** A claim for a dispatch to stamp on the rows it writes: see ClaimPump.reserveClaim. */
   reserveClaim(): InsertClaim | undefined {
-    if (!this.#running || this.#claimCapacity() <= 0) return undefined;
-    const perEndpointShare = CLAIM_AHEAD * this.#o.maxInFlightPerEndpoint;
-    const saturated: string[] = [];
-    for (const [endpointId, held] of this.#slots.heldByEndpoint) if (held >= perEndpointShare) saturated.push(endpointId);
-    const claim = { token: randomUUID(), leaseMs: this.#o.leaseMs, saturated };
-    this.#reservedAt.set(claim, performance.now());
-    return claim;
+    return this.#claims.reserveClaim();
   }
 
   /** Takes over rows a dispatch wrote already claimed by `reserveClaim` (`claim`). Stopped meanwhile: hands them back. */
@@ -153,7 +129,7 @@ export class DeliveryWorker {
         .catch((error: unknown) => this.#o.logger.error({ err: error }, 'webhook worker: handing back deliveries claimed at dispatch failed; their lease runs out'));
       return;
     }
-    this.#launchAll(deliveries, this.#reservedAt.get(claim) ?? Number.NEGATIVE_INFINITY);
+    this.#launchAll(deliveries, this.#claims.reservedAt(claim));
   }
 
   /**
@@ -161,12 +137,7 @@ export class DeliveryWorker {
    * they wait for the backlog claim, which this worker's finishing attempts trigger.
    */
   noteBacklog(endpointIds: readonly string[]): void {
-    this.#backlog = true;
-    // Their attempts may all have finished while the insert ran: then nothing else would ask.
-    if (endpointIds.some((id) => this.#runningLow(id))) {
-      this.#wantBacklogClaim = true;
-      this.#requestPump();
-    }
+    this.#claims.noteBacklog(endpointIds);
   }
 
   /**
@@ -218,11 +189,12 @@ export class DeliveryWorker {
 
   async #stop(): Promise<void> {
     this.#running = false;
+    const claiming = this.#claims.stop();
     clearInterval(this.#sweepTimer);
     this.#wake.clear();
     this.#retention.stop();
     this.#results.stop();
-    await this.#pumping;
+    await claiming;
     await this.#waitForIdle(this.#o.stopTimeoutMs);
     await this.#results.drain();
     const tokens = [...new Set([...this.#held.values()].map((held) => held.claimToken))];
@@ -242,83 +214,10 @@ export class DeliveryWorker {
 
   #sweep(): void {
     this.#configs.prune((endpointId) => this.#slots.heldByEndpoint.has(endpointId));
-    this.#wantGeneralClaim = true;
-    this.#wantWakeRefresh = true;
-    this.#requestPump();
+    this.#claims.sweep();
   }
 
-  #requestPump(): void {
-    if (!this.#running) return;
-    if (this.#pumping) {
-      this.#pumpAgain = true;
-      return;
-    }
-    this.#pumping = this.#pump().finally(() => {
-      this.#pumping = undefined;
-    });
-  }
-
-  async #pump(): Promise<void> {
-    // Let the current tick's dispatches and finished attempts join this round.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    do {
-      this.#pumpAgain = false;
-      try {
-        await this.#pumpOnce();
-      } catch (error) {
-        // The rows stay in the database; the next sweep (or finished attempt) tries again.
-        this.#o.logger.error({ err: error }, 'webhook worker: claiming deliveries failed; retrying on the next sweep');
-        break;
-      }
-    } while (this.#pumpAgain && this.#running);
-  }
-
-  async #pumpOnce(): Promise<void> {
-    if (this.#fastIds.length > 0) {
-      const ids = this.#fastIds;
-      this.#fastIds = [];
-      const capacity = this.#claimCapacity();
-      if (capacity <= 0) {
-        this.#backlog = true;
-      } else {
-        const claimedAt = performance.now();
-        const result = await this.#o.queue.claimDeliveries(ids, this.#claimOptions(capacity));
-        this.#launchClaimed(result, claimedAt);
-        if (result.deliveries.length < ids.length) this.#backlog = true;
-      }
-    }
-
-    // One claim per round: when it leaves due rows behind (capacity), finished attempts ask for
-    // another round once the held rows run low, so claims follow the rhythm at which slots free up.
-    if ((this.#wantGeneralClaim || this.#wantBacklogClaim) && this.#running) {
-      this.#wantGeneralClaim = false;
-      this.#wantBacklogClaim = false;
-      const capacity = this.#claimCapacity();
-      if (capacity <= 0) {
-        this.#backlog = true;
-      } else {
-        const claimedAt = performance.now();
-        const result = await this.#o.queue.claimDueDeliveries(this.#claimOptions(capacity));
-        this.#launchClaimed(result, claimedAt);
-        this.#backlog = result.mayHaveMore;
-      }
-    }
-
-    if (this.#wantWakeRefresh && this.#running) {
-      this.#wantWakeRefresh = false;
-      const delay = await this.#o.queue.nextDueInMs();
-      // Due now but not claimed: capacity is full (a finished attempt or a result write claims) or another worker holds it.
-      const claimsLater = this.#slots.running > 0 || this.#pausedForResults;
-      if (delay !== undefined && !(delay === 0 && this.#backlog && claimsLater)) this.#scheduleWake(delay);
-    }
-  }
-
-  /** How many more rows a claim may take: the claim-ahead window minus what is held; none while results wait at their bound. */
-  #claimCapacity(): number {
-    if (this.#resultsFull()) return 0;
-    return CLAIM_AHEAD * this.#o.maxInFlight - this.#slots.held;
-  }
-
+  /** Unwritten results at their bound: no attempt starts and nothing is claimed until a write brings them under it. */
   #resultsFull(): boolean {
     if (this.#results.unwritten < this.#o.maxUnwrittenResults) return false;
     this.#pausedForResults = true;
@@ -330,37 +229,7 @@ export class DeliveryWorker {
     if (!this.#pausedForResults || this.#resultsFull()) return;
     this.#pausedForResults = false;
     this.#startReady();
-    if (this.#backlog) {
-      this.#wantBacklogClaim = true;
-      this.#requestPump();
-    }
-  }
-
-  /**
-   * Time to claim more: the worker holds at most half its claim-ahead window, overall or for
-   * the endpoint whose attempt just finished. The other half covers the claim's round trip.
-   */
-  #runningLow(endpointId: string): boolean {
-    return (
-      this.#slots.held <= (CLAIM_AHEAD * this.#o.maxInFlight) / 2 ||
-      (this.#slots.heldByEndpoint.get(endpointId) ?? 0) <= (CLAIM_AHEAD * this.#o.maxInFlightPerEndpoint) / 2
-    );
-  }
-
-  #claimOptions(capacity: number) {
-    return {
-      limit: capacity,
-      leaseMs: this.#o.leaseMs,
-      perEndpointLimit: CLAIM_AHEAD * this.#o.maxInFlightPerEndpoint,
-      inFlightByEndpoint: this.#slots.heldByEndpoint,
-    };
-  }
-
-  #launchClaimed(result: ClaimResult, claimedAt: number): void {
-    if (result.cancelled > 0) {
-      this.#o.logger.info({ cancelled: result.cancelled }, 'webhook worker cancelled due deliveries of disabled endpoints');
-    }
-    this.#launchAll(result.deliveries, claimedAt);
+    this.#claims.resultsWritten();
   }
 
   #launchAll(deliveries: readonly ClaimedDelivery[], claimedAt: number): void {
@@ -390,10 +259,7 @@ export class DeliveryWorker {
         this.#slots.finish(delivery.endpointId);
         this.#startReady();
         if (this.#slots.running === 0) for (const resolve of this.#idle.splice(0)) resolve();
-        if (this.#backlog && this.#runningLow(delivery.endpointId)) {
-          this.#wantBacklogClaim = true;
-          this.#requestPump();
-        }
+        this.#claims.attemptFinished(delivery.endpointId);
       });
   }
 

@@ -67,4 +67,9 @@ await receiver.close();
 const seconds = Math.round((nowMs() - startedAt) / 1000);
 console.log(renderTable(rows));
 console.log(`\n${seconds} s in all. Written to bench/results/latest.json.`);
-writeResults(RESULTS_FILE, rows, { command: 'pnpm bench', date: new Date().toISOString(), durationSeconds: seconds, databaseUrl: databaseUrl.replace(/\/\/[^@]*@/, '//…@') });
+writeResults(RESULTS_FILE, rows, {
+  command: 'pnpm bench',
+  date: new Date().toISOString(),
+  durationSeconds: seconds,
+  databaseUrl: databaseUrl.replace(/\/\/[^@]*@/, '//…@'),
+});

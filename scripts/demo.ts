@@ -257,7 +257,9 @@ async function runDemo(service: Service, receiver: DemoReceiver): Promise<void> 
   const deadline = Date.now() + TIMEOUT_MS;
   while (!allArrived(receiver.arrivals)) {
     if (Date.now() > deadline) {
-      const missing = EXPECTED_EVENTS.filter((type) => !receiver.arrivals.some((a) => a.eventType === type && a.verified && a.status < 300));
+      const missing = EXPECTED_EVENTS.filter(
+        (type) => !receiver.arrivals.some((a) => a.eventType === type && a.verified && a.status < 300),
+      );
       throw new DemoError(`timed out after ${TIMEOUT_MS} ms waiting for ${missing.join(', ')}`);
     }
     await sleep(100);

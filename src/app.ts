@@ -109,8 +109,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   const db =
-    options.db ??
-    (await openDatabase({ ...config, onConnectionError: (err) => app.log.warn({ err }, 'idle database connection lost') }));
+    options.db ?? (await openDatabase({ ...config, onConnectionError: (err) => app.log.warn({ err }, 'idle database connection lost') }));
   if (!options.db) await db.migrate();
   await app.register(configPlugin, { config });
   await app.register(databasePlugin, { db, ownsDatabase: !options.db });

@@ -117,7 +117,10 @@ const trustProxy = z.string().transform((text, ctx): TrustProxy => {
   // `true` would trust every peer: any client could then pick its own address and escape the
   // per-address rate limits. The proxies in front are always known by count or by address.
   if (value === 'true') {
-    ctx.addIssue({ code: 'custom', message: '"true" would let any client set its own address; give a hop count or the proxies\' addresses' });
+    ctx.addIssue({
+      code: 'custom',
+      message: '"true" would let any client set its own address; give a hop count or the proxies\' addresses',
+    });
     return z.NEVER;
   }
   if (/^\d+$/.test(value)) {

@@ -25,7 +25,11 @@ describe('body size limit', () => {
   beforeAll(async () => {
     t = await buildWebhookTestApp();
     user = await signUp(t.app);
-    const res = await asUser(t.app, user, { method: 'POST', url: '/api/webhooks', payload: { url: 'https://hooks.example.com/a', events: ['card.viewed'] } });
+    const res = await asUser(t.app, user, {
+      method: 'POST',
+      url: '/api/webhooks',
+      payload: { url: 'https://hooks.example.com/a', events: ['card.viewed'] },
+    });
     endpointId = res.json().id;
   });
   afterAll(async () => t.close());
@@ -62,7 +66,12 @@ describe('body size limit', () => {
 
   it('reads a body of exactly the limit (then validates it: 400, not 413)', async () => {
     for (const [method, url] of bodyRoutes()) {
-      const res = await asUser(t.app, user, { method, url, payload: bodyOf(BODY_LIMIT_BYTES), headers: { 'content-type': 'application/json' } });
+      const res = await asUser(t.app, user, {
+        method,
+        url,
+        payload: bodyOf(BODY_LIMIT_BYTES),
+        headers: { 'content-type': 'application/json' },
+      });
       expect(res.statusCode, `${method} ${url}`).toBe(400);
       expect(res.json().error.code).toBe('VALIDATION_ERROR');
     }
@@ -105,7 +114,11 @@ describe('rate limits on every route that does work for a caller', () => {
 
   beforeAll(async () => {
     t = await buildWebhookTestApp({
-      env: { RATE_LIMIT_AUTH_PER_MINUTE: String(LIMIT), RATE_LIMIT_PUBLIC_PER_MINUTE: String(LIMIT), RATE_LIMIT_API_PER_MINUTE: String(LIMIT) },
+      env: {
+        RATE_LIMIT_AUTH_PER_MINUTE: String(LIMIT),
+        RATE_LIMIT_PUBLIC_PER_MINUTE: String(LIMIT),
+        RATE_LIMIT_API_PER_MINUTE: String(LIMIT),
+      },
     });
     endpointIdOf = async (user, url = `https://hooks.example.com/${randomUUID()}`) => {
       const row = await t.db.prisma.webhookEndpoint.create({
@@ -166,7 +179,8 @@ describe('rate limits on every route that does work for a caller', () => {
   it.each([...BY_ADDRESS, ...PAGES])('%s %s: 429 RATE_LIMITED after the limit, per client address', async (method, path) => {
     const url = fill(path, { username: 'nobody_here', cardId: randomUUID() });
     const remoteAddress = `10.9.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`;
-    const send = (address = remoteAddress) => t.app.inject({ method, url, remoteAddress: address, ...(PAYLOADS[method] ? { payload: PAYLOADS[method] } : {}) });
+    const send = (address = remoteAddress) =>
+      t.app.inject({ method, url, remoteAddress: address, ...(PAYLOADS[method] ? { payload: PAYLOADS[method] } : {}) });
     for (let i = 0; i < LIMIT; i++) expect((await send()).statusCode).not.toBe(429);
     const limited = await send();
     expect(limited.statusCode).toBe(429);

@@ -54,7 +54,9 @@ describe('loadConfig', () => {
 
   it('caps attempts per delivery above what the retry schedule makes', () => {
     expect(loadConfig(base).webhooks.maxAttemptsPerDelivery).toBe(25);
-    expect(loadConfig({ ...base, WEBHOOK_RETRY_SCHEDULE: '1s,2s', WEBHOOK_MAX_ATTEMPTS_PER_DELIVERY: '3' }).webhooks.maxAttemptsPerDelivery).toBe(3);
+    expect(
+      loadConfig({ ...base, WEBHOOK_RETRY_SCHEDULE: '1s,2s', WEBHOOK_MAX_ATTEMPTS_PER_DELIVERY: '3' }).webhooks.maxAttemptsPerDelivery,
+    ).toBe(3);
     expect(() => loadConfig({ ...base, WEBHOOK_RETRY_SCHEDULE: '1s,2s,3s', WEBHOOK_MAX_ATTEMPTS_PER_DELIVERY: '3' })).toThrow(
       'WEBHOOK_MAX_ATTEMPTS_PER_DELIVERY: must be at least 4',
     );
@@ -78,7 +80,8 @@ describe('loadConfig', () => {
     expect(loadConfig(base).metrics).toEqual({ token: undefined, port: undefined, host: '127.0.0.1', backlogRefreshMs: 15_000 });
     const token = 'metrics-token-that-is-long-enough-0123456789';
     expect(
-      loadConfig({ ...base, METRICS_TOKEN: token, METRICS_PORT: '9100', METRICS_HOST: '10.0.0.5', METRICS_BACKLOG_REFRESH_MS: '5000' }).metrics,
+      loadConfig({ ...base, METRICS_TOKEN: token, METRICS_PORT: '9100', METRICS_HOST: '10.0.0.5', METRICS_BACKLOG_REFRESH_MS: '5000' })
+        .metrics,
     ).toEqual({ token, port: 9100, host: '10.0.0.5', backlogRefreshMs: 5000 });
   });
 

@@ -16,7 +16,11 @@ describe('the error catalogue', () => {
     const error = new AppError('EMAIL_TAKEN');
     expect(error.statusCode).toBe(409);
     expect(error.message).toBe(ERRORS.EMAIL_TAKEN.message);
-    expect(new AppError('NOT_FOUND', 'No such card', { id: 1 })).toMatchObject({ statusCode: 404, message: 'No such card', details: { id: 1 } });
+    expect(new AppError('NOT_FOUND', 'No such card', { id: 1 })).toMatchObject({
+      statusCode: 404,
+      message: 'No such card',
+      details: { id: 1 },
+    });
   });
 
   it('errorBody omits absent details', () => {
@@ -67,7 +71,11 @@ describe('error responses', () => {
   });
 
   it('an unknown route → 404 with the error shape', async () => {
-    for (const [method, url] of [['GET', '/nope'], ['POST', '/api/nope'], ['DELETE', '/api/cards']] as const) {
+    for (const [method, url] of [
+      ['GET', '/nope'],
+      ['POST', '/api/nope'],
+      ['DELETE', '/api/cards'],
+    ] as const) {
       const res = await t.app.inject({ method, url });
       expect(res.statusCode).toBe(404);
       expect(res.json().error.code).toBe('ROUTE_NOT_FOUND');

@@ -105,7 +105,8 @@ describe('README walk-through', () => {
       expect(stdout.match(/"eventType":"card\.viewed","status":"success"/g), output).toHaveLength(3);
       expect(stdout.match(/"eventType":"contact\.saved","status":"success"/g), output).toHaveLength(1);
       // The receiver verified each of them, the redelivery under the same webhook-id, and the test event.
-      const verified = (event: string) => [...stdout.matchAll(new RegExp(`receiver: verified ${event.replace('.', '\\.')} (\\S+)`, 'g'))].map((m) => m[1]);
+      const verified = (event: string) =>
+        [...stdout.matchAll(new RegExp(`receiver: verified ${event.replace('.', '\\.')} (\\S+)`, 'g'))].map((m) => m[1]);
       expect(new Set(verified('card.viewed')).size, output).toBe(3);
       const saved = verified('contact.saved');
       expect(saved, output).toHaveLength(2);

@@ -30,7 +30,12 @@ describe('secrets never leak', () => {
 
   async function call(options: InjectOptions & { url: string; method: string }) {
     const res = await app.inject(options);
-    responses.push({ request: `${options.method} ${options.url}`, status: res.statusCode, body: res.body, headers: JSON.stringify(res.headers) });
+    responses.push({
+      request: `${options.method} ${options.url}`,
+      status: res.statusCode,
+      body: res.body,
+      headers: JSON.stringify(res.headers),
+    });
     return res;
   }
 
@@ -70,11 +75,25 @@ describe('secrets never leak', () => {
       }
       return answer(200, 'ok')(request, res);
     });
-    const created = await call({ method: 'POST', url: '/api/webhooks', headers: alice, payload: { url: `${receiver.origin}/hook`, events: ['card.viewed', 'contact.saved'] } });
+    const created = await call({
+      method: 'POST',
+      url: '/api/webhooks',
+      headers: alice,
+      payload: { url: `${receiver.origin}/hook`, events: ['card.viewed', 'contact.saved'] },
+    });
     expect(created.statusCode).toBe(201);
     const endpointId: string = created.json().id;
     secrets.push(created.json().secret);
-    expect((await call({ method: 'PATCH', url: `/api/webhooks/${endpointId}`, headers: alice, payload: { events: ['card.viewed', 'contact.saved'] } })).statusCode).toBe(200);
+    expect(
+      (
+        await call({
+          method: 'PATCH',
+          url: `/api/webhooks/${endpointId}`,
+          headers: alice,
+          payload: { events: ['card.viewed', 'contact.saved'] },
+        })
+      ).statusCode,
+    ).toBe(200);
 
     const card = await call({ method: 'POST', url: '/api/cards', headers: alice, payload: { title: 'Alice' } });
     const cardId: string = card.json().id;
@@ -83,15 +102,31 @@ describe('secrets never leak', () => {
     const test = await call({ method: 'POST', url: `/api/webhooks/${endpointId}/test`, headers: alice });
     expect(test.statusCode).toBe(202);
 
-    const rotated = await call({ method: 'PATCH', url: `/api/webhooks/${endpointId}/rotate-secret`, headers: alice, payload: { gracePeriodSeconds: 3600 } });
+    const rotated = await call({
+      method: 'PATCH',
+      url: `/api/webhooks/${endpointId}/rotate-secret`,
+      headers: alice,
+      payload: { gracePeriodSeconds: 3600 },
+    });
     expect(rotated.statusCode).toBe(200);
     secrets.push(rotated.json().secret);
-    const extended = await call({ method: 'POST', url: `/api/webhooks/${endpointId}/extend-previous-secret`, headers: alice, payload: { hours: 2 } });
+    const extended = await call({
+      method: 'POST',
+      url: `/api/webhooks/${endpointId}/extend-previous-secret`,
+      headers: alice,
+      payload: { hours: 2 },
+    });
     expect(extended.statusCode).toBe(200);
     expect((await call({ method: 'GET', url: '/api/u/alice' })).statusCode).toBe(200);
     await waitFor(() => receiver.requests.length >= 5, { what: 'five deliveries (one retried)' });
-    await waitFor(async () => (await db.prisma.webhookDelivery.count({ where: { status: 'pending' } })) === 0, { what: 'all deliveries to settle' });
-    const redeliver = await call({ method: 'POST', url: `/api/webhooks/${endpointId}/deliveries/${test.json().deliveryId}/redeliver`, headers: alice });
+    await waitFor(async () => (await db.prisma.webhookDelivery.count({ where: { status: 'pending' } })) === 0, {
+      what: 'all deliveries to settle',
+    });
+    const redeliver = await call({
+      method: 'POST',
+      url: `/api/webhooks/${endpointId}/deliveries/${test.json().deliveryId}/redeliver`,
+      headers: alice,
+    });
     expect(redeliver.statusCode).toBe(202);
     await waitFor(() => receiver.requests.length >= 6, { what: 'the redelivery' });
 
@@ -100,7 +135,15 @@ describe('secrets never leak', () => {
     for (const { id } of deliveries.json().data as Array<{ id: string }>) {
       await call({ method: 'GET', url: `/api/webhooks/${endpointId}/deliveries/${id}`, headers: alice });
     }
-    for (const url of ['/api/webhooks', `/api/webhooks/${endpointId}`, '/api/webhooks/event-types', '/api/cards', '/metrics', '/health', '/docs/json']) {
+    for (const url of [
+      '/api/webhooks',
+      `/api/webhooks/${endpointId}`,
+      '/api/webhooks/event-types',
+      '/api/cards',
+      '/metrics',
+      '/health',
+      '/docs/json',
+    ]) {
       expect((await call({ method: 'GET', url, headers: alice })).statusCode).toBe(200);
     }
   });
@@ -135,7 +178,13 @@ describe('secrets never leak', () => {
     const values = await allTextValues(db);
     // The scan reached the columns where a leak would be most likely.
     const scanned = new Set(values.map((v) => `${v.table}.${v.column}`));
-    for (const column of ['users.password_hash', 'webhook_endpoints.secret_encrypted', 'webhook_endpoints.previous_secret_encrypted', 'webhook_deliveries.payload', 'webhook_delivery_attempts.response_body']) {
+    for (const column of [
+      'users.password_hash',
+      'webhook_endpoints.secret_encrypted',
+      'webhook_endpoints.previous_secret_encrypted',
+      'webhook_deliveries.payload',
+      'webhook_delivery_attempts.response_body',
+    ]) {
       expect(scanned, column).toContain(column);
     }
     for (const { kind, value } of needles()) {
@@ -185,7 +234,10 @@ describe('secrets never leak', () => {
     // (Two logins within one second get the same token.)
     for (const [i, token] of tokens.entries()) {
       expect(holding(token).length, `token ${i}`).toBeGreaterThan(0);
-      expect(holding(token).filter((request) => !/^POST \/auth\/(register|login)$/.test(request)), `token ${i}`).toEqual([]);
+      expect(
+        holding(token).filter((request) => !/^POST \/auth\/(register|login)$/.test(request)),
+        `token ${i}`,
+      ).toEqual([]);
     }
     for (const value of [...passwords, ...sealed, ...hashes, TEST_ENV.JWT_SECRET!, TEST_ENV.WEBHOOK_ENCRYPTION_KEY!]) {
       expect(holding(value)).toEqual([]);

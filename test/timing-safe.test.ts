@@ -22,7 +22,8 @@ beforeEach(() => {
 });
 
 /** The values timingSafeEqual was given, as text. */
-const comparisons = () => compared.mock.calls.map(([a, b]) => [Buffer.from(a as Uint8Array).toString(), Buffer.from(b as Uint8Array).toString()]);
+const comparisons = () =>
+  compared.mock.calls.map(([a, b]) => [Buffer.from(a as Uint8Array).toString(), Buffer.from(b as Uint8Array).toString()]);
 
 describe('constant-time comparisons', () => {
   const secret = generateEndpointSecret();

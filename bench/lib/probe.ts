@@ -8,9 +8,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 export type ProbeRequest = { type: 'memory'; id: number };
-export type ProbeReply =
-  | { type: 'ready' }
-  | { type: 'memory'; id: number; heapUsed: number; rss: number; peakRss: number };
+export type ProbeReply = { type: 'ready' } | { type: 'memory'; id: number; heapUsed: number; rss: number; peakRss: number };
 
 const entry = process.argv[2];
 if (!entry) throw new Error('usage: probe.ts <entry module>');

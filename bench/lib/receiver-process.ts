@@ -10,10 +10,7 @@ import { verifyDevcardSignature, verifyWebhook } from '../../src/webhooks/signin
 import { nowMs } from './clock.ts';
 
 export type ReceiverRequest =
-  | { type: 'secrets'; secrets: Record<string, string> }
-  | { type: 'reset'; record: boolean }
-  | { type: 'stats' }
-  | { type: 'records' };
+  { type: 'secrets'; secrets: Record<string, string> } | { type: 'reset'; record: boolean } | { type: 'stats' } | { type: 'records' };
 
 export interface ReceiverStats {
   received: number;

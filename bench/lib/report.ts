@@ -54,10 +54,22 @@ export function writeResults(file: string, rows: readonly Row[], meta: Record<st
     ...Object.fromEntries(
       KINDS.map((kind) => {
         const value = row.values[kind];
-        return [kind, { value: typeof value === 'number' ? round(value, 3) : null, note: typeof value === 'string' ? value : null, pass: row.goal ? verdict(value, row.goal) : null }];
+        return [
+          kind,
+          {
+            value: typeof value === 'number' ? round(value, 3) : null,
+            note: typeof value === 'string' ? value : null,
+            pass: row.goal ? verdict(value, row.goal) : null,
+          },
+        ];
       }),
     ),
   }));
-  const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGb: round(totalmem() / 2 ** 30, 1), node: process.version };
+  const machine = {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryGb: round(totalmem() / 2 ** 30, 1),
+    node: process.version,
+  };
   writeFileSync(file, `${JSON.stringify({ ...meta, machine, results }, null, 2)}\n`);
 }

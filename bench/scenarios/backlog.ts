@@ -46,7 +46,9 @@ export const backlogScenario: Scenario = {
       // The million-row setup is flushed first: the claim is measured, not the checkpoint it set off.
       await settle(ctx.databaseUrl);
       const claim = await measureClaim(pool);
-      ctx.log(`claim of ${claim.rows} rows; plan: ${claim.indexes.join(', ') || 'no index'}${claim.seqScan ? ' + SEQ SCAN on webhook_deliveries' : ''}`);
+      ctx.log(
+        `claim of ${claim.rows} rows; plan: ${claim.indexes.join(', ') || 'no index'}${claim.seqScan ? ' + SEQ SCAN on webhook_deliveries' : ''}`,
+      );
       const { rows } = await pool.query<{ due: Date }>(
         `UPDATE webhook_deliveries SET next_retry_at = now() + $1::int * interval '1 millisecond'
          WHERE status = 'pending' AND next_retry_at <= now() RETURNING next_retry_at AS due`,
@@ -61,10 +63,17 @@ export const backlogScenario: Scenario = {
       const stats = await ctx.receiver.waitForUnique(COMING_DUE, 120_000);
       const after = await worker.memory();
       t = stats.lastAt - dueAt;
-      ctx.log(`worker rss idle ${Math.round(idle.rss / MB)} MB, after ${Math.round(after.rss / MB)} MB, peak ${Math.round(after.peakRss / MB)} MB`);
+      ctx.log(
+        `worker rss idle ${Math.round(idle.rss / MB)} MB, after ${Math.round(after.rss / MB)} MB, peak ${Math.round(after.peakRss / MB)} MB`,
+      );
       return [
         { figure: 'claim time (p50 of 15; 160 rows)', unit: 'ms', value: claim.p50Ms, goal: { op: '<=', value: 10 } },
-        { figure: 'claim plan uses an index (1 = yes)', unit: '', value: claim.indexes.length > 0 && !claim.seqScan ? 1 : 0, goal: { op: '>=', value: 1 } },
+        {
+          figure: 'claim plan uses an index (1 = yes)',
+          unit: '',
+          value: claim.indexes.length > 0 && !claim.seqScan ? 1 : 0,
+          goal: { op: '>=', value: 1 },
+        },
         { figure: 'worker peak RSS', unit: 'MB', value: after.peakRss / MB, goal: { op: '<=', value: 250 } },
         { figure: '1,000 due → delivered', unit: 'ms', value: t },
       ];

@@ -58,7 +58,9 @@ export const dispatchLatencyScenario: Scenario = {
         if (view) latencies.push(record.receivedAt - view.respondedAt);
         else unmatched++;
       }
-      ctx.log(`${views.length} views in ${Math.round(sentFor)} ms (${Math.round((views.length / sentFor) * 1000)}/s); ${latencies.length} matched, ${unmatched} unmatched`);
+      ctx.log(
+        `${views.length} views in ${Math.round(sentFor)} ms (${Math.round((views.length / sentFor) * 1000)}/s); ${latencies.length} matched, ${unmatched} unmatched`,
+      );
       const viewMs = views.map((v) => v.respondedAt - v.sentAt);
       return [
         { figure: 'view response p50', unit: 'ms', value: percentile(viewMs, 50) },

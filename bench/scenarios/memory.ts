@@ -55,7 +55,9 @@ async function measure(
   await ctx.receiver.waitForUnique(warmup + deliveries, 300_000);
   await settle();
   const after = await service.memory();
-  ctx.log(`heap ${Math.round(before.heapUsed / MB)} → ${Math.round(after.heapUsed / MB)} MB, rss ${Math.round(before.rss / MB)} → ${Math.round(after.rss / MB)} MB`);
+  ctx.log(
+    `heap ${Math.round(before.heapUsed / MB)} → ${Math.round(after.heapUsed / MB)} MB, rss ${Math.round(before.rss / MB)} → ${Math.round(after.rss / MB)} MB`,
+  );
   return [
     { figure: 'deliveries measured', unit: '', value: deliveries },
     { figure: 'heap before', unit: 'MB', value: before.heapUsed / MB },
@@ -68,4 +70,3 @@ async function measure(
 async function settled(pool: pg.Pool): Promise<void> {
   while ((await countPending(pool)) > 0) await sleep(100);
 }
-

@@ -51,7 +51,9 @@ export const throughputScenario: Scenario = {
         const deadline = Date.now() + 10_000;
         while ((await countPending(store.pool)) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       }
-      ctx.log(`views took ${Math.round(viewsDoneAt - startedAt)} ms, deliveries ${Math.round(stats.lastAt - startedAt)} ms, duplicates ${stats.duplicates}`);
+      ctx.log(
+        `views took ${Math.round(viewsDoneAt - startedAt)} ms, deliveries ${Math.round(stats.lastAt - startedAt)} ms, duplicates ${stats.duplicates}`,
+      );
       return { perSecond: (deliveries / (stats.lastAt - startedAt)) * 1000, viewsPerSecond: (views / (viewsDoneAt - startedAt)) * 1000 };
     });
 
@@ -67,7 +69,12 @@ export const throughputScenario: Scenario = {
 };
 
 /** The same number of signed POSTs to the same receiver ports, by a bare loop with `perEndpoint` in flight per endpoint. */
-async function rawCeiling(urls: readonly string[], perEndpoint: number, total: number, ctx: Parameters<Scenario['run']>[0]): Promise<number> {
+async function rawCeiling(
+  urls: readonly string[],
+  perEndpoint: number,
+  total: number,
+  ctx: Parameters<Scenario['run']>[0],
+): Promise<number> {
   const secrets: Record<string, string> = {};
   const targets = urls.map((url) => {
     const secret = `whsec_${Buffer.from(randomUUID()).toString('base64')}`;

@@ -43,7 +43,9 @@ export const viewOverheadScenario: Scenario = {
       await sleep(2_000);
       const none = await hammer(plain, SECONDS);
       const five = await hammer(hooked, SECONDS);
-      ctx.log(`no endpoints: p50 ${none.p50} ms p99 ${none.p99} ms ${Math.round(none.rps)}/s; 5 endpoints: p50 ${five.p50} ms p99 ${five.p99} ms ${Math.round(five.rps)}/s`);
+      ctx.log(
+        `no endpoints: p50 ${none.p50} ms p99 ${none.p99} ms ${Math.round(none.rps)}/s; 5 endpoints: p50 ${five.p50} ms p99 ${five.p99} ms ${Math.round(five.rps)}/s`,
+      );
       return [
         { figure: 'p50, 0 endpoints', unit: 'ms', value: none.p50 },
         { figure: 'p50, 5 endpoints', unit: 'ms', value: five.p50 },

@@ -152,7 +152,10 @@ function pgliteRunner(queryable: PGlite | Transaction): SqlRunner {
  * pool's, so a socket error (the server restarting) would be an uncaught exception: here it is
  * the failure of the query in progress, and a connection that broke is not given to the next caller.
  */
-async function withCheckedOutClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient, markBroken: (error: Error) => void) => Promise<T>): Promise<T> {
+async function withCheckedOutClient<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient, markBroken: (error: Error) => void) => Promise<T>,
+): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
   const markBroken = (error: Error): void => {

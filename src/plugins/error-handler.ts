@@ -21,9 +21,7 @@ function toAppError(error: FastifyError): AppError | undefined {
   if (isDatabaseUnavailable(error)) return new AppError('SERVICE_UNAVAILABLE');
   if (hasZodFastifySchemaValidationErrors(error)) {
     const details = error.validation.map((issue) => ({
-      field: [error.validationContext, issue.instancePath.replace(/^\//, '').replaceAll('/', '.')]
-        .filter(Boolean)
-        .join('.'),
+      field: [error.validationContext, issue.instancePath.replace(/^\//, '').replaceAll('/', '.')].filter(Boolean).join('.'),
       message: issue.message,
     }));
     return new AppError('VALIDATION_ERROR', details[0] ? `${details[0].field}: ${details[0].message}` : undefined, details);

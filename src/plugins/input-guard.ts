@@ -19,7 +19,11 @@ export const inputGuardPlugin = fp(
   async (app: FastifyInstance) => {
     app.addHook('preValidation', async (request: FastifyRequest) => {
       if (request.routeOptions.config.checksStorableText) return;
-      for (const [part, value] of [['params', request.params], ['querystring', request.query], ['body', request.body]] as const) {
+      for (const [part, value] of [
+        ['params', request.params],
+        ['querystring', request.query],
+        ['body', request.body],
+      ] as const) {
         if (containsUnstorableText(value)) {
           throw new AppError('VALIDATION_ERROR', `${part}: text must not contain NUL characters (\\u0000) or unpaired surrogates`, [
             { field: part, message: 'must not contain NUL characters or unpaired surrogates' },

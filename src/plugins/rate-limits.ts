@@ -5,7 +5,8 @@ import { AppError } from '../errors.ts';
 /** Limits are per route (each route's `config.rateLimit`); an exceeded one is the catalogue's 429. */
 export const RATE_LIMIT_OPTIONS: RateLimitPluginOptions = {
   global: false,
-  errorResponseBuilder: (_request, context) => new AppError('RATE_LIMITED', `Too many requests, retry in ${Math.ceil(context.ttl / 1000)} s`),
+  errorResponseBuilder: (_request, context) =>
+    new AppError('RATE_LIMITED', `Too many requests, retry in ${Math.ceil(context.ttl / 1000)} s`),
 };
 
 /**

@@ -92,15 +92,30 @@ function deliveryRows(delivery) {
   const attemptsId = `attempts-${delivery.id}`;
   const which = el('span', { class: 'visually-hidden' }, ` of the ${delivery.eventType} delivery ${delivery.id}`);
 
-  const toggle = el('button', { type: 'button', class: 'secondary', 'aria-expanded': String(expanded), 'aria-controls': attemptsId, 'data-focus-key': `attempts:${delivery.id}` },
-    expanded ? 'Hide attempts' : 'Show attempts', which.cloneNode(true));
+  const toggle = el(
+    'button',
+    {
+      type: 'button',
+      class: 'secondary',
+      'aria-expanded': String(expanded),
+      'aria-controls': attemptsId,
+      'data-focus-key': `attempts:${delivery.id}`,
+    },
+    expanded ? 'Hide attempts' : 'Show attempts',
+    which.cloneNode(true),
+  );
   toggle.addEventListener('click', () => {
     if (log.expanded.has(delivery.id)) log.expanded.delete(delivery.id);
     else log.expanded.add(delivery.id);
     void loadLog();
   });
 
-  const redeliver = el('button', { type: 'button', class: 'secondary', 'data-focus-key': `redeliver:${delivery.id}` }, 'Redeliver', which.cloneNode(true));
+  const redeliver = el(
+    'button',
+    { type: 'button', class: 'secondary', 'data-focus-key': `redeliver:${delivery.id}` },
+    'Redeliver',
+    which.cloneNode(true),
+  );
   redeliver.addEventListener('click', () =>
     busy(redeliver, async () => {
       try {
@@ -114,17 +129,27 @@ function deliveryRows(delivery) {
     }),
   );
 
-  const row = el('tr', { 'data-delivery-id': delivery.id, 'data-status': delivery.status },
+  const row = el(
+    'tr',
+    { 'data-delivery-id': delivery.id, 'data-status': delivery.status },
     el('td', {}, time(delivery.createdAt)),
     el('td', {}, el('code', {}, delivery.eventType)),
-    el('td', {}, el('span', { class: `badge ${delivery.status}` }, delivery.status),
-      delivery.errorMessage ? el('p', { class: 'hint' }, delivery.errorMessage) : null),
+    el(
+      'td',
+      {},
+      el('span', { class: `badge ${delivery.status}` }, delivery.status),
+      delivery.errorMessage ? el('p', { class: 'hint' }, delivery.errorMessage) : null,
+    ),
     el('td', { class: 'number', 'data-attempts': delivery.attempts }, delivery.attempts),
     el('td', {}, delivery.responseCode === null ? '—' : `HTTP ${delivery.responseCode}`),
     el('td', {}, delivery.status === 'pending' ? time(delivery.nextRetryAt) : '—'),
-    el('td', {}, el('div', { class: 'row-actions' }, toggle, redeliver)));
-  const details = el('tr', { id: attemptsId, class: 'attempts-row', hidden: !expanded },
-    el('td', { colspan: COLUMNS }, expanded ? el('p', { class: 'hint' }, 'Loading attempts…') : null));
+    el('td', {}, el('div', { class: 'row-actions' }, toggle, redeliver)),
+  );
+  const details = el(
+    'tr',
+    { id: attemptsId, class: 'attempts-row', hidden: !expanded },
+    el('td', { colspan: COLUMNS }, expanded ? el('p', { class: 'hint' }, 'Loading attempts…') : null),
+  );
   return [row, details];
 }
 
@@ -140,36 +165,59 @@ async function loadAttempts(deliveryId) {
 }
 
 function attemptDetails(delivery) {
-  const attempts = delivery.attempts.length === 0
-    ? el('p', { class: 'hint' }, 'No attempt made yet.')
-    : el('table', { class: 'attempts' },
-      el('caption', {}, `Attempts of delivery ${delivery.id}`),
-      el('thead', {}, el('tr', {},
-        el('th', { scope: 'col' }, '#'),
-        el('th', { scope: 'col' }, 'Started'),
-        el('th', { scope: 'col' }, 'Took'),
-        el('th', { scope: 'col' }, 'Response'),
-        el('th', { scope: 'col' }, 'Body or error'))),
-      el('tbody', {}, delivery.attempts.map((attempt) =>
-        el('tr', { 'data-attempt': attempt.attemptNumber },
-          el('th', { scope: 'row' }, attempt.attemptNumber),
-          el('td', {}, time(attempt.startedAt)),
-          el('td', { class: 'number' }, `${attempt.durationMs} ms`),
-          el('td', {}, attempt.responseCode === null ? 'no response' : `HTTP ${attempt.responseCode}`),
-          el('td', {},
-            attempt.error ? el('p', { class: 'attempt-error' }, attempt.error) : null,
-            attempt.responseBody ? el('pre', { class: 'response-body' }, attempt.responseBody) : null)))));
+  const attempts =
+    delivery.attempts.length === 0
+      ? el('p', { class: 'hint' }, 'No attempt made yet.')
+      : el(
+          'table',
+          { class: 'attempts' },
+          el('caption', {}, `Attempts of delivery ${delivery.id}`),
+          el(
+            'thead',
+            {},
+            el(
+              'tr',
+              {},
+              el('th', { scope: 'col' }, '#'),
+              el('th', { scope: 'col' }, 'Started'),
+              el('th', { scope: 'col' }, 'Took'),
+              el('th', { scope: 'col' }, 'Response'),
+              el('th', { scope: 'col' }, 'Body or error'),
+            ),
+          ),
+          el(
+            'tbody',
+            {},
+            delivery.attempts.map((attempt) =>
+              el(
+                'tr',
+                { 'data-attempt': attempt.attemptNumber },
+                el('th', { scope: 'row' }, attempt.attemptNumber),
+                el('td', {}, time(attempt.startedAt)),
+                el('td', { class: 'number' }, `${attempt.durationMs} ms`),
+                el('td', {}, attempt.responseCode === null ? 'no response' : `HTTP ${attempt.responseCode}`),
+                el(
+                  'td',
+                  {},
+                  attempt.error ? el('p', { class: 'attempt-error' }, attempt.error) : null,
+                  attempt.responseBody ? el('pre', { class: 'response-body' }, attempt.responseBody) : null,
+                ),
+              ),
+            ),
+          ),
+        );
   return [
     attempts,
-    el('details', {},
-      el('summary', {}, 'Payload'),
-      el('pre', { class: 'payload' }, JSON.stringify(delivery.payload, null, 2))),
+    el('details', {}, el('summary', {}, 'Payload'), el('pre', { class: 'payload' }, JSON.stringify(delivery.payload, null, 2))),
   ];
 }
 
 /** The event filter's choices: every type a delivery can have. */
 export function setLogEventTypes(eventTypes) {
-  byId('log-event-type').replaceChildren(el('option', { value: '' }, 'any'), ...eventTypes.map((type) => el('option', { value: type }, type)));
+  byId('log-event-type').replaceChildren(
+    el('option', { value: '' }, 'any'),
+    ...eventTypes.map((type) => el('option', { value: type }, type)),
+  );
 }
 
 export function initDeliveryLog() {

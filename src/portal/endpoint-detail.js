@@ -117,11 +117,13 @@ async function runSelfTest(endpoint) {
 
 async function saveEdits(endpoint, form) {
   const values = formValues(form);
-  updated(await api.updateEndpoint(endpoint.id, {
-    url: values.url,
-    description: values.description ?? '',
-    events: checkedValues(byId('edit-events'), 'events'),
-  }));
+  updated(
+    await api.updateEndpoint(endpoint.id, {
+      url: values.url,
+      description: values.description ?? '',
+      events: checkedValues(byId('edit-events'), 'events'),
+    }),
+  );
   announce('Changes saved.');
 }
 

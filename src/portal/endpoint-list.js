@@ -13,17 +13,31 @@ export function renderEndpointList(endpoints, selectedId, onManage) {
   byId('endpoint-list').replaceChildren(
     ...endpoints.map((endpoint) => {
       const selected = endpoint.id === selectedId;
-      const manage = el('button', { type: 'button', class: 'secondary', 'aria-current': selected ? 'true' : null },
-        selected ? 'Open' : 'Manage', el('span', { class: 'visually-hidden' }, ` ${endpoint.url}`));
+      const manage = el(
+        'button',
+        { type: 'button', class: 'secondary', 'aria-current': selected ? 'true' : null },
+        selected ? 'Open' : 'Manage',
+        el('span', { class: 'visually-hidden' }, ` ${endpoint.url}`),
+      );
       manage.addEventListener('click', () => onManage(endpoint.id));
-      return el('li', { class: selected ? 'endpoint selected' : 'endpoint', 'data-endpoint-id': endpoint.id },
-        el('div', { class: 'endpoint-summary' },
-          el('p', { class: 'endpoint-title' },
-            el('span', { class: 'url' }, endpoint.url), ' ',
-            el('span', { class: endpoint.isActive ? 'badge ok' : 'badge off' }, statusText(endpoint))),
+      return el(
+        'li',
+        { class: selected ? 'endpoint selected' : 'endpoint', 'data-endpoint-id': endpoint.id },
+        el(
+          'div',
+          { class: 'endpoint-summary' },
+          el(
+            'p',
+            { class: 'endpoint-title' },
+            el('span', { class: 'url' }, endpoint.url),
+            ' ',
+            el('span', { class: endpoint.isActive ? 'badge ok' : 'badge off' }, statusText(endpoint)),
+          ),
           endpoint.description ? el('p', { class: 'description' }, endpoint.description) : null,
-          el('p', { class: 'hint' }, `Events: ${endpoint.events.join(', ')}`)),
-        manage);
+          el('p', { class: 'hint' }, `Events: ${endpoint.events.join(', ')}`),
+        ),
+        manage,
+      );
     }),
   );
 }
@@ -33,10 +47,20 @@ export function renderEventChoices(container, eventTypes, idPrefix, checked) {
   container.replaceChildren(
     ...eventTypes.map(({ type, description }) => {
       const id = `${idPrefix}-${type.replace(/[^a-z0-9]/gi, '-')}`;
-      return el('div', { class: 'event-choice' },
-        el('input', { type: 'checkbox', id, name: 'events', value: type, checked: checked.includes(type), 'aria-describedby': `${id}-hint` }),
+      return el(
+        'div',
+        { class: 'event-choice' },
+        el('input', {
+          type: 'checkbox',
+          id,
+          name: 'events',
+          value: type,
+          checked: checked.includes(type),
+          'aria-describedby': `${id}-hint`,
+        }),
         el('label', { for: id }, el('code', {}, type)),
-        el('p', { id: `${id}-hint`, class: 'hint' }, description));
+        el('p', { id: `${id}-hint`, class: 'hint' }, description),
+      );
     }),
   );
 }

@@ -74,9 +74,7 @@ export const cardRoutes: FastifyPluginAsyncZod = async (app) => {
           return saved;
         }),
       );
-      return result.created
-        ? reply.status(201).send({ saved: true as const })
-        : reply.status(200).send({ alreadySaved: true as const });
+      return result.created ? reply.status(201).send({ saved: true as const }) : reply.status(200).send({ alreadySaved: true as const });
     },
   );
 };

@@ -72,15 +72,11 @@ function loadPortalFiles(): PortalFile[] {
 export async function portalRoutes(app: FastifyInstance): Promise<void> {
   const config = { rateLimit: { max: app.config.rateLimits.publicPerMinute, timeWindow: '1 minute' } };
   for (const file of loadPortalFiles()) {
-    app.get(
-      file.url,
-      { config, helmet: { contentSecurityPolicy: PORTAL_CSP }, schema: { hide: true } },
-      async (request, reply) => {
-        // Revalidated on every load (a new version shows at once), answered 304 when unchanged.
-        void reply.header('cache-control', 'no-cache').header('etag', file.etag).type(file.contentType);
-        if (request.headers['if-none-match'] === file.etag) return reply.status(304).send();
-        return reply.send(file.body);
-      },
-    );
+    app.get(file.url, { config, helmet: { contentSecurityPolicy: PORTAL_CSP }, schema: { hide: true } }, async (request, reply) => {
+      // Revalidated on every load (a new version shows at once), answered 304 when unchanged.
+      void reply.header('cache-control', 'no-cache').header('etag', file.etag).type(file.contentType);
+      if (request.headers['if-none-match'] === file.etag) return reply.status(304).send();
+      return reply.send(file.body);
+    });
   }
 }

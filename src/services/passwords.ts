@@ -18,9 +18,7 @@ function derive(password: string, salt: Buffer, keyLength: number, options: Scry
   // scrypt needs 128 * N * r bytes; Node's default cap (32 MiB) is raised to fit what we accept.
   const maxmem = 256 * (options.N ?? SCRYPT_PARAMS.N) * (options.r ?? SCRYPT_PARAMS.r);
   return new Promise((resolve, reject) => {
-    scrypt(password.normalize('NFKC'), salt, keyLength, { ...options, maxmem }, (error, key) =>
-      error ? reject(error) : resolve(key),
-    );
+    scrypt(password.normalize('NFKC'), salt, keyLength, { ...options, maxmem }, (error, key) => (error ? reject(error) : resolve(key)));
   });
 }
 

@@ -21,11 +21,7 @@ const email = z
   .toLowerCase()
   .max(EMAIL_MAX, `must be at most ${EMAIL_MAX} characters`)
   .pipe(z.email('must be a valid email address'));
-const username = z
-  .string()
-  .trim()
-  .regex(USERNAME_PATTERN, 'must be 3 to 30 characters: letters, digits or underscores')
-  .toLowerCase();
+const username = z.string().trim().regex(USERNAME_PATTERN, 'must be 3 to 30 characters: letters, digits or underscores').toLowerCase();
 const password = z
   .string()
   .min(PASSWORD_MIN, `must be at least ${PASSWORD_MIN} characters`)

@@ -74,7 +74,7 @@ interface PublicCardRow extends CardRow {
 export async function viewProfile(sql: SqlRunner, username: string, request: ViewRequest): Promise<Viewed<PublicProfile>> {
   const { viewer, source } = request;
   const rows = await sql.query<ProfileRow>(
-      `WITH owner AS (
+    `WITH owner AS (
          SELECT id, username, display_name, created_at FROM users WHERE username = $1
        ),
        viewed AS (
@@ -91,7 +91,9 @@ export async function viewProfile(sql: SqlRunner, username: string, request: Vie
   const first = rows[0];
   if (!first) throw new AppError('NOT_FOUND', 'No such user');
   const user = { id: first.user_id, username: first.username, displayName: first.display_name, createdAt: first.user_created_at };
-  const cards = rows.flatMap((row) => (row.id !== null && row.owner_id !== null ? [toCardData({ ...row, id: row.id, owner_id: row.owner_id })] : []));
+  const cards = rows.flatMap((row) =>
+    row.id !== null && row.owner_id !== null ? [toCardData({ ...row, id: row.id, owner_id: row.owner_id })] : [],
+  );
   return { page: { user, cards }, event: first.recorded ? viewedEvent(user.id, null, viewer, source) : null };
 }
 
@@ -104,7 +106,7 @@ export async function viewCard(sql: SqlRunner, cardId: string, request: ViewRequ
   const { viewer, source, username } = request;
   if (!isUuid(cardId)) throw cardNotFound();
   const rows = await sql.query<PublicCardRow>(
-      `WITH card AS (
+    `WITH card AS (
          SELECT ${CARD_COLUMNS}, u.username, u.display_name, u.created_at AS owner_created_at
          FROM cards c JOIN users u ON u.id = c.owner_id
          WHERE c.id = $1::uuid AND (c.is_public OR c.owner_id = $2::uuid) AND ($4::text IS NULL OR u.username = $4::text)

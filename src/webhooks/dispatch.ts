@@ -136,7 +136,10 @@ export class DeliveryDispatcher {
     const { found, scheduled, attemptLimitReached } = await this.#o.queue.makeDue(endpointId, deliveryId, this.#o.maxAttemptsPerDelivery);
     if (!found) throw deliveryNotFound();
     if (attemptLimitReached) {
-      throw new AppError('ATTEMPT_LIMIT_REACHED', `This delivery has had ${this.#o.maxAttemptsPerDelivery} attempts, as many as a delivery may have`);
+      throw new AppError(
+        'ATTEMPT_LIMIT_REACHED',
+        `This delivery has had ${this.#o.maxAttemptsPerDelivery} attempts, as many as a delivery may have`,
+      );
     }
     if (scheduled) this.#handOver([{ id: deliveryId, endpointId, nextRetryAt: new Date() }]);
     return { deliveryId };

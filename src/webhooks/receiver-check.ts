@@ -21,13 +21,7 @@ export const STALE_PROBE_AGE_SECONDS = 600;
 export const RECEIVER_CHECK_CASES = ['valid', 'bad_signature', 'stale_timestamp'] as const;
 export type ReceiverCheckCaseName = (typeof RECEIVER_CHECK_CASES)[number];
 
-export const RECEIVER_VERDICTS = [
-  'ok',
-  'does_not_check_signatures',
-  'does_not_check_timestamps',
-  'rejects_valid',
-  'unreachable',
-] as const;
+export const RECEIVER_VERDICTS = ['ok', 'does_not_check_signatures', 'does_not_check_timestamps', 'rejects_valid', 'unreachable'] as const;
 export type ReceiverVerdict = (typeof RECEIVER_VERDICTS)[number];
 
 export const receiverCheckCaseSchema = z.object({

@@ -42,7 +42,9 @@ export const signatureDebugSchema = z
           'we sent, plus the time the request took and up to a second of rounding; null without receiverDate',
       ),
   })
-  .describe('What this attempt signed, recorded when it was sent; null when nothing was signed (or for attempts logged before it was recorded)');
+  .describe(
+    'What this attempt signed, recorded when it was sent; null when nothing was signed (or for attempts logged before it was recorded)',
+  );
 export type SignatureDebug = z.infer<typeof signatureDebugSchema>;
 
 export const signatureHintSchema = z.object({ code: z.enum(HINT_CODES), message: z.string() });

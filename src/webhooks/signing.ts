@@ -98,11 +98,7 @@ export function verifyWebhook(params: {
 }
 
 /** Verifies `x-devcard-signature` (any of its comma-separated `sha256=` values). */
-export function verifyDevcardSignature(
-  secret: string,
-  header: string | string[] | undefined,
-  body: string | Buffer,
-): boolean {
+export function verifyDevcardSignature(secret: string, header: string | string[] | undefined, body: string | Buffer): boolean {
   if (header === undefined) return false;
   const expected = Buffer.from(devcardDigest(decodeSecret(secret), body));
   const values = (Array.isArray(header) ? header.join(',') : header).split(',');

@@ -17,9 +17,7 @@ export interface UrlPolicyOptions {
   lookupTimeoutMs?: number;
 }
 
-export type UrlCheck =
-  | { ok: true; url: URL; addresses: Array<{ address: string; family: 4 | 6 }> }
-  | { ok: false; reason: string };
+export type UrlCheck = { ok: true; url: URL; addresses: Array<{ address: string; family: 4 | 6 }> } | { ok: false; reason: string };
 
 export const MAX_URL_LENGTH = 2048;
 

@@ -46,7 +46,10 @@ function parseSchema(text: string): ExpectedTable[] {
   const modelNames = new Set(models.map((b) => b[2]!));
 
   return models.map(([, , name, body]) => {
-    const lines = body!.split('\n').map((l) => l.replace(/\/\/.*$/, '').trim()).filter(Boolean);
+    const lines = body!
+      .split('\n')
+      .map((l) => l.replace(/\/\/.*$/, '').trim())
+      .filter(Boolean);
     const table = /@@map\("([^"]+)"\)/.exec(body!)?.[1] ?? name!;
     const columnOf = new Map<string, string>();
     const columns: ExpectedColumn[] = [];
@@ -173,10 +176,9 @@ describe('migrations', () => {
 
   it('refuses to run when a recorded checksum does not match', async () => {
     const [first] = migrationNames;
-    const [{ checksum }] = (await db.sql.query<{ checksum: string }>(
-      'SELECT checksum FROM _prisma_migrations WHERE migration_name = $1',
-      [first],
-    )) as [{ checksum: string }];
+    const [{ checksum }] = (await db.sql.query<{ checksum: string }>('SELECT checksum FROM _prisma_migrations WHERE migration_name = $1', [
+      first,
+    ])) as [{ checksum: string }];
     await db.sql.query('UPDATE _prisma_migrations SET checksum = $1 WHERE migration_name = $2', ['0'.repeat(64), first]);
     try {
       await expect(db.migrate()).rejects.toThrow(/checksum mismatch/);

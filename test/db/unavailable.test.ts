@@ -31,7 +31,13 @@ describe('isDatabaseUnavailable', () => {
 
   it.each([
     ['a unique violation', withCode('duplicate key value', { code: '23505' })],
-    ["Prisma's P2002", withCode('Unique constraint failed', { code: 'P2002', meta: { driverAdapterError: { cause: { kind: 'UniqueConstraintViolation' } } } })],
+    [
+      "Prisma's P2002",
+      withCode('Unique constraint failed', {
+        code: 'P2002',
+        meta: { driverAdapterError: { cause: { kind: 'UniqueConstraintViolation' } } },
+      }),
+    ],
     ['a bug', new TypeError("Cannot read properties of undefined (reading 'id')")],
     ['not an error', 'ECONNREFUSED'],
     ['nothing', undefined],

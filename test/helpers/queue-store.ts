@@ -22,7 +22,9 @@ export async function openQueueStore(username: string): Promise<QueueStore> {
   const store = await createTestStore();
   const db = await store.open();
   await db.migrate();
-  const user = await db.prisma.user.create({ data: { email: `${username}@example.com`, username, displayName: username, passwordHash: 'x' } });
+  const user = await db.prisma.user.create({
+    data: { email: `${username}@example.com`, username, displayName: username, passwordHash: 'x' },
+  });
   return {
     store,
     db,

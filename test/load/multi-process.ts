@@ -102,7 +102,14 @@ async function main(): Promise<void> {
     apis.push(`http://127.0.0.1:${port}`);
   }
   for (const origin of apis) {
-    await waitFor(() => fetch(`${origin}/health`).then((r) => r.ok, () => false), { timeoutMs: 60_000, intervalMs: 200, what: `${origin} to be up` });
+    await waitFor(
+      () =>
+        fetch(`${origin}/health`).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      { timeoutMs: 60_000, intervalMs: 200, what: `${origin} to be up` },
+    );
   }
   for (let i = 0; i < WORKER_PROCESSES; i++) start('src/worker.ts', {});
   console.log(`load: ${API_PROCESSES} API processes up after ${Date.now() - began} ms`);
@@ -119,7 +126,13 @@ async function main(): Promise<void> {
       username,
       password: 'password-123',
     });
-    const endpoint = await api<{ id: string }>(apis[i % API_PROCESSES]!, 'POST', '/api/webhooks', { url: `${receiver.origin}/hook`, events: ['card.viewed'] }, token);
+    const endpoint = await api<{ id: string }>(
+      apis[i % API_PROCESSES]!,
+      'POST',
+      '/api/webhooks',
+      { url: `${receiver.origin}/hook`, events: ['card.viewed'] },
+      token,
+    );
     owners.push({ username, token, endpointId: endpoint.id, kind, receiver });
   }
 
@@ -137,21 +150,29 @@ async function main(): Promise<void> {
   console.log(`load: ${EVENTS} events fired through ${API_PROCESSES} API processes in ${fired - firing} ms`);
 
   await waitFor(
-    async () => (await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM webhook_deliveries WHERE status = 'pending'`)).rows[0]!.n === 0,
+    async () =>
+      (await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM webhook_deliveries WHERE status = 'pending'`)).rows[0]!.n === 0,
     { timeoutMs: SETTLE_TIMEOUT_MS, intervalMs: 500, what: 'every delivery to reach a final state' },
   );
   console.log(`load: all deliveries final ${Date.now() - fired} ms after the last event`);
   // Anything still in flight would show up as an extra request below.
   await sleep(500);
 
-  for (const child of children) check(child.exitCode === null && child.signalCode === null, `a process exited early (${child.exitCode ?? child.signalCode})`);
+  for (const child of children)
+    check(child.exitCode === null && child.signalCode === null, `a process exited early (${child.exitCode ?? child.signalCode})`);
 
   // Compare the API's delivery log with what each receiver saw.
   let totalDeliveries = 0;
   for (const owner of owners) {
     const byStatus: Record<string, number> = {};
     for (const status of ['pending', 'success', 'failed', 'cancelled']) {
-      const page = await api<{ pagination: { total: number } }>(apis[0]!, 'GET', `/api/webhooks/${owner.endpointId}/deliveries?status=${status}&limit=1`, undefined, owner.token);
+      const page = await api<{ pagination: { total: number } }>(
+        apis[0]!,
+        'GET',
+        `/api/webhooks/${owner.endpointId}/deliveries?status=${status}&limit=1`,
+        undefined,
+        owner.token,
+      );
       byStatus[status] = page.pagination.total;
     }
     const deliveries: Array<{ id: string; status: string; attempts: number }> = [];
@@ -177,20 +198,26 @@ async function main(): Promise<void> {
     check(totals === deliveries.length, `${name}: status totals ${JSON.stringify(byStatus)} do not add up to ${deliveries.length}`);
 
     const received = new Map<string, number>();
-    for (const r of owner.receiver.requests) received.set(String(r.headers['webhook-id']), (received.get(String(r.headers['webhook-id'])) ?? 0) + 1);
+    for (const r of owner.receiver.requests)
+      received.set(String(r.headers['webhook-id']), (received.get(String(r.headers['webhook-id'])) ?? 0) + 1);
     const known = new Set(deliveries.map((d) => d.id));
     const strangers = [...received.keys()].filter((id) => !known.has(id));
     check(strangers.length === 0, `${name}: ${strangers.length} requests with a webhook-id the API does not list`);
     const attemptsLogged = deliveries.reduce((sum, d) => sum + d.attempts, 0);
-    check(attemptsLogged === owner.receiver.requests.length, `${name}: ${attemptsLogged} attempts logged, ${owner.receiver.requests.length} requests received`);
+    check(
+      attemptsLogged === owner.receiver.requests.length,
+      `${name}: ${attemptsLogged} attempts logged, ${owner.receiver.requests.length} requests received`,
+    );
 
     let successes = 0;
     for (const d of deliveries) {
       const seen = received.get(d.id) ?? 0;
       if (d.status === 'success') successes++;
       check(seen === d.attempts, `${name}: delivery ${d.id} (${d.status}) received ${seen} times, ${d.attempts} attempts logged`);
-      if (owner.kind === 'healthy') check(d.status === 'success' && seen === 1, `${name}: delivery ${d.id} ${d.status} after ${seen} requests (expected success once)`);
-      if (owner.kind === 'flaky') check(d.status === 'success' && seen === 2, `${name}: delivery ${d.id} ${d.status} after ${seen} requests (expected 500 then 200)`);
+      if (owner.kind === 'healthy')
+        check(d.status === 'success' && seen === 1, `${name}: delivery ${d.id} ${d.status} after ${seen} requests (expected success once)`);
+      if (owner.kind === 'flaky')
+        check(d.status === 'success' && seen === 2, `${name}: delivery ${d.id} ${d.status} after ${seen} requests (expected 500 then 200)`);
       if (owner.kind === 'always-500') {
         check(d.status === 'failed' || d.status === 'cancelled', `${name}: delivery ${d.id} is ${d.status}`);
         check(d.status !== 'failed' || seen === ATTEMPTS, `${name}: failed delivery ${d.id} received ${seen} times, expected ${ATTEMPTS}`);
@@ -203,7 +230,9 @@ async function main(): Promise<void> {
     check(successes === byStatus.success, `${name}: ${successes} successes listed, ${byStatus.success} counted`);
   }
   const requests = receivers.reduce((sum, r) => sum + r.requests.length, 0);
-  console.log(`load: ${totalDeliveries} deliveries, ${requests} requests received, ${violations.length} violations, ${Date.now() - began} ms in all`);
+  console.log(
+    `load: ${totalDeliveries} deliveries, ${requests} requests received, ${violations.length} violations, ${Date.now() - began} ms in all`,
+  );
 }
 
 let failed = false;

@@ -178,10 +178,13 @@ describe('portal at /portal (headless Chromium)', () => {
   it('sends a test event and shows the delivery with its attempt; the receiver verified it with the secret shown', async () => {
     await detail().getByRole('button', { name: 'Send test event' }).click();
     await waitForText(status(), 'Test event queued');
-    const [delivery] = await waitFor(async () => {
-      const rows = await deliveriesOf(t, endpointId);
-      return rows.length === 1 && rows[0]!.status === 'success' ? rows : null;
-    }, { what: 'the test delivery to succeed' });
+    const [delivery] = await waitFor(
+      async () => {
+        const rows = await deliveriesOf(t, endpointId);
+        return rows.length === 1 && rows[0]!.status === 'success' ? rows : null;
+      },
+      { what: 'the test delivery to succeed' },
+    );
     expect(delivery).toMatchObject({ eventType: 'webhook.test', attempts: 1, responseCode: 200 });
     expect(receiver.at('/hooks')).toHaveLength(1);
 
@@ -199,10 +202,13 @@ describe('portal at /portal (headless Chromium)', () => {
     const [delivery] = await deliveriesOf(t, endpointId);
     const row = page.locator(`#log-rows tr[data-delivery-id="${delivery!.id}"]`);
     await row.getByRole('button', { name: /^Redeliver/ }).click();
-    await waitFor(async () => {
-      const [again] = await deliveriesOf(t, endpointId);
-      return again?.status === 'success' && again.attemptsLog.length === 2;
-    }, { what: 'the second attempt' });
+    await waitFor(
+      async () => {
+        const [again] = await deliveriesOf(t, endpointId);
+        return again?.status === 'success' && again.attemptsLog.length === 2;
+      },
+      { what: 'the second attempt' },
+    );
     expect(receiver.at('/hooks')).toHaveLength(2);
     expect(new Set(receiver.at('/hooks').map((r) => r.headers['webhook-id']))).toEqual(new Set([delivery!.id]));
 

@@ -20,7 +20,15 @@ describe('password hashing', () => {
   it('treats malformed or hostile stored hashes as a mismatch, never an exception', async () => {
     const good = await hashPassword(PASSWORD);
     const [, , , , salt, hash] = good.split('$');
-    for (const stored of ['', 'plain', `bcrypt$16384$8$1$${salt}$${hash}`, `scrypt$1000$8$1$${salt}$${hash}`, `scrypt$1073741824$8$1$${salt}$${hash}`, `scrypt$16384$8$1$$${hash}`, `scrypt$16384$8$1$${salt}$`]) {
+    for (const stored of [
+      '',
+      'plain',
+      `bcrypt$16384$8$1$${salt}$${hash}`,
+      `scrypt$1000$8$1$${salt}$${hash}`,
+      `scrypt$1073741824$8$1$${salt}$${hash}`,
+      `scrypt$16384$8$1$$${hash}`,
+      `scrypt$16384$8$1$${salt}$`,
+    ]) {
       expect(await verifyPassword(PASSWORD, stored), stored).toBe(false);
     }
   });
@@ -200,7 +208,10 @@ describe('auth routes', () => {
     it('rejects a correctly signed token whose subject is not a user id (found by fuzzing: it was a 500)', async () => {
       for (const claims of [{ sub: 'not-a-uuid', username: 'x' }, { sub: 42, username: 'x' }, { username: 'x' }]) {
         const token = t.app.jwt.sign(claims as unknown as { sub: string; username: string });
-        for (const [method, url] of [['GET', '/api/cards'], ['DELETE', `/api/webhooks/${randomUUID()}`]] as const) {
+        for (const [method, url] of [
+          ['GET', '/api/cards'],
+          ['DELETE', `/api/webhooks/${randomUUID()}`],
+        ] as const) {
           const res = await t.app.inject({ method, url, headers: { authorization: `Bearer ${token}` } });
           expect(res.statusCode, `${JSON.stringify(claims)} ${method} ${url}`).toBe(401);
           expect(res.json().error.code).toBe('INVALID_TOKEN');
@@ -213,7 +224,15 @@ describe('auth routes', () => {
     const res = await t.app.inject({ method: 'GET', url: '/docs/json' });
     expect(res.statusCode).toBe(200);
     const paths = res.json().paths;
-    for (const path of ['/auth/register', '/auth/login', '/api/cards', '/api/cards/{id}/save', '/api/u/{username}', '/api/u/card/{cardId}', '/api/u/{username}/card/{cardId}']) {
+    for (const path of [
+      '/auth/register',
+      '/auth/login',
+      '/api/cards',
+      '/api/cards/{id}/save',
+      '/api/u/{username}',
+      '/api/u/card/{cardId}',
+      '/api/u/{username}/card/{cardId}',
+    ]) {
       expect(paths).toHaveProperty([path]);
     }
     expect(paths['/api/cards'].get.security).toEqual([{ bearerAuth: [] }]);

@@ -7,11 +7,9 @@ describe('card routes', () => {
   let alice: Session;
   let bob: Session;
 
-
   const createCard = (who: Session, payload: Record<string, unknown>) =>
     t.app.inject({ method: 'POST', url: '/api/cards', headers: who.auth, payload });
-  const save = (who: Session, cardId: string) =>
-    t.app.inject({ method: 'POST', url: `/api/cards/${cardId}/save`, headers: who.auth });
+  const save = (who: Session, cardId: string) => t.app.inject({ method: 'POST', url: `/api/cards/${cardId}/save`, headers: who.auth });
 
   beforeAll(async () => {
     t = await buildTestApp();
@@ -132,7 +130,10 @@ describe('card routes', () => {
     });
 
     it('refuses to save your own card (public or private) with 400 CANNOT_SAVE_OWN_CARD', async () => {
-      for (const [who, id] of [[bob, bobsOwn], [alice, privateCard]] as const) {
+      for (const [who, id] of [
+        [bob, bobsOwn],
+        [alice, privateCard],
+      ] as const) {
         const res = await save(who, id);
         expect(res.statusCode).toBe(400);
         expect(res.json().error.code).toBe('CANNOT_SAVE_OWN_CARD');

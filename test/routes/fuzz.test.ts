@@ -58,7 +58,17 @@ const nastyString = fc.oneof(
   { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 40 }) }, // includes lone surrogates
   { weight: 1, arbitrary: fc.constantFrom('\u0000', 'a\u0000b', '\ud800', 'x\udfff', '\ud83d', '\u202e', '\ufeff', '\u0007\u001b[31m') },
   { weight: 1, arbitrary: fc.constantFrom('', ' ', '   \t\n', 'null', 'undefined', 'true', '[]', '{}', '__proto__', 'constructor') },
-  { weight: 1, arbitrary: fc.constantFrom("' OR 1=1 --", '"; DROP TABLE users; --', '${7*7}', '{{7*7}}', '<script>alert(1)</script>', '../../etc/passwd') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      "' OR 1=1 --",
+      '"; DROP TABLE users; --',
+      '${7*7}',
+      '{{7*7}}',
+      '<script>alert(1)</script>',
+      '../../etc/passwd',
+    ),
+  },
   { weight: 1, arbitrary: fc.integer({ min: 200, max: 70_000 }).map((n) => 'x'.repeat(n)) },
 );
 
@@ -87,7 +97,10 @@ function shapedObject(fields: Record<string, fc.Arbitrary<unknown>>, extraKeys =
   const entries = Object.entries(fields).map(([key, good]) =>
     fc.oneof(
       { weight: 5, arbitrary: good.map((value) => [key, value] as const) },
-      { weight: 1, arbitrary: fc.oneof(nastyString, nastyNumber, fc.boolean(), fc.constant(null), anyJson).map((value) => [key, value] as const) },
+      {
+        weight: 1,
+        arbitrary: fc.oneof(nastyString, nastyNumber, fc.boolean(), fc.constant(null), anyJson).map((value) => [key, value] as const),
+      },
       { weight: 1, arbitrary: fc.constant(undefined) },
     ),
   );
@@ -102,7 +115,17 @@ function shapedObject(fields: Record<string, fc.Arbitrary<unknown>>, extraKeys =
 
 const urlValue = fc.oneof(
   fc.constantFrom('https://hooks.example.com/fuzz', 'https://hooks.example.com/a?b=c#d', 'https://[2606:4700::1111]/x'),
-  fc.constantFrom('https://127.0.0.1/', 'https://[::ffff:7f00:1]/', 'https://metadata.google.internal/', 'https://loopback.example.com/', 'http://hooks.example.com/', 'https://u:p@hooks.example.com/', 'https://good.com\\@127.0.0.1/', 'javascript:alert(1)', 'https://nxdomain.example.com/'),
+  fc.constantFrom(
+    'https://127.0.0.1/',
+    'https://[::ffff:7f00:1]/',
+    'https://metadata.google.internal/',
+    'https://loopback.example.com/',
+    'http://hooks.example.com/',
+    'https://u:p@hooks.example.com/',
+    'https://good.com\\@127.0.0.1/',
+    'javascript:alert(1)',
+    'https://nxdomain.example.com/',
+  ),
   nastyString.map((s) => `https://hooks.example.com/${s}`),
   nastyString,
 );
@@ -207,12 +230,30 @@ const rawSegment = fc.constantFrom('%', '%zz', '%ff', '%c0%80', '%ed%a0%80', '%0
 function paramValue(fx: Fixtures, name: string): fc.Arbitrary<string> {
   // `:id` is an endpoint on webhook routes and a card on /api/cards/:id/save: both kinds for both.
   const known =
-    name === 'username' ? fx.usernames : name === 'deliveryId' ? fx.deliveryIds : name === 'cardId' ? fx.cardIds : [...fx.endpointIds, ...fx.cardIds];
+    name === 'username'
+      ? fx.usernames
+      : name === 'deliveryId'
+        ? fx.deliveryIds
+        : name === 'cardId'
+          ? fx.cardIds
+          : [...fx.endpointIds, ...fx.cardIds];
   return fc.oneof(
     { weight: 6, arbitrary: fc.constantFrom(...known).map(encodeSegment) },
     { weight: 2, arbitrary: fc.constantFrom(...fx.endpointIds, ...fx.cardIds, ...fx.deliveryIds, ...fx.usernames).map(encodeSegment) },
     { weight: 1, arbitrary: fc.uuid().map((id) => (id.length % 2 ? id.toUpperCase() : id)) },
-    { weight: 1, arbitrary: fc.constantFrom('00000000-0000-0000-0000-000000000000', '{' + randomUUID() + '}', randomUUID() + 'x', 'card', 'null', '0', '-1', '1e9') },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(
+        '00000000-0000-0000-0000-000000000000',
+        '{' + randomUUID() + '}',
+        randomUUID() + 'x',
+        'card',
+        'null',
+        '0',
+        '-1',
+        '1e9',
+      ),
+    },
     { weight: 2, arbitrary: nastyString.filter((s) => s.length > 0 && s.length < 5_000).map(encodeSegment) },
     { weight: 1, arbitrary: rawSegment },
   );
@@ -226,7 +267,16 @@ const queryValue = fc.oneof(
   nastyNumber.map(String),
 );
 const queryString = fc
-  .array(fc.tuple(fc.oneof(fc.constantFrom(...QUERY_KEYS), nastyString.filter((s) => s.length < 100)), queryValue), { maxLength: 5 })
+  .array(
+    fc.tuple(
+      fc.oneof(
+        fc.constantFrom(...QUERY_KEYS),
+        nastyString.filter((s) => s.length < 100),
+      ),
+      queryValue,
+    ),
+    { maxLength: 5 },
+  )
   .map((pairs) => {
     if (pairs.length === 0) return '';
     return '?' + pairs.map(([key, value]) => `${encodeSegment(key)}=${encodeSegment(value)}`).join('&');
@@ -240,7 +290,14 @@ function authorization(fx: Fixtures): fc.Arbitrary<string | undefined> {
     {
       weight: 1,
       arbitrary: fc.oneof(
-        fc.constantFrom('Bearer', 'Bearer ', `bearer ${fx.tokens[0]}`, `Basic ${Buffer.from('a:b').toString('base64')}`, `Bearer  ${fx.tokens[0]}`, `Bearer ${fx.tokens[0]} extra`),
+        fc.constantFrom(
+          'Bearer',
+          'Bearer ',
+          `bearer ${fx.tokens[0]}`,
+          `Basic ${Buffer.from('a:b').toString('base64')}`,
+          `Bearer  ${fx.tokens[0]}`,
+          `Bearer ${fx.tokens[0]} extra`,
+        ),
         nastyString.filter((s) => s.length < 10_000 && !/[\r\n]/.test(s)).map((s) => `Bearer ${encodeSegment(s)}`),
       ),
     },
@@ -281,7 +338,22 @@ const serialisedBody = (body: fc.Arbitrary<unknown>) =>
     { weight: 8, arbitrary: body.map((value) => JSON.stringify(value)) },
     { weight: 1, arbitrary: body.map((value) => (JSON.stringify(value) ?? '').slice(0, -1)) },
     { weight: 1, arbitrary: deepJsonText },
-    { weight: 1, arbitrary: fc.constantFrom('', '{', '{"a":', '[1,]', "{'a':1}", 'nul', '\u0000', '{"a":1}{"b":2}', '\ufeff{}', '{"__proto__":{"admin":true}}', '{"constructor":{"prototype":{"x":1}}}') },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(
+        '',
+        '{',
+        '{"a":',
+        '[1,]',
+        "{'a':1}",
+        'nul',
+        '\u0000',
+        '{"a":1}{"b":2}',
+        '\ufeff{}',
+        '{"__proto__":{"admin":true}}',
+        '{"constructor":{"prototype":{"x":1}}}',
+      ),
+    },
   );
 
 function buildPath(route: RouteSpec, params: Record<string, string>): string {
@@ -298,7 +370,10 @@ function routeRequest(fx: Fixtures): fc.Arbitrary<FuzzRequest> {
   return fc.constantFrom(...ROUTES).chain((route) =>
     fc
       .record({
-        method: fc.oneof({ weight: 9, arbitrary: fc.constant(route.method) }, { weight: 1, arbitrary: fc.constantFrom<Method>('GET', 'POST', 'PATCH', 'DELETE', 'PUT', 'HEAD', 'OPTIONS') }),
+        method: fc.oneof(
+          { weight: 9, arbitrary: fc.constant(route.method) },
+          { weight: 1, arbitrary: fc.constantFrom<Method>('GET', 'POST', 'PATCH', 'DELETE', 'PUT', 'HEAD', 'OPTIONS') },
+        ),
         params: paramsFor(fx, route),
         query: queryString,
         authorization: authorization(fx),
@@ -309,7 +384,10 @@ function routeRequest(fx: Fixtures): fc.Arbitrary<FuzzRequest> {
         options: {
           method,
           url: buildPath(route, params) + query,
-          headers: { ...(auth === undefined ? {} : { authorization: auth }), ...(body === null ? {} : { 'content-type': 'application/json' }) },
+          headers: {
+            ...(auth === undefined ? {} : { authorization: auth }),
+            ...(body === null ? {} : { 'content-type': 'application/json' }),
+          },
           ...(body === null ? {} : { payload: body }),
         },
       })),
@@ -357,7 +435,10 @@ function identityRequest(fx: Fixtures): fc.Arbitrary<FuzzRequest> {
         options: {
           method: route.method,
           url: buildPath(route, params),
-          headers: { ...(auth === undefined ? {} : { authorization: auth }), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+          headers: {
+            ...(auth === undefined ? {} : { authorization: auth }),
+            ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          },
           ...(body === undefined ? {} : { payload: body }),
         },
       })),
@@ -419,7 +500,11 @@ describe('fuzzing every route', () => {
     const alice = await signUp(t.app);
     const bob = await signUp(t.app);
     const cardIds: string[] = [];
-    for (const [owner, isPublic] of [[alice, true], [alice, false], [bob, true]] as const) {
+    for (const [owner, isPublic] of [
+      [alice, true],
+      [alice, false],
+      [bob, true],
+    ] as const) {
       const card = await t.db.prisma.card.create({ data: { ownerId: owner.id, title: 'Card', isPublic } });
       cardIds.push(card.id);
     }
@@ -465,7 +550,11 @@ describe('fuzzing every route', () => {
       expect(res.headers['content-type'], what).toMatch(/^application\/json/);
       const body = res.json();
       expect(Object.keys(body), what).toEqual(['error']);
-      expect(body.error, what).toEqual({ code: expect.any(String), message: expect.any(String), ...('details' in body.error ? { details: body.error.details } : {}) });
+      expect(body.error, what).toEqual({
+        code: expect.any(String),
+        message: expect.any(String),
+        ...('details' in body.error ? { details: body.error.details } : {}),
+      });
       expect(knownCodes.has(body.error.code), what).toBe(true);
       expect(body.error.message.length, what).toBeGreaterThan(0);
     }
@@ -485,7 +574,10 @@ describe('fuzzing every route', () => {
     for (const at of await drainRowWrites()) {
       const suspects = sent.filter((s) => s.startedAt <= at && at <= s.endedAt + 1);
       expect(suspects.length, `a row was written at ${at} outside every request`).toBeGreaterThan(0);
-      expect(suspects.some((s) => !s.rejected), `a rejected request wrote a row: ${suspects.map((s) => s.what).join(' | ')}`).toBe(true);
+      expect(
+        suspects.some((s) => !s.rejected),
+        `a rejected request wrote a row: ${suspects.map((s) => s.what).join(' | ')}`,
+      ).toBe(true);
     }
   }
 
@@ -493,10 +585,11 @@ describe('fuzzing every route', () => {
     const fx = await fixtures();
     await drainRowWrites();
     const requests = Math.round(TOTAL_RUNS * SHARES[name]);
-    await fc.assert(
-      fc.asyncProperty(fc.array(arbitrary(fx), { minLength: BATCH_SIZE, maxLength: BATCH_SIZE }), checkBatch),
-      { seed: SEED, numRuns: Math.ceil(requests / BATCH_SIZE), endOnFailure: true },
-    );
+    await fc.assert(fc.asyncProperty(fc.array(arbitrary(fx), { minLength: BATCH_SIZE, maxLength: BATCH_SIZE }), checkBatch), {
+      seed: SEED,
+      numRuns: Math.ceil(requests / BATCH_SIZE),
+      endOnFailure: true,
+    });
     const health = await t.app.inject({ method: 'GET', url: '/health' });
     expect(health.statusCode).toBe(200);
     expect(health.json().status).toBe('ok');
@@ -504,7 +597,9 @@ describe('fuzzing every route', () => {
 
   it('covers every route the app registers (as documented in OpenAPI)', async () => {
     const doc = (await t.app.inject({ method: 'GET', url: '/docs/json' })).json() as { paths: Record<string, Record<string, unknown>> };
-    const documented = Object.entries(doc.paths).flatMap(([path, operations]) => Object.keys(operations).map((m) => `${m.toUpperCase()} ${path}`));
+    const documented = Object.entries(doc.paths).flatMap(([path, operations]) =>
+      Object.keys(operations).map((m) => `${m.toUpperCase()} ${path}`),
+    );
     const fuzzed = ROUTES.map((route) => `${route.method} ${openApiPath(route.path)}`);
     expect(fuzzed.sort()).toEqual(documented.sort());
   });

@@ -70,12 +70,21 @@ describe('GET /metrics', () => {
       expect((await t.app.inject({ method: 'POST', url: `/api/webhooks/${endpoint.id}/test`, headers: owner.auth })).statusCode).toBe(202);
     }
     // Polled slowly: scrapes are rate limited too.
-    await waitFor(async () => seriesValue((await scrape(t.app)).body, 'webhook_due_backlog') === 3, { intervalMs: 200, what: 'a backlog of 3' });
+    await waitFor(async () => seriesValue((await scrape(t.app)).body, 'webhook_due_backlog') === 3, {
+      intervalMs: 200,
+      what: 'a backlog of 3',
+    });
   });
 
   it('with METRICS_TOKEN, needs it as a bearer token (401 with the error shape otherwise)', async () => {
     const t = await start({ METRICS_TOKEN: TOKEN });
-    for (const headers of [{} as Record<string, string>, { authorization: 'Bearer wrong' }, { authorization: `Bearer ${TOKEN}x` }, { authorization: TOKEN }, { authorization: `Basic ${TOKEN}` }]) {
+    for (const headers of [
+      {} as Record<string, string>,
+      { authorization: 'Bearer wrong' },
+      { authorization: `Bearer ${TOKEN}x` },
+      { authorization: TOKEN },
+      { authorization: `Basic ${TOKEN}` },
+    ]) {
       const res = await scrape(t.app, headers);
       expect(res.statusCode, JSON.stringify(headers)).toBe(401);
       expect(res.json()).toEqual(unauthorized);

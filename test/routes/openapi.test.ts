@@ -103,11 +103,24 @@ describe('OpenAPI document', () => {
   it('documents the signature debugger fields of the delivery detail and the overlap of the endpoint detail', () => {
     const schemaOf = (path: string) => JSON.stringify(doc.paths[path]!.get!.responses['200']);
     const delivery = schemaOf('/api/webhooks/{id}/deliveries/{deliveryId}');
-    for (const field of ['signature', 'hints', 'bodySha256', 'bodyBytes', 'secretVersions', 'fingerprint', 'clockSkewSeconds', 'RECEIVER_ON_PREVIOUS_SECRET', 'BODY_RESERIALISED', 'SECRET_NOT_DECODED', 'CLOCK_SKEW']) {
+    for (const field of [
+      'signature',
+      'hints',
+      'bodySha256',
+      'bodyBytes',
+      'secretVersions',
+      'fingerprint',
+      'clockSkewSeconds',
+      'RECEIVER_ON_PREVIOUS_SECRET',
+      'BODY_RESERIALISED',
+      'SECRET_NOT_DECODED',
+      'CLOCK_SKEW',
+    ]) {
       expect(delivery, field).toContain(field);
     }
     const endpoint = schemaOf('/api/webhooks/{id}');
-    for (const field of ['secretFingerprint', 'previousSecretOverlap', 'canExtend', 'receiverOnPreviousSecret']) expect(endpoint, field).toContain(field);
+    for (const field of ['secretFingerprint', 'previousSecretOverlap', 'canExtend', 'receiverOnPreviousSecret'])
+      expect(endpoint, field).toContain(field);
   });
 
   it('registers and documents every other route of the contract', () => {

@@ -83,12 +83,14 @@ describe('the portal is served at /portal', () => {
     expect(res.headers['content-security-policy']).toBeUndefined();
   });
 
-  it("never writes HTML from script: no innerHTML, outerHTML, insertAdjacentHTML, document.write or eval", () => {
+  it('never writes HTML from script: no innerHTML, outerHTML, insertAdjacentHTML, document.write or eval', () => {
     const modules = readdirSync(PORTAL_DIR).filter((name) => name.endsWith('.js'));
     expect(modules.length).toBeGreaterThan(3);
     for (const name of modules) {
       // Code only: the comments may name what the code avoids.
-      const source = readFileSync(path.join(PORTAL_DIR, name), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+      const source = readFileSync(path.join(PORTAL_DIR, name), 'utf8')
+        .replace(/\/\*[\s\S]*?\*\//g, '')
+        .replace(/^\s*\/\/.*$/gm, '');
       expect(source, name).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function|srcdoc/);
     }
   });

@@ -52,7 +52,11 @@ describe('webhook action routes and metrics', () => {
       expect(request?.body).toBe(
         `{"id":"${row.eventId}","type":"webhook.test","timestamp":"${timestamp}","data":{"endpointId":"${endpoint.id}"}}`,
       );
-      expect(request?.headers).toMatchObject({ 'webhook-id': deliveryId, 'x-devcard-event': 'webhook.test', 'x-devcard-delivery': deliveryId });
+      expect(request?.headers).toMatchObject({
+        'webhook-id': deliveryId,
+        'x-devcard-event': 'webhook.test',
+        'x-devcard-delivery': deliveryId,
+      });
       await sleep(100);
       expect(receiver.at('/sibling')).toHaveLength(0);
       expect(receiver.at('/stranger')).toHaveLength(0);
@@ -96,7 +100,9 @@ describe('webhook action routes and metrics', () => {
       const sent = receiver.requests.filter((r) => r.headers['webhook-id'] === deliveryId);
       expect(sent).toHaveLength(2);
       expect(sent[1]?.body).toBe(sent[0]?.body);
-      expect(await t.db.prisma.webhookDelivery.count({ where: { endpointId: endpoint.id, id: { not: deliveryId }, eventId: row.eventId } })).toBe(0);
+      expect(
+        await t.db.prisma.webhookDelivery.count({ where: { endpointId: endpoint.id, id: { not: deliveryId }, eventId: row.eventId } }),
+      ).toBe(0);
     });
 
     it('redelivers a failed delivery once the receiver is back', async () => {
@@ -111,7 +117,12 @@ describe('webhook action routes and metrics', () => {
         expect(refused.json().error.code).toBe('ENDPOINT_DISABLED');
 
         flaky.handle(answer(200));
-        const enable = await t.app.inject({ method: 'PATCH', url: `/api/webhooks/${ep.id}`, headers: owner.auth, payload: { isActive: true } });
+        const enable = await t.app.inject({
+          method: 'PATCH',
+          url: `/api/webhooks/${ep.id}`,
+          headers: owner.auth,
+          payload: { isActive: true },
+        });
         expect(enable.statusCode).toBe(200);
         expect((await post(`/api/webhooks/${ep.id}/deliveries/${deliveryId}/redeliver`, owner)).statusCode).toBe(202);
         const row = await waitFor(async () => {
@@ -187,7 +198,6 @@ describe('webhook action routes and metrics', () => {
       expect(text).toContain('# TYPE webhook_attempt_duration_seconds histogram');
       expect(text).toContain('process_cpu_user_seconds_total');
     });
-
   });
 });
 
@@ -200,7 +210,9 @@ describe('an API process with WEBHOOK_WORKER=off', () => {
       const owner = await signUp(t.app, uniqueUsername('apionly'));
       const endpoint = await createEndpoint(t.app, owner, `${receiver.origin}/api-only`);
       for (let i = 0; i < 3; i++) {
-        expect((await t.app.inject({ method: 'POST', url: `/api/webhooks/${endpoint.id}/test`, headers: owner.auth })).statusCode).toBe(202);
+        expect((await t.app.inject({ method: 'POST', url: `/api/webhooks/${endpoint.id}/test`, headers: owner.auth })).statusCode).toBe(
+          202,
+        );
       }
       await sleep(300);
       expect(receiver.requests).toHaveLength(0);

@@ -64,7 +64,10 @@ describe('webhook delivery routes', () => {
     // Attempts inserted out of order: the API orders them by attemptNumber.
     const target = deliveries[5]!;
     detailed = target.id;
-    await t.db.prisma.webhookDelivery.update({ where: { id: detailed }, data: { attempts: 3, status: 'failed', responseCode: null, deliveredAt: null } });
+    await t.db.prisma.webhookDelivery.update({
+      where: { id: detailed },
+      data: { attempts: 3, status: 'failed', responseCode: null, deliveredAt: null },
+    });
     for (const n of [3, 1, 2]) {
       await t.db.prisma.webhookDeliveryAttempt.create({
         data: {
@@ -128,7 +131,10 @@ describe('webhook delivery routes', () => {
     });
 
     it.each(STATUSES)('filters by status %s', async (status) => {
-      const expected = deliveries.filter((d) => (d.id === detailed ? 'failed' : d.status) === status).map((d) => d.id).reverse();
+      const expected = deliveries
+        .filter((d) => (d.id === detailed ? 'failed' : d.status) === status)
+        .map((d) => d.id)
+        .reverse();
       const body = (await get(alice, `/api/webhooks/${endpointId}/deliveries?status=${status}&limit=100`)).json();
       expect(body.data.map((d: { id: string }) => d.id)).toEqual(expected);
       expect(body.data.every((d: { status: string }) => d.status === status)).toBe(true);
@@ -138,7 +144,10 @@ describe('webhook delivery routes', () => {
     it.each(TYPES)('filters by event type %s, also with a status', async (eventType) => {
       const body = (await get(alice, `/api/webhooks/${endpointId}/deliveries?eventType=${eventType}&limit=100`)).json();
       expect(body.data.map((d: { id: string }) => d.id)).toEqual(
-        deliveries.filter((d) => d.eventType === eventType).map((d) => d.id).reverse(),
+        deliveries
+          .filter((d) => d.eventType === eventType)
+          .map((d) => d.id)
+          .reverse(),
       );
       const both = (await get(alice, `/api/webhooks/${endpointId}/deliveries?eventType=${eventType}&status=success`)).json();
       expect(both.data.every((d: { status: string; eventType: string }) => d.status === 'success' && d.eventType === eventType)).toBe(true);
@@ -224,7 +233,13 @@ describe('webhook delivery routes', () => {
       const row = await insertDelivery(otherEndpointId, 200, 'pending', 'card.viewed');
       const detail = async () => (await get(alice, `/api/webhooks/${otherEndpointId}/deliveries/${row.id}`)).json();
       // Schedule 200ms,400ms,800ms: after 1 attempt, the next one (#2) may be followed by #3 and #4.
-      for (const [attempts, remaining] of [[0, 1_400], [1, 1_200], [2, 800], [3, 0], [5, 0]] as const) {
+      for (const [attempts, remaining] of [
+        [0, 1_400],
+        [1, 1_200],
+        [2, 800],
+        [3, 0],
+        [5, 0],
+      ] as const) {
         await t.db.prisma.webhookDelivery.update({ where: { id: row.id }, data: { attempts, nextRetryAt } });
         expect((await detail()).retriesUntil, `after ${attempts} attempts`).toBe(new Date(nextRetryAt.getTime() + remaining).toISOString());
       }

@@ -146,7 +146,10 @@ describe('webhook endpoint routes', () => {
       ['url is not a string', { url: 42, events: ['card.viewed'] }],
       ['url is empty', { url: '', events: ['card.viewed'] }],
       ['the description holds a NUL character', { url: 'https://hooks.example.com/x', events: ['card.viewed'], description: 'a\u0000b' }],
-      ['the description holds an unpaired surrogate', { url: 'https://hooks.example.com/x', events: ['card.viewed'], description: 'a\ud800b' }],
+      [
+        'the description holds an unpaired surrogate',
+        { url: 'https://hooks.example.com/x', events: ['card.viewed'], description: 'a\ud800b' },
+      ],
       ['coalesceSeconds is negative', { url: 'https://hooks.example.com/x', events: ['card.viewed'], coalesceSeconds: -1 }],
       ['coalesceSeconds is over an hour', { url: 'https://hooks.example.com/x', events: ['card.viewed'], coalesceSeconds: 3601 }],
       ['coalesceSeconds is not whole', { url: 'https://hooks.example.com/x', events: ['card.viewed'], coalesceSeconds: 1.5 }],
@@ -265,8 +268,18 @@ describe('webhook endpoint routes', () => {
       expect(res.body).not.toMatch(/secret"|secretEncrypted|previousSecretEncrypted/);
       expect(Object.keys(res.json()[0]).sort()).toEqual(
         [
-          'id', 'url', 'description', 'events', 'isActive', 'disabledAt', 'disabledReason',
-          'consecutiveFailures', 'coalesceSeconds', 'previousSecretExpiresAt', 'createdAt', 'updatedAt',
+          'id',
+          'url',
+          'description',
+          'events',
+          'isActive',
+          'disabledAt',
+          'disabledReason',
+          'consecutiveFailures',
+          'coalesceSeconds',
+          'previousSecretExpiresAt',
+          'createdAt',
+          'updatedAt',
         ].sort(),
       );
     });

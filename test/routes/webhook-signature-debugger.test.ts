@@ -182,10 +182,17 @@ describe('signature debugger', () => {
       { version: 'current', fingerprint: current },
       { version: 'previous', fingerprint: previous },
     ]);
-    expect((await endpointDetail(endpoint.id)).previousSecretOverlap).toMatchObject({ fingerprint: previous, active: true, receiverOnPreviousSecret: false, message: null });
+    expect((await endpointDetail(endpoint.id)).previousSecretOverlap).toMatchObject({
+      fingerprint: previous,
+      active: true,
+      receiverOnPreviousSecret: false,
+      message: null,
+    });
 
     // The overlap ends (the hour passes: moved into the past rather than waited for).
-    await t.db.sql.query(`UPDATE webhook_endpoints SET previous_secret_expires_at = now() - interval '1 second' WHERE id = $1::uuid`, [endpoint.id]);
+    await t.db.sql.query(`UPDATE webhook_endpoints SET previous_secret_expires_at = now() - interval '1 second' WHERE id = $1::uuid`, [
+      endpoint.id,
+    ]);
     const refusedId = await sendTestEvent(endpoint.id);
     const refused = await detailOnce(endpoint.id, refusedId, 'failed');
     expect(refused.attempts).toHaveLength(4);
@@ -225,7 +232,11 @@ describe('signature debugger', () => {
     const last = accepted.attempts.at(-1)!;
     expect(last).toMatchObject({ attemptNumber: 5, responseCode: 204, hints: [] });
     expect(last.signature!.secretVersions.map((v) => v.fingerprint)).toEqual([current, previous]);
-    expect((await endpointDetail(endpoint.id)).previousSecretOverlap).toMatchObject({ active: true, receiverOnPreviousSecret: false, message: null });
+    expect((await endpointDetail(endpoint.id)).previousSecretOverlap).toMatchObject({
+      active: true,
+      receiverOnPreviousSecret: false,
+      message: null,
+    });
   });
 
   it('a receiver that never accepted is not labelled, whatever the rotation', async () => {
@@ -236,18 +247,25 @@ describe('signature debugger', () => {
     const endpoint = await createEndpoint(t.app, owner, `${r.origin}/never`);
     expect((await call('PATCH', `/api/webhooks/${endpoint.id}/rotate-secret`, { gracePeriodSeconds: 3600 })).statusCode).toBe(200);
     const during = await detailOnce(endpoint.id, await sendTestEvent(endpoint.id), 'failed');
-    await t.db.sql.query(`UPDATE webhook_endpoints SET previous_secret_expires_at = now() - interval '1 second' WHERE id = $1::uuid`, [endpoint.id]);
+    await t.db.sql.query(`UPDATE webhook_endpoints SET previous_secret_expires_at = now() - interval '1 second' WHERE id = $1::uuid`, [
+      endpoint.id,
+    ]);
     const after = await detailOnce(endpoint.id, await sendTestEvent(endpoint.id), 'failed');
     for (const attempt of [...during.attempts, ...after.attempts]) {
       expect(codes(attempt.hints)).toEqual(['BODY_RESERIALISED', 'SECRET_NOT_DECODED', 'CLOCK_SKEW']);
     }
     expect(after.attempts[0]!.signature!.secretVersions).toHaveLength(1);
-    expect((await endpointDetail(endpoint.id)).previousSecretOverlap).toMatchObject({ canExtend: true, receiverOnPreviousSecret: false, message: null });
+    expect((await endpointDetail(endpoint.id)).previousSecretOverlap).toMatchObject({
+      canExtend: true,
+      receiverOnPreviousSecret: false,
+      message: null,
+    });
   });
 
   describe('POST /api/webhooks/:id/extend-previous-secret', () => {
     const expiryOf = async (id: string) => (await t.db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id } })).previousSecretExpiresAt;
-    const extend = (id: string, payload?: unknown, as: Session = owner) => call('POST', `/api/webhooks/${id}/extend-previous-secret`, payload, as);
+    const extend = (id: string, payload?: unknown, as: Session = owner) =>
+      call('POST', `/api/webhooks/${id}/extend-previous-secret`, payload, as);
     const expectError = (res: Awaited<ReturnType<typeof extend>>, status: number, code: string) => {
       expect(res.statusCode, res.body).toBe(status);
       expect(res.json().error).toMatchObject({ code, message: expect.any(String) });
@@ -283,7 +301,11 @@ describe('signature debugger', () => {
     });
 
     it('400 VALIDATION_ERROR without a body', async () => {
-      expectError(await t.app.inject({ method: 'POST', url: `/api/webhooks/${rotatedId}/extend-previous-secret`, headers: owner.auth }), 400, 'VALIDATION_ERROR');
+      expectError(
+        await t.app.inject({ method: 'POST', url: `/api/webhooks/${rotatedId}/extend-previous-secret`, headers: owner.auth }),
+        400,
+        'VALIDATION_ERROR',
+      );
     });
 
     it("404 for another user's endpoint, an unknown one and a bad id; 401 without a token", async () => {
@@ -292,7 +314,11 @@ describe('signature debugger', () => {
       expectError(await extend(randomUUID(), { hours: 24 }), 404, 'NOT_FOUND');
       expectError(await extend('not-a-uuid', { hours: 24 }), 404, 'NOT_FOUND');
       expect(await expiryOf(rotatedId)).toEqual(before);
-      const anonymous = await t.app.inject({ method: 'POST', url: `/api/webhooks/${rotatedId}/extend-previous-secret`, payload: { hours: 24 } });
+      const anonymous = await t.app.inject({
+        method: 'POST',
+        url: `/api/webhooks/${rotatedId}/extend-previous-secret`,
+        payload: { hours: 24 },
+      });
       expect(anonymous.statusCode).toBe(401);
     });
 
@@ -307,7 +333,9 @@ describe('signature debugger', () => {
       // Stopped signing 8 days ago: past the 7 days it is kept, even if the retention job has not run yet.
       const old = (await createEndpoint(t.app, owner, `http://127.0.0.1:9/${randomUUID()}`)).id;
       expect((await call('PATCH', `/api/webhooks/${old}/rotate-secret`, { gracePeriodSeconds: 60 })).statusCode).toBe(200);
-      await t.db.sql.query(`UPDATE webhook_endpoints SET previous_secret_expires_at = now() - interval '8 days' WHERE id = $1::uuid`, [old]);
+      await t.db.sql.query(`UPDATE webhook_endpoints SET previous_secret_expires_at = now() - interval '8 days' WHERE id = $1::uuid`, [
+        old,
+      ]);
       expectError(await extend(old, { hours: 24 }), 409, 'NO_PREVIOUS_SECRET');
       expect((await endpointDetail(old)).previousSecretOverlap).toMatchObject({ canExtend: false, active: false });
     });

@@ -152,7 +152,9 @@ describe('POST /api/webhooks/:id/verify-receiver', () => {
       const moved = (await verify(other.id, owner)).json();
       expect(moved.verdict).toBe('rejects_valid');
       expect(moved.cases[0]).toMatchObject({ status: 302, accepted: false, error: 'redirect (302) not followed' });
-      expect(receiver.at('/accepts-all').filter((r) => r.headers['x-devcard-event'] === 'webhook.test' && r.body.includes(other.id))).toHaveLength(0);
+      expect(
+        receiver.at('/accepts-all').filter((r) => r.headers['x-devcard-event'] === 'webhook.test' && r.body.includes(other.id)),
+      ).toHaveLength(0);
     } finally {
       await redirecting.close();
     }

@@ -54,7 +54,9 @@ describe('per-endpoint delivery cap', () => {
         },
       });
       if (status !== 'pending') {
-        await db.prisma.webhookDeliveryAttempt.create({ data: { deliveryId: row.id, attemptNumber: 1, startedAt: createdAt, durationMs: 1 } });
+        await db.prisma.webhookDeliveryAttempt.create({
+          data: { deliveryId: row.id, attemptNumber: 1, startedAt: createdAt, durationMs: 1 },
+        });
       }
       ids.push(row.id);
     }
@@ -67,7 +69,17 @@ describe('per-endpoint delivery cap', () => {
     const busy = await endpoint();
     const atCap = await endpoint();
     // Oldest first: two old pending rows, then seven finished ones.
-    const busyIds = await deliveries(busy.id, ['pending', 'pending', 'success', 'failed', 'cancelled', 'success', 'failed', 'success', 'success']);
+    const busyIds = await deliveries(busy.id, [
+      'pending',
+      'pending',
+      'success',
+      'failed',
+      'cancelled',
+      'success',
+      'failed',
+      'success',
+      'success',
+    ]);
     const atCapIds = await deliveries(atCap.id, ['success', 'failed', 'success']);
 
     const cap = 3;
@@ -91,13 +103,17 @@ describe('per-endpoint delivery cap', () => {
     expect(await idsOf(backlog.id)).toEqual([...ids].sort());
   });
 
-  it('is enforced by the worker\'s retention job', async () => {
+  it("is enforced by the worker's retention job", async () => {
     const ep = await endpoint();
     const ids = await deliveries(ep.id, ['success', 'failed', 'pending', 'success', 'success', 'failed', 'success']);
     const logs: string[] = [];
     const logger = { error: () => {}, warn: () => {}, debug: () => {}, info: (_obj: object, msg?: string) => void logs.push(msg ?? '') };
     const box = new SecretBox(Buffer.alloc(32, 1));
-    const worker = standaloneWorker(queue, logger, box, { sweepIntervalMs: 60_000, maxDeliveriesPerEndpoint: 4, retentionFirstRunDelayMs: 0 });
+    const worker = standaloneWorker(queue, logger, box, {
+      sweepIntervalMs: 60_000,
+      maxDeliveriesPerEndpoint: 4,
+      retentionFirstRunDelayMs: 0,
+    });
     worker.start();
     try {
       await waitFor(async () => (await idsOf(ep.id)).length === 5, { what: 'the retention job to prune down to the cap' });

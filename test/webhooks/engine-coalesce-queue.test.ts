@@ -36,9 +36,16 @@ describe('DeliveryQueue: coalesced card.viewed', () => {
   const OTHER_CARD = randomUUID();
 
   /** What DeliveryDispatcher.dispatch does for a view: the same envelope and coalescing. */
-  async function view(options: { cardId?: string | null; viewer?: { id: string; username: string } | null; at?: Date; claim?: InsertClaim } = {}) {
+  async function view(
+    options: { cardId?: string | null; viewer?: { id: string; username: string } | null; at?: Date; claim?: InsertClaim } = {},
+  ) {
     const eventId = randomUUID();
-    const data = { userId, cardId: options.cardId === undefined ? CARD : options.cardId, viewer: options.viewer ?? null, source: 'qr' as const };
+    const data = {
+      userId,
+      cardId: options.cardId === undefined ? CARD : options.cardId,
+      viewer: options.viewer ?? null,
+      source: 'qr' as const,
+    };
     const payload = buildEnvelope(eventId, 'card.viewed', data, options.at ?? new Date());
     const rows = await queue.insertForSubscribers({
       userId,
@@ -55,9 +62,10 @@ describe('DeliveryQueue: coalesced card.viewed', () => {
   const dataOf = (row: { payload: unknown }) => (row.payload as { data: CoalescedCardViewedData }).data;
   /** Lets time pass for the queue: the endpoint's open rows come due now (claimed ones keep their lease). */
   const makeDue = (endpointId: string) =>
-    db.sql.query(`UPDATE webhook_deliveries SET next_retry_at = now() WHERE endpoint_id = $1::uuid AND status = 'pending' AND claim_token IS NULL`, [
-      endpointId,
-    ]);
+    db.sql.query(
+      `UPDATE webhook_deliveries SET next_retry_at = now() WHERE endpoint_id = $1::uuid AND status = 'pending' AND claim_token IS NULL`,
+      [endpointId],
+    );
   const claimOptions: ClaimOptions = { limit: 1000, leaseMs: 60_000, perEndpointLimit: 1000, inFlightByEndpoint: new Map() };
 
   it('opens an unclaimed row due a window later, even from a claiming dispatch; other endpoints are served as before', async () => {
@@ -148,7 +156,14 @@ describe('DeliveryQueue: coalesced card.viewed', () => {
     for (let i = 0; i < 2; i++) {
       const eventId = randomUUID();
       const payload = buildEnvelope(eventId, 'contact.saved', { userId, cardId: CARD, savedBy: viewer(1) }, new Date());
-      const rows = await queue.insertForSubscribers({ userId, eventId, eventType: 'contact.saved', payload, notify: false, coalesce: coalescingOf(payload) });
+      const rows = await queue.insertForSubscribers({
+        userId,
+        eventId,
+        eventType: 'contact.saved',
+        payload,
+        notify: false,
+        coalesce: coalescingOf(payload),
+      });
       expect(rows[0]!.coalescingDueInMs).toBeUndefined();
     }
     await view();

@@ -35,14 +35,18 @@ const ref = (user: { id: string; username: string } | null) => (user ? `{"id":"$
 interface StoredView {
   id: string;
   timestamp: string;
-  data: Partial<CoalescedCardViewedData> & { userId: string; cardId: string | null; source: string; viewer: { id: string; username: string } | null };
+  data: Partial<CoalescedCardViewedData> & {
+    userId: string;
+    cardId: string | null;
+    source: string;
+    viewer: { id: string; username: string } | null;
+  };
 }
 
 /** The bytes a receiver must get for a stored card.viewed row, built by hand in the documented order. */
 function expectedBody(eventId: string, stored: StoredView, viewers?: Array<{ id: string; username: string }>): string {
   const d = stored.data;
-  const contract =
-    `"userId":"${d.userId}","cardId":${d.cardId === null ? 'null' : `"${d.cardId}"`},"viewer":${ref(d.viewer)},"source":"${d.source}"`;
+  const contract = `"userId":"${d.userId}","cardId":${d.cardId === null ? 'null' : `"${d.cardId}"`},"viewer":${ref(d.viewer)},"source":"${d.source}"`;
   const coalesced =
     viewers === undefined
       ? ''
@@ -93,7 +97,8 @@ describe('delivery engine: coalesced card.viewed', () => {
     await receiver?.close();
   });
 
-  const storedOf = async (id: string) => (await t.db.prisma.webhookDelivery.findUniqueOrThrow({ where: { id } })).payload as unknown as StoredView;
+  const storedOf = async (id: string) =>
+    (await t.db.prisma.webhookDelivery.findUniqueOrThrow({ where: { id } })).payload as unknown as StoredView;
   const requestFor = (path: string, deliveryId: string) =>
     waitFor(() => receiver.at(path).find((r) => r.headers['webhook-id'] === deliveryId), { what: `delivery ${deliveryId} at ${path}` });
 
@@ -134,7 +139,12 @@ describe('delivery engine: coalesced card.viewed', () => {
     // Not before the window closed (the row was written after `started`, due 2 s later).
     expect(request.receivedAt).toBeGreaterThanOrEqual(started + 2_000);
     const stored = await storedOf(cardRow.id);
-    expect(stored.data).toMatchObject({ viewer: { id: ada.id, username: ada.username }, source: 'qr', count: 4, firstViewedAt: stored.timestamp });
+    expect(stored.data).toMatchObject({
+      viewer: { id: ada.id, username: ada.username },
+      source: 'qr',
+      count: 4,
+      firstViewedAt: stored.timestamp,
+    });
     expect(Date.parse(stored.data.lastViewedAt!)).toBeGreaterThanOrEqual(Date.parse(stored.data.firstViewedAt!));
     // Distinct signed-in viewers, in order; the anonymous view and ada's second view only count.
     expect(request.body).toBe(expectedBody(cardRow.eventId, stored, [ada, grace]));
@@ -233,7 +243,11 @@ describe('delivery engine: coalesced card.viewed across a restart', () => {
     apps.push(second);
     const request = await waitFor(() => receiver!.requests[0], { timeoutMs: 20_000, what: 'the delivery after the restart' });
     expect(request.headers['webhook-id']).toBe(id);
-    expect(JSON.parse(request.body).data).toMatchObject({ count: 3, viewers: [{ id: ada.id, username: ada.username }], viewer: { id: ada.id } });
+    expect(JSON.parse(request.body).data).toMatchObject({
+      count: 3,
+      viewers: [{ id: ada.id, username: ada.username }],
+      viewer: { id: ada.id },
+    });
     expectSigned(request, endpoint.secret);
     await waitFor(async () => (await second.db.prisma.webhookDelivery.findUnique({ where: { id } }))?.status === 'success');
     expect(receiver.requests).toHaveLength(1);

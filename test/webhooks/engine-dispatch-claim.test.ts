@@ -72,11 +72,21 @@ describe('delivery engine: dispatches claimed for the in-process worker', () => 
     const claim = worker.reserveClaim();
     expect(claim).toBeDefined();
     const eventId = randomUUID();
-    const rows = await queue.insertForSubscribers({ userId: owner.id, eventId, eventType: 'card.viewed', payload: { id: eventId }, notify: false, claim });
+    const rows = await queue.insertForSubscribers({
+      userId: owner.id,
+      eventId,
+      eventType: 'card.viewed',
+      payload: { id: eventId },
+      notify: false,
+      claim,
+    });
     expect(rows[0]?.claimed?.claimToken).toBe(claim!.token);
     await worker.stop();
     expect(worker.reserveClaim()).toBeUndefined();
-    worker.adopt(rows.flatMap((r) => (r.claimed ? [r.claimed] : [])), claim!);
+    worker.adopt(
+      rows.flatMap((r) => (r.claimed ? [r.claimed] : [])),
+      claim!,
+    );
 
     const handedBack = await waitFor(
       async () => {

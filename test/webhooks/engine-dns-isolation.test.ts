@@ -57,10 +57,13 @@ describe("delivery engine: one tenant's DNS stops answering", { timeout: 60_000 
       );
       expect(receiver.at('/healthy')).toHaveLength(DELIVERIES);
 
-      const attempts = await waitFor(async () => {
-        const rows = await t.db.prisma.webhookDeliveryAttempt.findMany({ where: { delivery: { endpointId: stuck.id } } });
-        return rows.length >= DELIVERIES ? rows : undefined;
-      }, { what: "the stuck endpoint's first attempts" });
+      const attempts = await waitFor(
+        async () => {
+          const rows = await t.db.prisma.webhookDeliveryAttempt.findMany({ where: { delivery: { endpointId: stuck.id } } });
+          return rows.length >= DELIVERIES ? rows : undefined;
+        },
+        { what: "the stuck endpoint's first attempts" },
+      );
       for (const attempt of attempts) {
         expect(attempt.error).toBe('destination not allowed: hostname could not be resolved in time');
         expect(attempt.responseCode).toBeNull();

@@ -83,13 +83,20 @@ describe('endpoint changes stop what the worker holds of the endpoint', { timeou
     const { t, gate, endpoint, change } = await busyEndpoint('moved');
     const next = await startReceiver();
     cleanups.push(() => next.close());
-    const { res, answeredAt } = await change({ method: 'PATCH', url: `/api/webhooks/${endpoint.id}`, payload: { url: `${next.origin}/moved` } });
+    const { res, answeredAt } = await change({
+      method: 'PATCH',
+      url: `/api/webhooks/${endpoint.id}`,
+      payload: { url: `${next.origin}/moved` },
+    });
     expect(res.statusCode).toBe(200);
 
     gate.open();
-    await waitFor(async () => (await t.db.prisma.webhookDelivery.count({ where: { endpointId: endpoint.id, status: 'success' } })) === VIEWS, {
-      what: 'every delivery to succeed',
-    });
+    await waitFor(
+      async () => (await t.db.prisma.webhookDelivery.count({ where: { endpointId: endpoint.id, status: 'success' } })) === VIEWS,
+      {
+        what: 'every delivery to succeed',
+      },
+    );
     expect(startedAfter(gate.requests, answeredAt)).toEqual([]);
     expect(gate.requests).toHaveLength(DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT);
     expect(next.requests).toHaveLength(VIEWS - DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT);
@@ -102,18 +109,29 @@ describe('endpoint changes stop what the worker holds of the endpoint', { timeou
 
   it('secret rotation: every request started after the answer is signed with the new secret', async () => {
     const { t, gate, endpoint, change } = await busyEndpoint('rotated');
-    const { res, answeredAt } = await change({ method: 'PATCH', url: `/api/webhooks/${endpoint.id}/rotate-secret`, payload: { gracePeriodSeconds: 0 } });
+    const { res, answeredAt } = await change({
+      method: 'PATCH',
+      url: `/api/webhooks/${endpoint.id}/rotate-secret`,
+      payload: { gracePeriodSeconds: 0 },
+    });
     expect(res.statusCode).toBe(200);
     const { secret } = res.json() as { secret: string };
 
     gate.open();
-    await waitFor(async () => (await t.db.prisma.webhookDelivery.count({ where: { endpointId: endpoint.id, status: 'success' } })) === VIEWS, {
-      what: 'every delivery to succeed',
-    });
-    const [before, after] = [gate.requests.slice(0, DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT), gate.requests.slice(DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT)];
+    await waitFor(
+      async () => (await t.db.prisma.webhookDelivery.count({ where: { endpointId: endpoint.id, status: 'success' } })) === VIEWS,
+      {
+        what: 'every delivery to succeed',
+      },
+    );
+    const [before, after] = [
+      gate.requests.slice(0, DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT),
+      gate.requests.slice(DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT),
+    ];
     expect(after).toHaveLength(VIEWS - DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT);
     expect(before.every((r) => r.receivedAt <= answeredAt + IN_TRANSIT_MS)).toBe(true);
-    for (const request of before) expect(verifyWebhook({ secret: endpoint.secret, headers: request.headers, body: request.body })).toEqual({ ok: true });
+    for (const request of before)
+      expect(verifyWebhook({ secret: endpoint.secret, headers: request.headers, body: request.body })).toEqual({ ok: true });
     for (const request of after) {
       expect(verifyWebhook({ secret, headers: request.headers, body: request.body })).toEqual({ ok: true });
       expect(verifyWebhook({ secret: endpoint.secret, headers: request.headers, body: request.body })).toMatchObject({ ok: false });

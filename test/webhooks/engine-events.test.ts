@@ -157,7 +157,12 @@ describe('delivery engine: events on the wire', () => {
     const otherCard = await createCard(t.app, other);
     const savesOnly = await createEndpoint(t.app, other, `${receiver.origin}/saves-only`, ['contact.saved']);
     const inactive = await createEndpoint(t.app, other, `${receiver.origin}/inactive`, ['card.viewed', 'contact.saved']);
-    const patch = await t.app.inject({ method: 'PATCH', url: `/api/webhooks/${inactive.id}`, headers: other.auth, payload: { isActive: false } });
+    const patch = await t.app.inject({
+      method: 'PATCH',
+      url: `/api/webhooks/${inactive.id}`,
+      headers: other.auth,
+      payload: { isActive: false },
+    });
     expect(patch.statusCode).toBe(200);
     const views = await createEndpoint(t.app, other, `${receiver.origin}/views-only`, ['card.viewed']);
 
@@ -217,7 +222,9 @@ describe('delivery engine: events on the wire', () => {
       payload: { gracePeriodSeconds: 0 },
     });
     const newSecret: string = rotate.json().secret;
-    const { request } = await expectOneDelivery(rotated.id, '/revoked', () => t.app.inject({ method: 'GET', url: `/api/u/card/${cardId}` }));
+    const { request } = await expectOneDelivery(rotated.id, '/revoked', () =>
+      t.app.inject({ method: 'GET', url: `/api/u/card/${cardId}` }),
+    );
     expect(verifiesWith(newSecret, request)).toBe(true);
     expect(verifiesWith(rotated.secret, request)).toBe(false);
   });

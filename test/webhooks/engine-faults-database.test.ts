@@ -43,7 +43,14 @@ describe.skipIf(!process.env.DATABASE_URL)('delivery engine: the database goes a
 
     const worker: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
       cwd: ROOT,
-      env: { ...process.env, ...TEST_ENV, ...store.env, DATABASE_URL: viaProxy.toString(), LOG_LEVEL: 'info', WEBHOOK_SWEEP_INTERVAL_MS: '200' },
+      env: {
+        ...process.env,
+        ...TEST_ENV,
+        ...store.env,
+        DATABASE_URL: viaProxy.toString(),
+        LOG_LEVEL: 'info',
+        WEBHOOK_SWEEP_INTERVAL_MS: '200',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     cleanups.push(async () => {

@@ -140,9 +140,12 @@ describe('delivery engine: receivers that misbehave', { timeout: 60_000 }, () =>
     await fire(healthyEndpoint.owner, 20);
 
     // Healthy deliveries finish while every slow attempt still hangs (none has timed out yet).
-    await waitFor(async () => (await t.db.prisma.webhookDelivery.count({ where: { endpointId: healthyEndpoint.id, status: 'success' } })) === 20, {
-      what: 'the healthy endpoint to be served',
-    });
+    await waitFor(
+      async () => (await t.db.prisma.webhookDelivery.count({ where: { endpointId: healthyEndpoint.id, status: 'success' } })) === 20,
+      {
+        what: 'the healthy endpoint to be served',
+      },
+    );
     const slowAttemptsSoFar = await t.db.prisma.webhookDeliveryAttempt.count({ where: { delivery: { endpointId: slowEndpoint.id } } });
     expect(slowAttemptsSoFar).toBe(0);
     // Measured before any slow attempt timed out: after a timeout the client frees its slot at
@@ -168,7 +171,10 @@ describe('delivery engine: receivers that misbehave', { timeout: 60_000 }, () =>
       );
       for (const delivery of rows) {
         expect(delivery.attempts, name).toBe(ATTEMPTS);
-        expect(delivery.attemptsLog.map((a) => a.attemptNumber), name).toEqual([1, 2, 3, 4]);
+        expect(
+          delivery.attemptsLog.map((a) => a.attemptNumber),
+          name,
+        ).toEqual([1, 2, 3, 4]);
         for (const attempt of delivery.attemptsLog) {
           expect(attempt.error, name).toMatch(expectedError[name]);
           expect(Buffer.byteLength(attempt.responseBody ?? ''), name).toBeLessThanOrEqual(RESPONSE_BODY_LIMIT_BYTES);

@@ -27,13 +27,24 @@ describe('delivery worker: a row waiting longer than its lease', () => {
 
   it('is never sent once another holder may have claimed it', async () => {
     const endpoint = await qs.db.prisma.webhookEndpoint.create({
-      data: { userId: qs.userId, url: `${receiver.origin}/lease`, secretEncrypted: box.seal(generateEndpointSecret()), events: ['card.viewed'] },
+      data: {
+        userId: qs.userId,
+        url: `${receiver.origin}/lease`,
+        secretEncrypted: box.seal(generateEndpointSecret()),
+        events: ['card.viewed'],
+      },
     });
     const delivered = () => qs.db.prisma.webhookDelivery.count({ where: { endpointId: endpoint.id, status: 'success' } });
     const rows = CLAIM_AHEAD;
     for (let i = 0; i < rows; i++) {
       const eventId = randomUUID();
-      await qs.queue.insertForSubscribers({ userId: qs.userId, eventId, eventType: 'card.viewed', payload: { id: eventId }, notify: false });
+      await qs.queue.insertForSubscribers({
+        userId: qs.userId,
+        eventId,
+        eventType: 'card.viewed',
+        payload: { id: eventId },
+        notify: false,
+      });
     }
     // One slot, so the worker claims all the rows and they queue behind one another in memory.
     const timeoutMs = 1000;

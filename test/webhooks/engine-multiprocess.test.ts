@@ -89,10 +89,13 @@ describe.skipIf(!process.env.DATABASE_URL)('delivery engine: several processes o
     }
     expect(ids.size).toBe(total);
 
-    await waitFor(async () => (await a.db.prisma.webhookDelivery.count({ where: { endpointId: endpoint.id, status: 'success' } })) === total, {
-      timeoutMs: 30_000,
-      what: 'all deliveries to succeed',
-    });
+    await waitFor(
+      async () => (await a.db.prisma.webhookDelivery.count({ where: { endpointId: endpoint.id, status: 'success' } })) === total,
+      {
+        timeoutMs: 30_000,
+        what: 'all deliveries to succeed',
+      },
+    );
     const counts = countById(receiver.requests);
     expect(new Set(counts.keys())).toEqual(ids);
     expect([...counts.values()].filter((n) => n > 1)).toEqual([]);
@@ -101,7 +104,9 @@ describe.skipIf(!process.env.DATABASE_URL)('delivery engine: several processes o
 
     // Both instances delivered a share.
     const successes = await Promise.all(
-      [a, b].map(async (t) => metricValue((await t.app.inject({ method: 'GET', url: '/metrics' })).body, 'webhook_deliveries_total{outcome="success"}')),
+      [a, b].map(async (t) =>
+        metricValue((await t.app.inject({ method: 'GET', url: '/metrics' })).body, 'webhook_deliveries_total{outcome="success"}'),
+      ),
     );
     expect(successes[0]! + successes[1]!).toBe(total);
     expect(Math.min(...successes)).toBeGreaterThan(0);
@@ -120,7 +125,12 @@ describe.skipIf(!process.env.DATABASE_URL)('delivery engine: several processes o
     child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     await waitFor(() => output.includes('webhook worker listening for dispatches'), { timeoutMs: 20_000, what: 'the worker to listen' });
 
-    const { deliveries } = await api.app.webhooks.dispatch(owner.id, 'card.viewed', { userId: owner.id, cardId: null, viewer: null, source: 'qr' });
+    const { deliveries } = await api.app.webhooks.dispatch(owner.id, 'card.viewed', {
+      userId: owner.id,
+      cardId: null,
+      viewer: null,
+      source: 'qr',
+    });
     // Well within the minute the sweep would take.
     await waitFor(() => receiver.requests.length === 1, { timeoutMs: 10_000, what: 'the notified delivery' });
     expect(receiver.requests[0]?.headers['webhook-id']).toBe(deliveries[0]?.id);
@@ -145,7 +155,9 @@ describe.skipIf(!process.env.DATABASE_URL)('delivery engine: several processes o
     // The worker holds its claim-ahead share of the endpoint; the first attempts are on the wire.
     await waitFor(() => gate.requests.length >= DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT, { what: 'the first attempts' });
     await waitFor(
-      async () => (await api.db.prisma.webhookDelivery.count({ where: { endpointId: endpoint.id, claimToken: { not: null } } })) > DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT,
+      async () =>
+        (await api.db.prisma.webhookDelivery.count({ where: { endpointId: endpoint.id, claimToken: { not: null } } })) >
+        DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT,
       { what: 'the worker to hold rows waiting for a slot' },
     );
 

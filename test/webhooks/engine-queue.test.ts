@@ -30,10 +30,21 @@ describe('DeliveryQueue', () => {
       data: { userId, url: `https://example.com/${++urlCounter}`, secretEncrypted: 'sealed', events: ['card.viewed'], ...data },
     });
   }
-  async function pending(endpointId: string, dueInMs = 0, extra: { claimToken?: string; createdAt?: Date; status?: 'pending' | 'success' | 'failed' } = {}) {
+  async function pending(
+    endpointId: string,
+    dueInMs = 0,
+    extra: { claimToken?: string; createdAt?: Date; status?: 'pending' | 'success' | 'failed' } = {},
+  ) {
     const eventId = randomUUID();
     return db.prisma.webhookDelivery.create({
-      data: { endpointId, eventId, eventType: 'card.viewed', payload: { id: eventId }, nextRetryAt: new Date(Date.now() + dueInMs), ...extra },
+      data: {
+        endpointId,
+        eventId,
+        eventType: 'card.viewed',
+        payload: { id: eventId },
+        nextRetryAt: new Date(Date.now() + dueInMs),
+        ...extra,
+      },
     });
   }
   const options = (overrides: Partial<ClaimOptions> = {}): ClaimOptions => ({
@@ -44,7 +55,12 @@ describe('DeliveryQueue', () => {
     ...overrides,
   });
   const row = (id: string) => db.prisma.webhookDelivery.findUniqueOrThrow({ where: { id }, include: { attemptsLog: true } });
-  function record(deliveryId: string, claimToken: string, outcome: AttemptRecord['outcome'], overrides: Partial<AttemptRecord> = {}): AttemptRecord {
+  function record(
+    deliveryId: string,
+    claimToken: string,
+    outcome: AttemptRecord['outcome'],
+    overrides: Partial<AttemptRecord> = {},
+  ): AttemptRecord {
     return {
       deliveryId,
       claimToken,
@@ -66,12 +82,33 @@ describe('DeliveryQueue', () => {
     await endpoint({ events: ['contact.saved'] });
     await endpoint({ isActive: false });
     const eventId = randomUUID();
-    const rows = await queue.insertForSubscribers({ userId, eventId, eventType: 'card.viewed', payload: { b: 1, a: 2 }, notify: db.kind === 'postgres' });
+    const rows = await queue.insertForSubscribers({
+      userId,
+      eventId,
+      eventType: 'card.viewed',
+      payload: { b: 1, a: 2 },
+      notify: db.kind === 'postgres',
+    });
     expect(rows.map((r) => r.endpointId)).toEqual([subscribed.id]);
     const stored = await row(rows[0]!.id);
-    expect(stored).toMatchObject({ eventId, eventType: 'card.viewed', status: 'pending', attempts: 0, claimToken: null, payload: { a: 2, b: 1 } });
+    expect(stored).toMatchObject({
+      eventId,
+      eventType: 'card.viewed',
+      status: 'pending',
+      attempts: 0,
+      claimToken: null,
+      payload: { a: 2, b: 1 },
+    });
     expect(Math.abs(stored.nextRetryAt!.getTime() - Date.now())).toBeLessThan(5_000);
-    expect(await queue.insertForSubscribers({ userId: randomUUID(), eventId: randomUUID(), eventType: 'card.viewed', payload: {}, notify: false })).toEqual([]);
+    expect(
+      await queue.insertForSubscribers({
+        userId: randomUUID(),
+        eventId: randomUUID(),
+        eventType: 'card.viewed',
+        payload: {},
+        notify: false,
+      }),
+    ).toEqual([]);
   });
 
   it('fans out already claimed for an in-process worker, except to saturated endpoints, and returns what sending needs', async () => {
@@ -155,9 +192,18 @@ describe('DeliveryQueue', () => {
     expect(await queue.completeAttempts([record(due.id, claimed.claimToken, 'success')])).toEqual([]);
     expect(await row(due.id)).toMatchObject({ status: 'pending', attempts: 0, attemptsLog: [] });
     const applied = await queue.completeAttempts([record(due.id, second.deliveries[0]!.claimToken, 'success')]);
-    expect(applied).toEqual([{ deliveryId: due.id, endpointId: ep.id, outcome: 'success', attemptNumber: 1, endpointDisabledReason: null }]);
+    expect(applied).toEqual([
+      { deliveryId: due.id, endpointId: ep.id, outcome: 'success', attemptNumber: 1, endpointDisabledReason: null },
+    ]);
     const done = await row(due.id);
-    expect(done).toMatchObject({ status: 'success', attempts: 1, claimToken: null, nextRetryAt: null, responseCode: 200, errorMessage: null });
+    expect(done).toMatchObject({
+      status: 'success',
+      attempts: 1,
+      claimToken: null,
+      nextRetryAt: null,
+      responseCode: 200,
+      errorMessage: null,
+    });
     expect(done.deliveredAt).toBeInstanceOf(Date);
     expect(done.attemptsLog).toMatchObject([{ attemptNumber: 1, responseCode: 200, responseBody: 'body', durationMs: 12 }]);
     expect((await row(later.id)).claimToken).toBeNull();
@@ -181,9 +227,15 @@ describe('DeliveryQueue', () => {
     for (let i = 0; i < 3; i++) await pending(quiet.id, -1_000 + i);
 
     const first = await queue.claimDueDeliveries(options({ perEndpointLimit: 4, inFlightByEndpoint: new Map([[busy.id, 1]]) }));
-    const byEndpoint = (ids: typeof first.deliveries) => ids.reduce((m, d) => m.set(d.endpointId, (m.get(d.endpointId) ?? 0) + 1), new Map<string, number>());
+    const byEndpoint = (ids: typeof first.deliveries) =>
+      ids.reduce((m, d) => m.set(d.endpointId, (m.get(d.endpointId) ?? 0) + 1), new Map<string, number>());
     // The busy endpoint already has 1 in flight: 3 more; the quiet one gets all of its 3.
-    expect(byEndpoint(first.deliveries)).toEqual(new Map([[busy.id, 3], [quiet.id, 3]]));
+    expect(byEndpoint(first.deliveries)).toEqual(
+      new Map([
+        [busy.id, 3],
+        [quiet.id, 3],
+      ]),
+    );
     expect(first.mayHaveMore).toBe(true);
 
     // Saturated endpoints are skipped entirely.
@@ -204,7 +256,11 @@ describe('DeliveryQueue', () => {
     const result = await queue.claimDueDeliveries(options());
     expect(result.deliveries.map((d) => d.id)).toEqual([onRow.id]);
     expect(result.cancelled).toBe(1);
-    expect(await row(offRow.id)).toMatchObject({ status: 'cancelled', nextRetryAt: null, errorMessage: 'endpoint disabled before the attempt' });
+    expect(await row(offRow.id)).toMatchObject({
+      status: 'cancelled',
+      nextRetryAt: null,
+      errorMessage: 'endpoint disabled before the attempt',
+    });
   });
 
   it('applies mixed results in one statement: retry, failed, success, and counts consecutive failures in order', async () => {
@@ -310,7 +366,13 @@ describe('DeliveryQueue', () => {
       record(unsigned.id, token, 'failed', { responseCode: null, error: 'could not sign the request' }),
     ]);
     expect((await row(signed.id)).attemptsLog).toMatchObject([
-      { signatureTimestamp: 4_102_444_800n, bodyBytes: 1_234, bodySha256: 'ab'.repeat(32), signedWith: ['0123abcd', 'fedc9876'], responseDate },
+      {
+        signatureTimestamp: 4_102_444_800n,
+        bodyBytes: 1_234,
+        bodySha256: 'ab'.repeat(32),
+        signedWith: ['0123abcd', 'fedc9876'],
+        responseDate,
+      },
     ]);
     expect((await row(unsigned.id)).attemptsLog).toMatchObject([
       { signatureTimestamp: null, bodyBytes: null, bodySha256: null, signedWith: [], responseDate: null },
@@ -321,7 +383,14 @@ describe('DeliveryQueue', () => {
     const cutoff = new Date(Date.now() - 7 * 86_400_000);
     const withPrevious = (expiresAt: Date) =>
       db.prisma.webhookEndpoint.create({
-        data: { userId, url: `https://example.com/${++urlCounter}`, secretEncrypted: 'sealed', previousSecretEncrypted: 'sealed-previous', previousSecretExpiresAt: expiresAt, events: [] },
+        data: {
+          userId,
+          url: `https://example.com/${++urlCounter}`,
+          secretEncrypted: 'sealed',
+          previousSecretEncrypted: 'sealed-previous',
+          previousSecretExpiresAt: expiresAt,
+          events: [],
+        },
       });
     const long = await withPrevious(new Date(cutoff.getTime() - 60_000));
     const recent = await withPrevious(new Date(cutoff.getTime() + 60_000));

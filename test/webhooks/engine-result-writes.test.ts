@@ -142,9 +142,16 @@ describe('delivery worker: result writes', { timeout: 30_000 }, () => {
 
   /** An endpoint of a user of its own (so events go to it alone) with `deliveries` rows due now. */
   async function endpointWithDeliveries(path: string, deliveries: number): Promise<string> {
-    const user = await qs.db.prisma.user.create({ data: { email: `${path}@example.com`, username: path, displayName: path, passwordHash: 'x' } });
+    const user = await qs.db.prisma.user.create({
+      data: { email: `${path}@example.com`, username: path, displayName: path, passwordHash: 'x' },
+    });
     const endpoint = await qs.db.prisma.webhookEndpoint.create({
-      data: { userId: user.id, url: `${receiver.origin}/${path}`, secretEncrypted: box.seal(generateEndpointSecret()), events: ['card.viewed'] },
+      data: {
+        userId: user.id,
+        url: `${receiver.origin}/${path}`,
+        secretEncrypted: box.seal(generateEndpointSecret()),
+        events: ['card.viewed'],
+      },
     });
     for (let i = 0; i < deliveries; i++) {
       await qs.queue.insertForSubscribers({

@@ -80,7 +80,14 @@ describe('delivery engine: retries and failures', () => {
     const id = await sendTestEvent(endpoint.id);
 
     const row = await settled(id);
-    expect(row).toMatchObject({ status: 'success', attempts: 3, responseCode: 200, nextRetryAt: null, claimToken: null, errorMessage: null });
+    expect(row).toMatchObject({
+      status: 'success',
+      attempts: 3,
+      responseCode: 200,
+      nextRetryAt: null,
+      claimToken: null,
+      errorMessage: null,
+    });
     expect(row.deliveredAt).toBeInstanceOf(Date);
     expect(row.attemptsLog.map((a) => [a.attemptNumber, a.responseCode, a.responseBody])).toEqual([
       [1, 500, 'first'],
@@ -211,7 +218,10 @@ describe('delivery engine: retries and failures', () => {
     const ids: string[] = [];
     for (let i = 0; i < AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES - 1; i++) ids.push(await sendTestEvent(endpoint.id));
     for (const id of ids) expect((await settled(id)).status).toBe('failed');
-    expect(await endpointRow(endpoint.id)).toMatchObject({ isActive: true, consecutiveFailures: AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES - 1 });
+    expect(await endpointRow(endpoint.id)).toMatchObject({
+      isActive: true,
+      consecutiveFailures: AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES - 1,
+    });
 
     const waiting = await insertPending(endpoint.id, new Date(Date.now() + 60_000));
     const last = await sendTestEvent(endpoint.id);
@@ -250,9 +260,7 @@ describe('delivery engine: DNS rebinding', () => {
       const res = await t.app.inject({ method: 'POST', url: `/api/webhooks/${endpoint.id}/test`, headers: owner.auth });
       expect(res.statusCode).toBe(202);
       const id: string = res.json().deliveryId;
-      const attempt = await waitFor(() =>
-        t.db.prisma.webhookDeliveryAttempt.findFirst({ where: { deliveryId: id, attemptNumber: 1 } }),
-      );
+      const attempt = await waitFor(() => t.db.prisma.webhookDeliveryAttempt.findFirst({ where: { deliveryId: id, attemptNumber: 1 } }));
       expect(attempt.error).toBe('destination not allowed: rebind.example.com resolves to a non-public address');
       expect(attempt.responseCode).toBeNull();
       expect(r.requests).toHaveLength(0);

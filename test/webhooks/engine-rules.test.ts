@@ -64,7 +64,9 @@ describe('coalesced card.viewed', () => {
     expect(anonymous.payload.data).toMatchObject({ count: 1, viewers: [] });
     expect(anonymous.key).toBe(opened.key);
     const profile = coalescingOf(buildEnvelope(EVENT, 'card.viewed', { userId: OWNER, cardId: null, viewer: null, source: 'link' }, AT))!;
-    const otherCard = coalescingOf(buildEnvelope(EVENT, 'card.viewed', { userId: OWNER, cardId: OWNER, viewer: null, source: 'link' }, AT))!;
+    const otherCard = coalescingOf(
+      buildEnvelope(EVENT, 'card.viewed', { userId: OWNER, cardId: OWNER, viewer: null, source: 'link' }, AT),
+    )!;
     expect(new Set([opened.key, profile.key, otherCard.key]).size).toBe(3);
   });
 
@@ -77,7 +79,10 @@ describe('coalesced card.viewed', () => {
     const stored = jsonbOrder({
       ...buildEnvelope(EVENT, 'card.viewed', { userId: OWNER, cardId: CARD, viewer: VIEWER, source: 'qr' }, AT),
       data: {
-        viewers: [{ username: 'ada', id: VIEWER.id }, { username: 'grace', id: GRACE.id }],
+        viewers: [
+          { username: 'ada', id: VIEWER.id },
+          { username: 'grace', id: GRACE.id },
+        ],
         lastViewedAt: '2026-11-28T12:00:54.210Z',
         firstViewedAt: '2026-11-28T12:00:00.000Z',
         count: 7,
@@ -101,9 +106,15 @@ describe('decideAttemptOutcome', () => {
   const noJitter = () => 0.5;
 
   it('succeeds on ok, disables on 410, retries while the schedule lasts, then fails', () => {
-    expect(decideAttemptOutcome({ result: { ok: true, statusCode: 204 }, attemptsMade: 4, scheduleMs: schedule })).toEqual({ outcome: 'success' });
-    expect(decideAttemptOutcome({ result: { ok: false, statusCode: 410 }, attemptsMade: 1, scheduleMs: schedule })).toEqual({ outcome: 'gone' });
-    expect(decideAttemptOutcome({ result: { ok: false, statusCode: 500 }, attemptsMade: 1, scheduleMs: schedule, random: noJitter })).toEqual({
+    expect(decideAttemptOutcome({ result: { ok: true, statusCode: 204 }, attemptsMade: 4, scheduleMs: schedule })).toEqual({
+      outcome: 'success',
+    });
+    expect(decideAttemptOutcome({ result: { ok: false, statusCode: 410 }, attemptsMade: 1, scheduleMs: schedule })).toEqual({
+      outcome: 'gone',
+    });
+    expect(
+      decideAttemptOutcome({ result: { ok: false, statusCode: 500 }, attemptsMade: 1, scheduleMs: schedule, random: noJitter }),
+    ).toEqual({
       outcome: 'retry',
       delayMs: 1000,
     });
@@ -111,13 +122,20 @@ describe('decideAttemptOutcome', () => {
       outcome: 'retry',
       delayMs: 4000,
     });
-    expect(decideAttemptOutcome({ result: { ok: false, statusCode: 500 }, attemptsMade: 4, scheduleMs: schedule })).toEqual({ outcome: 'failed' });
+    expect(decideAttemptOutcome({ result: { ok: false, statusCode: 500 }, attemptsMade: 4, scheduleMs: schedule })).toEqual({
+      outcome: 'failed',
+    });
   });
 
   it('waits at least Retry-After on 429 and 503', () => {
     const result = { ok: false, statusCode: 429, retryAfterMs: 90_000 };
-    expect(decideAttemptOutcome({ result, attemptsMade: 1, scheduleMs: schedule, random: noJitter })).toEqual({ outcome: 'retry', delayMs: 90_000 });
-    expect(decideAttemptOutcome({ result: { ...result, statusCode: 500 }, attemptsMade: 1, scheduleMs: schedule, random: noJitter })).toEqual({
+    expect(decideAttemptOutcome({ result, attemptsMade: 1, scheduleMs: schedule, random: noJitter })).toEqual({
+      outcome: 'retry',
+      delayMs: 90_000,
+    });
+    expect(
+      decideAttemptOutcome({ result: { ...result, statusCode: 500 }, attemptsMade: 1, scheduleMs: schedule, random: noJitter }),
+    ).toEqual({
       outcome: 'retry',
       delayMs: 1000,
     });

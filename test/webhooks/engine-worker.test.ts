@@ -40,7 +40,8 @@ describe('delivery worker: fairness', () => {
     const owner = await signUp(t.app, uniqueUsername('fair'));
     const slowEndpoint = await createEndpoint(t.app, owner, `${slow.origin}/slow`);
     const fastEndpoint = await createEndpoint(t.app, owner, `${fast.origin}/fast`);
-    const test = async (id: string) => (await t.app.inject({ method: 'POST', url: `/api/webhooks/${id}/test`, headers: owner.auth })).json().deliveryId;
+    const test = async (id: string) =>
+      (await t.app.inject({ method: 'POST', url: `/api/webhooks/${id}/test`, headers: owner.auth })).json().deliveryId;
 
     for (let i = 0; i < 40; i++) await test(slowEndpoint.id);
     for (let i = 0; i < 5; i++) await test(fastEndpoint.id);
@@ -86,7 +87,12 @@ describe('delivery worker: failures of its own', () => {
       data: { email: `${path}@example.com`, username: path, displayName: path, passwordHash: 'x' },
     });
     await db.prisma.webhookEndpoint.create({
-      data: { userId: user.id, url: `${receiver.origin}/${path}`, secretEncrypted: box.seal(generateEndpointSecret()), events: ['card.viewed'] },
+      data: {
+        userId: user.id,
+        url: `${receiver.origin}/${path}`,
+        secretEncrypted: box.seal(generateEndpointSecret()),
+        events: ['card.viewed'],
+      },
     });
     const queue = new DeliveryQueue(db.sql);
     const [row] = await queue.insertForSubscribers({
@@ -113,7 +119,10 @@ describe('delivery worker: failures of its own', () => {
     const w = worker(new DeliveryQueue(db.sql), logger, { wakeHorizonMs: 500, sweepIntervalMs: 600_000 });
     w.start();
     try {
-      const request = await waitFor(() => receiver.requests.find((r) => r.headers['webhook-id'] === row.id), { timeoutMs: 10_000, what: 'the delivery' });
+      const request = await waitFor(() => receiver.requests.find((r) => r.headers['webhook-id'] === row.id), {
+        timeoutMs: 10_000,
+        what: 'the delivery',
+      });
       expect(request.receivedAt).toBeGreaterThanOrEqual(due.getTime());
     } finally {
       await w.stop();

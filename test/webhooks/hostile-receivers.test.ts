@@ -118,7 +118,24 @@ const header = fc.oneof(
 const status = fc.oneof(
   {
     weight: 4,
-    arbitrary: fc.constantFrom('200', '201', '204', '299', '301', '302', '307', '400', '401', '404', '408', '410', '429', '500', '502', '503'),
+    arbitrary: fc.constantFrom(
+      '200',
+      '201',
+      '204',
+      '299',
+      '301',
+      '302',
+      '307',
+      '400',
+      '401',
+      '404',
+      '408',
+      '410',
+      '429',
+      '500',
+      '502',
+      '503',
+    ),
   },
   { weight: 3, arbitrary: fc.integer({ min: 0, max: 1_200 }).map(String) },
   { weight: 1, arbitrary: fc.constantFrom('', 'abc', '20', '2000', '-1', '+200', '2 00', '0200', '99999999999999999999', '1e3', '200.5') },
@@ -134,9 +151,16 @@ const delivery: fc.Arbitrary<Delivery> = fc.oneof(
   { weight: 8, arbitrary: fc.constant({ kind: 'whole' as const }) },
   {
     weight: 2,
-    arbitrary: fc.record({ kind: fc.constant('drip' as const), chunkBytes: fc.integer({ min: 1, max: 64 }), delayMs: fc.integer({ min: 5, max: 300 }) }),
+    arbitrary: fc.record({
+      kind: fc.constant('drip' as const),
+      chunkBytes: fc.integer({ min: 1, max: 64 }),
+      delayMs: fc.integer({ min: 5, max: 300 }),
+    }),
   },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('cut' as const), afterBytes: fc.integer({ min: 0, max: 400 }), reset: fc.boolean() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('cut' as const), afterBytes: fc.integer({ min: 0, max: 400 }), reset: fc.boolean() }),
+  },
   { weight: 1, arbitrary: fc.constant({ kind: 'silent' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'close-first' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'head-then-hang' as const }) },
@@ -290,7 +314,8 @@ describe('delivery engine: hostile receivers beside a healthy tenant', () => {
     victim = await signUp(t.app, uniqueUsername('victim'));
     hostileEndpoints = [];
     // Subscribed to contact.saved only: the victim's views never go to them; test events do.
-    for (let i = 0; i < HOSTILE_ENDPOINTS; i++) hostileEndpoints.push((await createEndpoint(t.app, attacker, `${hostile.origins[i]}/h${i}`, ['contact.saved'])).id);
+    for (let i = 0; i < HOSTILE_ENDPOINTS; i++)
+      hostileEndpoints.push((await createEndpoint(t.app, attacker, `${hostile.origins[i]}/h${i}`, ['contact.saved'])).id);
     victimEndpoint = (await createEndpoint(t.app, victim, `${healthy.origin}/victim`, ['card.viewed'])).id;
     victimCard = await createCard(t.app, victim);
   });
@@ -312,13 +337,19 @@ describe('delivery engine: hostile receivers beside a healthy tenant', () => {
     const list = await call({ method: 'GET', url: '/api/webhooks', headers: attacker.auth }, 'list endpoints');
     const endpoints: Array<{ id: string; isActive: boolean }> = list.json();
     for (const endpoint of endpoints.filter((e) => !e.isActive)) {
-      const res = await call({ method: 'PATCH', url: `/api/webhooks/${endpoint.id}`, headers: attacker.auth, payload: { isActive: true } }, 're-enable');
+      const res = await call(
+        { method: 'PATCH', url: `/api/webhooks/${endpoint.id}`, headers: attacker.auth, payload: { isActive: true } },
+        're-enable',
+      );
       expect(res.statusCode).toBe(200);
     }
   }
 
   async function deliveryStatus(owner: Session, endpointId: string, deliveryId: string): Promise<string> {
-    const res = await call({ method: 'GET', url: `/api/webhooks/${endpointId}/deliveries/${deliveryId}`, headers: owner.auth }, 'read a delivery');
+    const res = await call(
+      { method: 'GET', url: `/api/webhooks/${endpointId}/deliveries/${deliveryId}`, headers: owner.auth },
+      'read a delivery',
+    );
     expect(res.statusCode).toBe(200);
     return res.json().status;
   }
@@ -387,35 +418,44 @@ describe('delivery engine: hostile receivers beside a healthy tenant', () => {
     // The hostile tenant's own log reads fine, whatever its receiver sent.
     const sample = sent.slice(0, 3);
     for (const { endpointId, deliveryId } of sample) await deliveryStatus(attacker, endpointId, deliveryId);
-    await call({ method: 'GET', url: `/api/webhooks/${sample[0]?.endpointId ?? hostileEndpoints[0]}/deliveries`, headers: attacker.auth }, 'hostile log');
+    await call(
+      { method: 'GET', url: `/api/webhooks/${sample[0]?.endpointId ?? hostileEndpoints[0]}/deliveries`, headers: attacker.auth },
+      'hostile log',
+    );
   }
 
-  it(`records every healthy delivery within ${HEALTHY_BOUND_MS} ms while at least ${MIN_BEHAVIOURS} hostile behaviours play`, { timeout: 300_000 }, async () => {
-    console.info(`hostile receivers: seed ${SEED}, ${RUNS} runs (HOSTILE_SEED / HOSTILE_RUNS to replay)`);
-    await fc.assert(fc.asyncProperty(fc.array(behaviour, { minLength: BATCH.min, maxLength: BATCH.max }), runBatch), {
-      seed: SEED,
-      numRuns: RUNS,
-      endOnFailure: true,
-      // The default report prints every body and megabyte header in full.
-      reporter: (run) => {
-        if (!run.failed) return;
-        const batch = fc.stringify(run.counterexample).slice(0, 3_000);
-        throw new Error(`failed at run ${run.numRuns} (seed ${run.seed}, path ${run.counterexamplePath}): ${String(run.errorInstance)}\nbatch: ${batch}`);
-      },
-    });
+  it(
+    `records every healthy delivery within ${HEALTHY_BOUND_MS} ms while at least ${MIN_BEHAVIOURS} hostile behaviours play`,
+    { timeout: 300_000 },
+    async () => {
+      console.info(`hostile receivers: seed ${SEED}, ${RUNS} runs (HOSTILE_SEED / HOSTILE_RUNS to replay)`);
+      await fc.assert(fc.asyncProperty(fc.array(behaviour, { minLength: BATCH.min, maxLength: BATCH.max }), runBatch), {
+        seed: SEED,
+        numRuns: RUNS,
+        endOnFailure: true,
+        // The default report prints every body and megabyte header in full.
+        reporter: (run) => {
+          if (!run.failed) return;
+          const batch = fc.stringify(run.counterexample).slice(0, 3_000);
+          throw new Error(
+            `failed at run ${run.numRuns} (seed ${run.seed}, path ${run.counterexamplePath}): ${String(run.errorInstance)}\nbatch: ${batch}`,
+          );
+        },
+      });
 
-    // The worker never stalled: every hostile delivery got an attempt recorded, or was cancelled.
-    await waitFor(
-      async () => {
-        const [row] = await t.db.sql.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM webhook_deliveries WHERE id = ANY($1::uuid[]) AND attempts = 0 AND status <> 'cancelled'`,
-          [dispatched],
-        );
-        return row?.n === 0;
-      },
-      { timeoutMs: 4 * TIMEOUT_MS + HEALTHY_BOUND_MS, what: 'every hostile delivery to have a recorded attempt' },
-    );
-    expect(exercised).toBeGreaterThanOrEqual(MIN_BEHAVIOURS);
-    console.info(`hostile receivers: ${exercised} behaviours exercised`);
-  });
+      // The worker never stalled: every hostile delivery got an attempt recorded, or was cancelled.
+      await waitFor(
+        async () => {
+          const [row] = await t.db.sql.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM webhook_deliveries WHERE id = ANY($1::uuid[]) AND attempts = 0 AND status <> 'cancelled'`,
+            [dispatched],
+          );
+          return row?.n === 0;
+        },
+        { timeoutMs: 4 * TIMEOUT_MS + HEALTHY_BOUND_MS, what: 'every hostile delivery to have a recorded attempt' },
+      );
+      expect(exercised).toBeGreaterThanOrEqual(MIN_BEHAVIOURS);
+      console.info(`hostile receivers: ${exercised} behaviours exercised`);
+    },
+  );
 });

@@ -116,7 +116,10 @@ async function buildHostApp(db: Database, config: WebhooksModuleConfig): Promise
       return member;
     },
     async createCard(owner) {
-      const [row] = await db.sql.query<{ id: string }>('INSERT INTO member_cards (owner, headline) VALUES ($1::uuid, $2) RETURNING id', [owner.id, 'Hello']);
+      const [row] = await db.sql.query<{ id: string }>('INSERT INTO member_cards (owner, headline) VALUES ($1::uuid, $2) RETURNING id', [
+        owner.id,
+        'Hello',
+      ]);
       return row!.id;
     },
   };
@@ -176,7 +179,11 @@ describe('the webhooks module in another Fastify app', () => {
     const visitor = await host.signUp('grace');
     const cardId = await host.createCard(owner);
 
-    const created = await asMember(owner, { method: 'POST', url: PREFIX, payload: { url: `${receiver.origin}/ada`, events: ['card.viewed'] } });
+    const created = await asMember(owner, {
+      method: 'POST',
+      url: PREFIX,
+      payload: { url: `${receiver.origin}/ada`, events: ['card.viewed'] },
+    });
     expect(created.statusCode).toBe(201);
     const endpoint = created.json<{ id: string; secret: string }>();
     secrets.set('/ada', endpoint.secret);
@@ -193,11 +200,14 @@ describe('the webhooks module in another Fastify app', () => {
       data: { userId: owner.id, cardId, viewer: { id: visitor.id, username: 'grace' }, source: 'qr' },
     });
 
-    const delivered = await waitFor(async () => {
-      const res = await asMember(owner, { method: 'GET', url: `${PREFIX}/${endpoint.id}/deliveries` });
-      const page = res.json<{ data: Array<{ status: string; responseCode: number | null; eventType: string }> }>();
-      return page.data[0]?.status === 'success' && page.data;
-    }, { what: 'the delivery log to show the success', intervalMs: 200 });
+    const delivered = await waitFor(
+      async () => {
+        const res = await asMember(owner, { method: 'GET', url: `${PREFIX}/${endpoint.id}/deliveries` });
+        const page = res.json<{ data: Array<{ status: string; responseCode: number | null; eventType: string }> }>();
+        return page.data[0]?.status === 'success' && page.data;
+      },
+      { what: 'the delivery log to show the success', intervalMs: 200 },
+    );
     expect(delivered).toEqual([expect.objectContaining({ eventType: 'card.viewed', status: 'success', responseCode: 204 })]);
   });
 

@@ -36,7 +36,10 @@ describe('DeliveryQueue.makeDue', () => {
     const ep = await endpoint();
     const row = await delivery(ep.id);
     for (let round = 0; round < 200; round++) {
-      await db.sql.query(`UPDATE webhook_deliveries SET status = 'pending', claim_token = NULL, next_retry_at = now() WHERE id = $1::uuid`, [row.id]);
+      await db.sql.query(
+        `UPDATE webhook_deliveries SET status = 'pending', claim_token = NULL, next_retry_at = now() WHERE id = $1::uuid`,
+        [row.id],
+      );
       const [claim, redeliver] = await Promise.all([queue.claimDueDeliveries(claimOptions), queue.makeDue(ep.id, row.id, 1000)]);
       const claimed = claim.deliveries.find((d) => d.id === row.id);
       if (!claimed) continue;

@@ -124,7 +124,13 @@ describe('storableAttempt', () => {
       },
       2048,
     );
-    expect(out).toMatchObject({ durationMs: MAX_INT32, responseCode: null, error: 'invalid HTTP status 1234', delayMs: MAX_INT32, responseDate: null });
+    expect(out).toMatchObject({
+      durationMs: MAX_INT32,
+      responseCode: null,
+      error: 'invalid HTTP status 1234',
+      delayMs: MAX_INT32,
+      responseDate: null,
+    });
     expect(Buffer.byteLength(out.responseBody ?? '')).toBe(2048);
     expect(out.responseBody?.startsWith('x\uFFFDy')).toBe(true);
   });
@@ -152,7 +158,8 @@ describe('unrecordableAttempt', () => {
 
 describe('refusedForItsData', () => {
   it('tells a refused value from a failing database by SQLSTATE class', () => {
-    for (const code of ['22009', '22P05', '22021', '23502', '54000']) expect(refusedForItsData(Object.assign(new Error('x'), { code })), code).toBe(true);
+    for (const code of ['22009', '22P05', '22021', '23502', '54000'])
+      expect(refusedForItsData(Object.assign(new Error('x'), { code })), code).toBe(true);
     for (const code of ['40P01', '08006', '57P01', '53300', 'XX000', 'ECONNREFUSED', '22']) {
       expect(refusedForItsData(Object.assign(new Error('x'), { code })), code).toBe(false);
     }

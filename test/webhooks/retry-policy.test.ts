@@ -102,16 +102,28 @@ describe('retryDelayAfterFailure', () => {
 
   it('waits at least Retry-After on 429 and 503, capped at one hour', () => {
     for (const statusCode of [429, 503]) {
-      expect(retryDelayAfterFailure({ attemptsMade: 1, scheduleMs: schedule, statusCode, retryAfterMs: 120_000, random: noJitter })).toBe(120_000);
-      expect(retryDelayAfterFailure({ attemptsMade: 1, scheduleMs: schedule, statusCode, retryAfterMs: 1_000, random: noJitter })).toBe(30_000);
+      expect(retryDelayAfterFailure({ attemptsMade: 1, scheduleMs: schedule, statusCode, retryAfterMs: 120_000, random: noJitter })).toBe(
+        120_000,
+      );
+      expect(retryDelayAfterFailure({ attemptsMade: 1, scheduleMs: schedule, statusCode, retryAfterMs: 1_000, random: noJitter })).toBe(
+        30_000,
+      );
       expect(
-        retryDelayAfterFailure({ attemptsMade: 1, scheduleMs: schedule, statusCode, retryAfterMs: 10 * MAX_RETRY_AFTER_MS, random: noJitter }),
+        retryDelayAfterFailure({
+          attemptsMade: 1,
+          scheduleMs: schedule,
+          statusCode,
+          retryAfterMs: 10 * MAX_RETRY_AFTER_MS,
+          random: noJitter,
+        }),
       ).toBe(MAX_RETRY_AFTER_MS);
     }
   });
 
   it('ignores Retry-After on other statuses', () => {
-    expect(retryDelayAfterFailure({ attemptsMade: 1, scheduleMs: schedule, statusCode: 500, retryAfterMs: 120_000, random: noJitter })).toBe(30_000);
+    expect(
+      retryDelayAfterFailure({ attemptsMade: 1, scheduleMs: schedule, statusCode: 500, retryAfterMs: 120_000, random: noJitter }),
+    ).toBe(30_000);
   });
 
   it('gives up when the schedule is exhausted, whatever Retry-After says', () => {

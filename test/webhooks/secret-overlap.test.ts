@@ -48,7 +48,9 @@ describe('RECEIVER_ON_PREVIOUS_SECRET: the rule', () => {
       if (!deliveryId || !sameDelivery) {
         const eventId = randomUUID();
         deliveryId = (
-          await db.prisma.webhookDelivery.create({ data: { endpointId, eventId, eventType: 'webhook.test', payload: { id: eventId }, status: 'failed' } })
+          await db.prisma.webhookDelivery.create({
+            data: { endpointId, eventId, eventType: 'webhook.test', payload: { id: eventId }, status: 'failed' },
+          })
         ).id;
       }
       const attempt = await db.prisma.webhookDeliveryAttempt.create({
@@ -76,7 +78,14 @@ describe('RECEIVER_ON_PREVIOUS_SECRET: the rule', () => {
 
   it('labels refusals that begin when the secret the receiver accepted stopped signing', async () => {
     const ep = await endpoint();
-    const ids = await history(ep, [[200, [C]], [200, [C, P]], [204, [C, P]], [401, [C]], [500, [C]], [403, [C]]]);
+    const ids = await history(ep, [
+      [200, [C]],
+      [200, [C, P]],
+      [204, [C, P]],
+      [401, [C]],
+      [500, [C]],
+      [403, [C]],
+    ]);
     expect(await labels(ep, ids)).toEqual([null, null, null, [P], null, [P]]);
     expect(await endpointReceiverOnDroppedSecrets(db.sql, ep)).toEqual([P]);
   });
@@ -84,43 +93,79 @@ describe('RECEIVER_ON_PREVIOUS_SECRET: the rule', () => {
   it('labels retries of one delivery alike', async () => {
     const ep = await endpoint();
     await history(ep, [[200, [C, P]]]);
-    const retries = await history(ep, [[401, [C]], [401, [C]], [401, [C]]], true);
+    const retries = await history(
+      ep,
+      [
+        [401, [C]],
+        [401, [C]],
+        [401, [C]],
+      ],
+      true,
+    );
     expect(await labels(ep, retries)).toEqual([[P], [P], [P]]);
   });
 
   it('also labels a receiver left on a secret rotated away with no grace period', async () => {
     const ep = await endpoint();
-    const ids = await history(ep, [[200, [P]], [401, [C]]]);
+    const ids = await history(ep, [
+      [200, [P]],
+      [401, [C]],
+    ]);
     expect(await labels(ep, ids)).toEqual([null, [P]]);
   });
 
   it('does not label a receiver that refused requests still signed with that secret too', async () => {
     const ep = await endpoint();
-    const ids = await history(ep, [[200, [C, P]], [401, [C, P]], [401, [C]]]);
+    const ids = await history(ep, [
+      [200, [C, P]],
+      [401, [C, P]],
+      [401, [C]],
+    ]);
     expect(await labels(ep, ids)).toEqual([null, null, null]);
   });
 
   it('does not label refusals when the signing secrets did not change since the last success', async () => {
     const ep = await endpoint();
-    const ids = await history(ep, [[200, [C]], [401, [C]], [403, [C]]]);
+    const ids = await history(ep, [
+      [200, [C]],
+      [401, [C]],
+      [403, [C]],
+    ]);
     expect(await labels(ep, ids)).toEqual([null, null, null]);
   });
 
   it('stops labelling once the receiver accepted the current secret alone', async () => {
     const ep = await endpoint();
-    const ids = await history(ep, [[200, [C, P]], [401, [C]], [200, [C]], [401, [C]]]);
+    const ids = await history(ep, [
+      [200, [C, P]],
+      [401, [C]],
+      [200, [C]],
+      [401, [C]],
+    ]);
     expect(await labels(ep, ids)).toEqual([null, [P], null, null]);
     expect(await endpointReceiverOnDroppedSecrets(db.sql, ep)).toEqual([]);
   });
 
   it('needs an accepted attempt to go on, and ignores other endpoints and unrecorded attempts', async () => {
     const never = await endpoint();
-    expect(await labels(never, await history(never, [[401, [C, P]], [401, [C]]]))).toEqual([null, null]);
+    expect(
+      await labels(
+        never,
+        await history(never, [
+          [401, [C, P]],
+          [401, [C]],
+        ]),
+      ),
+    ).toEqual([null, null]);
 
     const other = await endpoint();
     await history(other, [[200, [C, P]]]);
     const ep = await endpoint();
-    const ids = await history(ep, [[500, [C, P]], [401, [C]], [401, []]]);
+    const ids = await history(ep, [
+      [500, [C, P]],
+      [401, [C]],
+      [401, []],
+    ]);
     expect(await labels(ep, ids)).toEqual([null, null, null]);
     // An id of another endpoint's attempt is not judged as this endpoint's.
     const elsewhere = await history(other, [[401, [C]]]);
@@ -131,7 +176,12 @@ describe('RECEIVER_ON_PREVIOUS_SECRET: the rule', () => {
   it('judges the endpoint by its latest accepted or refused attempt, not by later errors', async () => {
     const ep = await endpoint();
     expect(await endpointReceiverOnDroppedSecrets(db.sql, ep)).toEqual([]);
-    await history(ep, [[200, [C, P]], [401, [C]], [500, [C]], [null, [C]]]);
+    await history(ep, [
+      [200, [C, P]],
+      [401, [C]],
+      [500, [C]],
+      [null, [C]],
+    ]);
     expect(await endpointReceiverOnDroppedSecrets(db.sql, ep)).toEqual([P]);
     await history(ep, [[200, [C]]]);
     expect(await endpointReceiverOnDroppedSecrets(db.sql, ep)).toEqual([]);
@@ -179,16 +229,27 @@ describe('extending the previous secret', () => {
     const now = new Date();
     const later = new Date(now.getTime() + 100 * HOUR);
     const ep = await endpoint({ sealed: 'sealed-previous', expiresAt: later });
-    const result = await extendPreviousSecret(db.sql, { userId: fixture.userId, endpointId: ep, until: new Date(now.getTime() + HOUR), now });
+    const result = await extendPreviousSecret(db.sql, {
+      userId: fixture.userId,
+      endpointId: ep,
+      until: new Date(now.getTime() + HOUR),
+      now,
+    });
     expect(result?.expiresAt).toEqual(later);
   });
 
-  it('has nothing to extend without a kept previous secret, or on another user\'s endpoint', async () => {
+  it("has nothing to extend without a kept previous secret, or on another user's endpoint", async () => {
     const now = new Date();
     const until = new Date(now.getTime() + HOUR);
     const none = await endpoint(null);
-    const forgotten = await endpoint({ sealed: 'sealed-previous', expiresAt: new Date(now.getTime() - PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS - 1000) });
-    const kept = await endpoint({ sealed: 'sealed-previous', expiresAt: new Date(now.getTime() - PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS + 60_000) });
+    const forgotten = await endpoint({
+      sealed: 'sealed-previous',
+      expiresAt: new Date(now.getTime() - PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS - 1000),
+    });
+    const kept = await endpoint({
+      sealed: 'sealed-previous',
+      expiresAt: new Date(now.getTime() - PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS + 60_000),
+    });
     for (const endpointId of [none, forgotten]) {
       expect(await extendPreviousSecret(db.sql, { userId: fixture.userId, endpointId, until, now }), endpointId).toBeUndefined();
     }
@@ -223,10 +284,21 @@ describe('describeOverlap', () => {
 
   it('makes no offer when the receiver is fine, on another secret, the overlap already runs, or it is too late', () => {
     const expired = { expiresAt: new Date(now.getTime() - 3_600_000), fingerprint: P };
-    expect(describeOverlap({ ...base, previous: expired })).toMatchObject({ receiverOnPreviousSecret: false, message: null, canExtend: true });
-    expect(describeOverlap({ ...base, previous: expired, receiverOnSecrets: ['00000000'] })).toMatchObject({ receiverOnPreviousSecret: false, message: null });
+    expect(describeOverlap({ ...base, previous: expired })).toMatchObject({
+      receiverOnPreviousSecret: false,
+      message: null,
+      canExtend: true,
+    });
+    expect(describeOverlap({ ...base, previous: expired, receiverOnSecrets: ['00000000'] })).toMatchObject({
+      receiverOnPreviousSecret: false,
+      message: null,
+    });
     const running = { expiresAt: new Date(now.getTime() + 3_600_000), fingerprint: P };
-    expect(describeOverlap({ ...base, previous: running, receiverOnSecrets: [P] })).toMatchObject({ active: true, receiverOnPreviousSecret: true, message: null });
+    expect(describeOverlap({ ...base, previous: running, receiverOnSecrets: [P] })).toMatchObject({
+      active: true,
+      receiverOnPreviousSecret: true,
+      message: null,
+    });
     const old = { expiresAt: new Date(now.getTime() - PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS - 1), fingerprint: P };
     expect(describeOverlap({ ...base, previous: old, receiverOnSecrets: [P] })).toMatchObject({ canExtend: false, message: null });
   });

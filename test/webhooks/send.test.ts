@@ -27,7 +27,12 @@ async function startReceiver(handler: (req: IncomingMessage, res: ServerResponse
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      receiver.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString() });
+      receiver.requests.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString(),
+      });
       handler(req, res);
     });
   });
@@ -55,10 +60,13 @@ const signingHeaders = { 'webhook-id': 'dlv_1', 'webhook-timestamp': '1790000000
 
 function countingLookup(answer: Array<{ address: string; family: 4 | 6 }>): LookupFn & { calls: string[] } {
   const calls: string[] = [];
-  return Object.assign(async (hostname: string) => {
-    calls.push(hostname);
-    return answer;
-  }, { calls });
+  return Object.assign(
+    async (hostname: string) => {
+      calls.push(hostname);
+      return answer;
+    },
+    { calls },
+  );
 }
 
 describe('WebhookSender', () => {
@@ -72,7 +80,11 @@ describe('WebhookSender', () => {
     expect(result.durationMs).toBeGreaterThanOrEqual(0);
     const [request] = receiver.requests;
     expect(request).toMatchObject({ method: 'POST', url: '/hook', body });
-    expect(request?.headers).toMatchObject({ ...signingHeaders, 'content-type': 'application/json', 'user-agent': 'DevCard-Webhooks/test' });
+    expect(request?.headers).toMatchObject({
+      ...signingHeaders,
+      'content-type': 'application/json',
+      'user-agent': 'DevCard-Webhooks/test',
+    });
   });
 
   it('records a 500 with its body as a failure', async () => {
@@ -141,7 +153,12 @@ describe('WebhookSender', () => {
 
   it('counts a DNS lookup that hangs against the timeout', async () => {
     const lookup: LookupFn = () => new Promise(() => undefined);
-    const result = await newSender({ timeoutMs: 200, lookup }).send({ url: 'http://slow-dns.example.test/x', endpointId, headers: signingHeaders, body });
+    const result = await newSender({ timeoutMs: 200, lookup }).send({
+      url: 'http://slow-dns.example.test/x',
+      endpointId,
+      headers: signingHeaders,
+      body,
+    });
     expect(result).toMatchObject({ ok: false, error: 'timeout after 200 ms' });
   });
 
@@ -177,7 +194,12 @@ describe('WebhookSender', () => {
     const receiver = await startReceiver((_req, res) => res.end('ok'));
     // .test never resolves in real DNS: reaching the server proves the vetted IP was used.
     const lookup = countingLookup([{ address: '127.0.0.1', family: 4 }]);
-    const result = await newSender({ lookup }).send({ url: `http://hooks.example.test:${receiver.port}/x?a=1`, endpointId, headers: signingHeaders, body });
+    const result = await newSender({ lookup }).send({
+      url: `http://hooks.example.test:${receiver.port}/x?a=1`,
+      endpointId,
+      headers: signingHeaders,
+      body,
+    });
     expect(result).toMatchObject({ ok: true, statusCode: 200 });
     expect(lookup.calls).toEqual(['hooks.example.test']);
     expect(receiver.requests[0]?.url).toBe('/x?a=1');
@@ -202,7 +224,12 @@ describe('WebhookSender', () => {
     const { port } = tlsServer.address() as AddressInfo;
     const lookup = countingLookup([{ address: '127.0.0.1', family: 4 }]);
 
-    const result = await newSender({ lookup }).send({ url: `https://secure.example.test:${port}/x`, endpointId, headers: signingHeaders, body });
+    const result = await newSender({ lookup }).send({
+      url: `https://secure.example.test:${port}/x`,
+      endpointId,
+      headers: signingHeaders,
+      body,
+    });
     expect(result.ok).toBe(false);
     expect(serverNames).toEqual(['secure.example.test']);
   });

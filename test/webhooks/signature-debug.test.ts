@@ -63,7 +63,9 @@ describe('signatureHints', () => {
 
   it('says when the receiver clock is beyond the 5-minute tolerance, ahead or behind', () => {
     const ahead = signatureHints(401, describeSignature(ID, row({ responseDate: new Date((T + 600) * 1000) })), noLabel);
-    expect(ahead.find((h) => h.code === 'CLOCK_SKEW')!.message).toMatch(/600 s after it: more than the usual tolerance, so its clock is the likely cause/);
+    expect(ahead.find((h) => h.code === 'CLOCK_SKEW')!.message).toMatch(
+      /600 s after it: more than the usual tolerance, so its clock is the likely cause/,
+    );
     const behind = signatureHints(401, describeSignature(ID, row({ responseDate: new Date((T - 400) * 1000) })), noLabel);
     expect(behind.find((h) => h.code === 'CLOCK_SKEW')!.message).toMatch(/400 s before it: more than the usual tolerance/);
     const unknown = signatureHints(401, describeSignature(ID, row({ responseDate: null })), noLabel);

@@ -184,7 +184,12 @@ describe('redirects towards a private host', () => {
   beforeAll(async () => {
     t = await buildWebhookTestApp({
       // With a worker: these deliveries are really attempted (every address involved is loopback).
-      env: { WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true', WEBHOOK_RETRY_SCHEDULE: '50ms', WEBHOOK_MAX_ENDPOINTS_PER_USER: '10', WEBHOOK_WORKER: 'on' },
+      env: {
+        WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
+        WEBHOOK_RETRY_SCHEDULE: '50ms',
+        WEBHOOK_MAX_ENDPOINTS_PER_USER: '10',
+        WEBHOOK_WORKER: 'on',
+      },
     });
     target = await startReceiver();
   });
@@ -216,7 +221,8 @@ describe('redirects towards a private host', () => {
         { what: `the ${status} delivery to fail` },
       );
       expect(row.attemptsLog).toHaveLength(2);
-      for (const attempt of row.attemptsLog) expect(attempt).toMatchObject({ responseCode: status, error: `redirect (${status}) not followed` });
+      for (const attempt of row.attemptsLog)
+        expect(attempt).toMatchObject({ responseCode: status, error: `redirect (${status}) not followed` });
     }
     expect(redirecting.every((r) => r.requests.length === 2)).toBe(true);
     expect(target.requests).toHaveLength(0);

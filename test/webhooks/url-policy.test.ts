@@ -1,10 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import {
-  MAX_URL_LENGTH,
-  checkWebhookUrl,
-  isAddressAllowed,
-  type UrlPolicyOptions,
-} from '../../src/webhooks/url-policy.ts';
+import { MAX_URL_LENGTH, checkWebhookUrl, isAddressAllowed, type UrlPolicyOptions } from '../../src/webhooks/url-policy.ts';
 import type { LookupFn } from '../../src/webhooks/dns-lookup.ts';
 
 /** A resolver that answers from a table and records what it was asked, so no test touches real DNS. */
@@ -151,13 +146,7 @@ describe('checkWebhookUrl with private networks allowed', () => {
   });
 
   it('still rejects credentials, other schemes, bad and overlong URLs, and unresolvable names', async () => {
-    for (const url of [
-      'http://user:pass@127.0.0.1:8080/',
-      'ftp://127.0.0.1/',
-      'not a url',
-      longUrl,
-      'https://nowhere.example.com/',
-    ]) {
+    for (const url of ['http://user:pass@127.0.0.1:8080/', 'ftp://127.0.0.1/', 'not a url', longUrl, 'https://nowhere.example.com/']) {
       expect((await checkWebhookUrl(url, lenient())).ok).toBe(false);
     }
   });

@@ -8,11 +8,7 @@ import type { AttemptResult } from './sender.ts';
  * - `retry`: failed with attempts left, due again after `delayMs`;
  * - `failed`: failed and the schedule is exhausted.
  */
-export type AttemptOutcome =
-  | { outcome: 'success' }
-  | { outcome: 'gone' }
-  | { outcome: 'retry'; delayMs: number }
-  | { outcome: 'failed' };
+export type AttemptOutcome = { outcome: 'success' } | { outcome: 'gone' } | { outcome: 'retry'; delayMs: number } | { outcome: 'failed' };
 
 export const GONE_DISABLED_REASON = 'endpoint returned 410 Gone';
 

@@ -32,6 +32,9 @@ export function attemptRecordFor(
   );
   // Decided now, while the attempt count is at hand: the failure it counts as, should the database refuse it.
   const failure = decideAttemptOutcome({ result: { ok: false }, attemptsMade, ...policy });
-  const unrecordable = unrecordableAttempt(record, { outcome: failure.outcome, delayMs: failure.outcome === 'retry' ? failure.delayMs : null });
+  const unrecordable = unrecordableAttempt(record, {
+    outcome: failure.outcome,
+    delayMs: failure.outcome === 'retry' ? failure.delayMs : null,
+  });
   return { decision, pending: { record, unrecordable } };
 }

@@ -126,7 +126,9 @@ export class DeliveryWorker {
     if (!this.#running) {
       this.#o.queue
         .releaseDeliveries(deliveries)
-        .catch((error: unknown) => this.#o.logger.error({ err: error }, 'webhook worker: handing back deliveries claimed at dispatch failed; their lease runs out'));
+        .catch((error: unknown) =>
+          this.#o.logger.error({ err: error }, 'webhook worker: handing back deliveries claimed at dispatch failed; their lease runs out'),
+        );
       return;
     }
     this.#launchAll(deliveries, this.#claims.reservedAt(claim));
@@ -166,7 +168,8 @@ export class DeliveryWorker {
       (active) => {
         if (!active) this.#releaseWaiting(endpointId);
       },
-      (error: unknown) => this.#o.logger.warn({ err: error, endpointId }, 'webhook worker: reading a changed endpoint failed; its next send reads it'),
+      (error: unknown) =>
+        this.#o.logger.warn({ err: error, endpointId }, 'webhook worker: reading a changed endpoint failed; its next send reads it'),
     );
   }
 
@@ -273,7 +276,10 @@ export class DeliveryWorker {
         try {
           await this.#configs.refresh(delivery.endpointId);
         } catch (error) {
-          this.#o.logger.error({ err: error, deliveryId: delivery.id }, 'webhook worker: reading the endpoint before sending failed; handing the delivery back');
+          this.#o.logger.error(
+            { err: error, deliveryId: delivery.id },
+            'webhook worker: reading the endpoint before sending failed; handing the delivery back',
+          );
           this.#handBack(delivery);
           return;
         }
@@ -287,7 +293,11 @@ export class DeliveryWorker {
         this.#handBack(delivery);
         return;
       }
-      const attempt = await this.#send(delivery, config, () => this.#configs.isCurrent(config.endpointId, config.revision) && this.#leaseCovers(claimedAt));
+      const attempt = await this.#send(
+        delivery,
+        config,
+        () => this.#configs.isCurrent(config.endpointId, config.revision) && this.#leaseCovers(claimedAt),
+      );
       // Changed while the destination was checked: nothing was sent; look again.
       if (attempt.result.superseded) justRead = false;
       else sent = attempt;
@@ -310,7 +320,9 @@ export class DeliveryWorker {
     this.#o.queue
       .releaseDeliveries([delivery])
       .then(() => this.#sweep())
-      .catch((error: unknown) => this.#o.logger.error({ err: error, deliveryId: delivery.id }, 'webhook worker: handing back a delivery failed; its lease runs out'));
+      .catch((error: unknown) =>
+        this.#o.logger.error({ err: error, deliveryId: delivery.id }, 'webhook worker: handing back a delivery failed; its lease runs out'),
+      );
   }
 
   /**
@@ -326,7 +338,10 @@ export class DeliveryWorker {
     try {
       prepared = prepareRequest(delivery, config, this.#o.keys, beforeStart);
     } catch (error) {
-      this.#o.logger.error({ err: error, deliveryId: delivery.id, endpointId: delivery.endpointId }, 'webhook worker: cannot sign delivery');
+      this.#o.logger.error(
+        { err: error, deliveryId: delivery.id, endpointId: delivery.endpointId },
+        'webhook worker: cannot sign delivery',
+      );
       const result = { ok: false, error: 'could not sign the request (endpoint secret unreadable)', durationMs: 0, startedAt: new Date() };
       return { result, signed: null };
     }
@@ -363,7 +378,9 @@ export class DeliveryWorker {
     this.#o.queue
       .releaseDeliveries(dropped)
       .then(() => this.#sweep())
-      .catch((error: unknown) => this.#o.logger.error({ err: error, endpointId }, 'webhook worker: handing back deliveries of a disabled endpoint failed'));
+      .catch((error: unknown) =>
+        this.#o.logger.error({ err: error, endpointId }, 'webhook worker: handing back deliveries of a disabled endpoint failed'),
+      );
   }
 
   #scheduleWake(delayMs: number): void {

@@ -75,7 +75,10 @@ export class EndpointKeyCache {
       withPrevious:
         previous === null
           ? null
-          : { keys: [...currentOnly.keys, decodeSecret(previous)], fingerprints: [...currentOnly.fingerprints, secretFingerprint(previous)] },
+          : {
+              keys: [...currentOnly.keys, decodeSecret(previous)],
+              fingerprints: [...currentOnly.fingerprints, secretFingerprint(previous)],
+            },
     };
     this.#entries.delete(secrets.endpointId);
     this.#entries.set(secrets.endpointId, fresh);

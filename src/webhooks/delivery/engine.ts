@@ -19,7 +19,8 @@ import { DeliveryWorker } from './delivery-worker.ts';
 import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from './worker-options.ts';
 import type { WorkerLogger } from './worker-logger.ts';
 
-const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
 export const USER_AGENT = `DevCard-Webhooks/${PACKAGE_VERSION}`;
 
 export interface DeliveryEngineOptions {

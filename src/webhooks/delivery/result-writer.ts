@@ -139,7 +139,10 @@ export class ResultWriter {
     const { deliveryId } = pending.record;
     try {
       this.#o.written([pending.record], await this.#o.completeAttempts([pending.unrecordable]));
-      this.#o.logger.warn({ err: refusal, deliveryId }, 'webhook worker: attempt result refused by the database; recorded as a failed attempt');
+      this.#o.logger.warn(
+        { err: refusal, deliveryId },
+        'webhook worker: attempt result refused by the database; recorded as a failed attempt',
+      );
       const { outcome, delayMs } = pending.unrecordable;
       if (outcome === 'retry' && delayMs !== null) this.#o.retryRecorded(delayMs);
       return [];

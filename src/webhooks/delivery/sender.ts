@@ -103,11 +103,16 @@ export class WebhookSender {
     let statusCode: number | undefined;
     try {
       const check = await untilAborted(
-        checkWebhookUrl(req.url, { allowPrivateNetworks: this.#opts.allowPrivateNetworks, lookup: this.#opts.lookup, lookupTimeoutMs: timeoutMs }),
+        checkWebhookUrl(req.url, {
+          allowPrivateNetworks: this.#opts.allowPrivateNetworks,
+          lookup: this.#opts.lookup,
+          lookupTimeoutMs: timeoutMs,
+        }),
         controller.signal,
       );
       // Before the verdict too: a refusal of a url that was changed meanwhile is no attempt either.
-      if (req.beforeStart && !req.beforeStart()) return { ok: false, superseded: true, error: 'endpoint changed before the request started' };
+      if (req.beforeStart && !req.beforeStart())
+        return { ok: false, superseded: true, error: 'endpoint changed before the request started' };
       if (!check.ok) return { ok: false, error: `destination not allowed: ${check.reason}` };
 
       const response = await this.#poolFor(req.endpointId, check.url, check.addresses).request({
@@ -169,7 +174,10 @@ function pinnedLookup(addresses: readonly VettedAddress[]): LookupFunction {
       callback(Object.assign(new Error(`no vetted address for ${hostname}`), { code: 'ENOTFOUND' }), '');
     } else if (options.all) {
       // Node asks for every address when it races IPv4 and IPv6 (autoSelectFamily).
-      callback(null, addresses.map(({ address, family }) => ({ address, family })));
+      callback(
+        null,
+        addresses.map(({ address, family }) => ({ address, family })),
+      );
     } else {
       callback(null, first.address, first.family);
     }

@@ -67,7 +67,6 @@ export interface DeliveryWorkerOptions {
   random?: () => number;
 }
 
-
 export type ResolvedWorkerOptions = Required<Omit<DeliveryWorkerOptions, 'retentionDays' | 'maxDeliveriesPerEndpoint' | 'random'>> &
   Pick<DeliveryWorkerOptions, 'retentionDays' | 'maxDeliveriesPerEndpoint' | 'random'>;
 

@@ -108,7 +108,10 @@ export class DeliveryLog {
     const { page, limit } = parseInput(listAttemptsQuery, query);
     if (!isUuid(endpointId)) throw endpointNotFound();
     if (!isUuid(deliveryId)) throw deliveryNotFound();
-    const owned = await this.#deps.db.prisma.webhookDelivery.findFirst({ where: { id: deliveryId, endpointId, endpoint: { userId } }, select: { id: true } });
+    const owned = await this.#deps.db.prisma.webhookDelivery.findFirst({
+      where: { id: deliveryId, endpointId, endpoint: { userId } },
+      select: { id: true },
+    });
     if (!owned) throw deliveryNotFound();
     const [total, rows] = await this.#deps.db.prisma.$transaction([
       this.#deps.db.prisma.webhookDeliveryAttempt.count({ where: { deliveryId } }),
@@ -132,7 +135,11 @@ export class DeliveryLog {
     rows: ReadonlyArray<Prisma.WebhookDeliveryAttemptGetPayload<{ select: typeof attemptSelect }>>,
   ): Promise<DeliveryDetail['attempts']> {
     const refused = rows.filter((a) => a.responseCode !== null && SIGNATURE_REFUSED_CODES.includes(a.responseCode));
-    const labelled = await receiverOnDroppedSecrets(this.#deps.db.sql, endpointId, refused.map((a) => a.id));
+    const labelled = await receiverOnDroppedSecrets(
+      this.#deps.db.sql,
+      endpointId,
+      refused.map((a) => a.id),
+    );
     return rows.map((a) => {
       const signature = describeSignature(deliveryId, a);
       return {
@@ -152,9 +159,7 @@ export class DeliveryLog {
     row: R,
   ): R & { retriesUntil: Date | null } {
     const retriesUntil =
-      row.status === 'pending' && row.nextRetryAt
-        ? plannedLastAttemptAt(row.nextRetryAt, row.attempts, this.#deps.retryScheduleMs)
-        : null;
+      row.status === 'pending' && row.nextRetryAt ? plannedLastAttemptAt(row.nextRetryAt, row.attempts, this.#deps.retryScheduleMs) : null;
     return { ...row, retriesUntil };
   }
 }

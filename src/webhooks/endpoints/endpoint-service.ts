@@ -122,7 +122,11 @@ export class WebhookEndpointService {
    * fingerprints, and whether its receiver still seems to be on the previous secret.
    */
   async getDetail(userId: string, endpointId: string): Promise<EndpointDetail> {
-    const row = await findOwnEndpoint(this.#prisma, userId, endpointId, { ...endpointSelect, secretEncrypted: true, previousSecretEncrypted: true });
+    const row = await findOwnEndpoint(this.#prisma, userId, endpointId, {
+      ...endpointSelect,
+      secretEncrypted: true,
+      previousSecretEncrypted: true,
+    });
     const { secretEncrypted, previousSecretEncrypted, ...endpoint } = row;
     const previous =
       previousSecretEncrypted !== null && endpoint.previousSecretExpiresAt !== null
@@ -140,7 +144,6 @@ export class WebhookEndpointService {
       previousSecretOverlap: describeOverlap({ endpointId, previous, receiverOnSecrets, now: new Date() }),
     };
   }
-
 
   async get(userId: string, endpointId: string): Promise<EndpointData> {
     return findOwnEndpoint(this.#prisma, userId, endpointId, endpointSelect);

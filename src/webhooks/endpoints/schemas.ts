@@ -46,9 +46,7 @@ const coalesceSecondsInput = z
       '0 (the default): one delivery per view.',
   );
 
-const descriptionInput = descriptionText
-  .nullish()
-  .transform((value) => value || null);
+const descriptionInput = descriptionText.nullish().transform((value) => value || null);
 
 export const createEndpointInput = z.strictObject({
   url: urlInput,
@@ -121,10 +119,7 @@ export type EndpointData = z.infer<typeof endpointSchema>;
 
 /** One endpoint on its own (GET /api/webhooks/:id): also when its next attempt is due, and its secrets' fingerprints. */
 export const endpointDetailSchema = endpointSchema.extend({
-  nextAttemptAt: z
-    .date()
-    .nullable()
-    .describe('When the earliest pending delivery of this endpoint is due; null when none is pending'),
+  nextAttemptAt: z.date().nullable().describe('When the earliest pending delivery of this endpoint is due; null when none is pending'),
   secretFingerprint: z
     .string()
     .nullable()
@@ -186,7 +181,7 @@ export const attemptSchema = z.object({
     .array(signatureHintSchema)
     .describe(
       'Empty unless the receiver answered 401 or 403; then RECEIVER_ON_PREVIOUS_SECRET when it applies, and always ' +
-        'BODY_RESERIALISED, SECRET_NOT_DECODED and CLOCK_SKEW with this attempt\'s figures',
+        "BODY_RESERIALISED, SECRET_NOT_DECODED and CLOCK_SKEW with this attempt's figures",
     ),
 });
 

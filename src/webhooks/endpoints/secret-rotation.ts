@@ -1,7 +1,12 @@
 import type { Database } from '../../db/database.ts';
 import { AppError } from '../../errors.ts';
 import { ENDPOINT_CHANGED_CHANNEL } from '../queue/channels.ts';
-import { extendPreviousSecret, extendPreviousSecretInput, type ExtendedPreviousSecret, type ExtendPreviousSecretInput } from '../secret-overlap.ts';
+import {
+  extendPreviousSecret,
+  extendPreviousSecretInput,
+  type ExtendedPreviousSecret,
+  type ExtendPreviousSecretInput,
+} from '../secret-overlap.ts';
 import { generateEndpointSecret, sealedSecretFingerprint, type SecretBox } from '../secrets.ts';
 import { endpointNotFound, findOwnEndpoint } from './find-own-endpoint.ts';
 import { DEFAULT_GRACE_PERIOD_SECONDS, parseInput, rotateSecretInput, type RotatedSecretData, type RotateSecretInput } from './schemas.ts';

@@ -142,7 +142,17 @@ export function claimStatement(
      LEFT JOIN (claimed c JOIN webhook_endpoints e ON e.id = c.endpoint_id) ON true`;
   return {
     text,
-    params: [saturated, scan, busyIds, busyCounts, options.perEndpointLimit, limit, token, Math.round(options.leaseMs), ...(ids ? [ids] : [])],
+    params: [
+      saturated,
+      scan,
+      busyIds,
+      busyCounts,
+      options.perEndpointLimit,
+      limit,
+      token,
+      Math.round(options.leaseMs),
+      ...(ids ? [ids] : []),
+    ],
     scan,
     saturated: saturated.length > 0,
   };

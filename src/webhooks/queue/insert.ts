@@ -91,7 +91,9 @@ export async function insertForSubscribers(sql: SqlRunner, params: InsertForSubs
          updated_at = now()
        RETURNING id, endpoint_id, next_retry_at, claim_token, coalesce_key IS NOT NULL AS coalescing,
                  greatest(0, ceil(extract(epoch FROM (next_retry_at - now())) * 1000))::int AS due_in_ms${
-                   params.notify ? `, CASE WHEN coalesce_key IS NULL OR payload #>> '{data,count}' = '1' THEN pg_notify('${DUE_CHANNEL}', '') END` : ''
+                   params.notify
+                     ? `, CASE WHEN coalesce_key IS NULL OR payload #>> '{data,count}' = '1' THEN pg_notify('${DUE_CHANNEL}', '') END`
+                     : ''
                  }
      )
      SELECT i.id, i.endpoint_id, i.next_retry_at, i.claim_token, i.coalescing, i.due_in_ms,

@@ -58,12 +58,7 @@ const MAKE_DUE = `WITH target AS (
  * version, so the claim is left alone instead of being voided under a worker that is sending
  * it. The cap is checked the same way, so concurrent redeliveries cannot pass it either.
  */
-export async function makeDue(
-  sql: SqlRunner,
-  endpointId: string,
-  deliveryId: string,
-  maxAttempts: number,
-): Promise<MadeDue> {
+export async function makeDue(sql: SqlRunner, endpointId: string, deliveryId: string, maxAttempts: number): Promise<MadeDue> {
   const rows = await sql.query<{ scheduled: boolean; attempt_limit_reached: boolean }>(MAKE_DUE, [deliveryId, endpointId, maxAttempts]);
   const row = rows[0];
   return {

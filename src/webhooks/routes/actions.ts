@@ -2,7 +2,14 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponseSchema } from '../../errors.ts';
 import { receiverCheckSchema, STALE_PROBE_AGE_SECONDS } from '../receiver-check.ts';
-import { deliveryParams, endpointParams, signedInUserId, webhookSecurity as security, webhookTags as tags, type WebhookServices } from './shared.ts';
+import {
+  deliveryParams,
+  endpointParams,
+  signedInUserId,
+  webhookSecurity as security,
+  webhookTags as tags,
+  type WebhookServices,
+} from './shared.ts';
 
 /** The self-test makes three outbound requests per call, so it gets a smaller budget than the other routes. */
 export const VERIFY_RECEIVER_PER_MINUTE = 10;

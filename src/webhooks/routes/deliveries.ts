@@ -1,7 +1,20 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { errorResponseSchema } from '../../errors.ts';
-import { attemptPageSchema, deliveryDetailSchema, deliveryPageSchema, listAttemptsQuery, listDeliveriesQuery } from '../endpoints/schemas.ts';
-import { deliveryParams, endpointParams, signedInUserId, webhookSecurity as security, webhookTags as tags, type WebhookServices } from './shared.ts';
+import {
+  attemptPageSchema,
+  deliveryDetailSchema,
+  deliveryPageSchema,
+  listAttemptsQuery,
+  listDeliveriesQuery,
+} from '../endpoints/schemas.ts';
+import {
+  deliveryParams,
+  endpointParams,
+  signedInUserId,
+  webhookSecurity as security,
+  webhookTags as tags,
+  type WebhookServices,
+} from './shared.ts';
 
 /** `/api/webhooks/:id/deliveries`: the delivery log of one of the caller's endpoints. */
 export const deliveryRoutes: FastifyPluginAsyncZod<{ services: WebhookServices }> = async (app, { services }) => {
@@ -34,8 +47,7 @@ export const deliveryRoutes: FastifyPluginAsyncZod<{ services: WebhookServices }
         response: { 200: deliveryDetailSchema, 401: e, 404: e, 429: e },
       },
     },
-    async (request) =>
-      log.get(signedInUserId(request), request.params.id, request.params.deliveryId),
+    async (request) => log.get(signedInUserId(request), request.params.id, request.params.deliveryId),
   );
 
   app.get(
@@ -50,7 +62,6 @@ export const deliveryRoutes: FastifyPluginAsyncZod<{ services: WebhookServices }
         response: { 200: attemptPageSchema, 400: e, 401: e, 404: e, 429: e },
       },
     },
-    async (request) =>
-      log.listAttempts(signedInUserId(request), request.params.id, request.params.deliveryId, request.query),
+    async (request) => log.listAttempts(signedInUserId(request), request.params.id, request.params.deliveryId, request.query),
   );
 };

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { nowMs } from './lib/clock.ts';
 import { startReceiver } from './lib/receiver.ts';
 import { renderTable, writeResults, type Row } from './lib/report.ts';
-import type { Scenario } from './lib/scenario.ts';
+import type { Scenario, SharedResults } from './lib/scenario.ts';
 import type { StoreKind } from './lib/stores.ts';
 import { backlogScenario } from './scenarios/backlog.ts';
 import { dispatchLatencyScenario } from './scenarios/dispatch-latency.ts';
@@ -29,16 +29,18 @@ const args = new Map(
     return [key ?? '', value];
   }),
 );
-const only = args.get('only');
+/** `--only=throughput,latency`: scenarios whose name contains any of the texts. */
+const only = args.get('only')?.split(',').filter(Boolean);
 const stores = (args.get('store')?.split(',') ?? ['postgres', 'embedded']) as StoreKind[];
 const databaseUrl = process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL;
 
 const startedAt = nowMs();
 const receiver = await startReceiver(5);
 const rows: Row[] = [];
+const shared: SharedResults = { throughput: {} };
 const log = (message: string) => console.error(`[bench ${((nowMs() - startedAt) / 1000).toFixed(0).padStart(4)}s] ${message}`);
 
-for (const scenario of scenarios.filter((s) => !only || s.name.includes(only))) {
+for (const scenario of scenarios.filter((s) => !only || only.some((text) => s.name.includes(text)))) {
   for (const kind of stores) {
     const skipped = scenario.skip?.(kind);
     if (skipped) {
@@ -48,7 +50,7 @@ for (const scenario of scenarios.filter((s) => !only || s.name.includes(only))) 
     }
     log(`${scenario.name} on ${kind}`);
     try {
-      const measured = await scenario.run({ kind, databaseUrl, receiver, log: (m) => log(`  ${m}`) });
+      const measured = await scenario.run({ kind, databaseUrl, receiver, shared, log: (m) => log(`  ${m}`) });
       for (const m of measured) {
         let row = rows.find((r) => r.scenario === scenario.name && r.figure === m.figure);
         if (!row) rows.push((row = { scenario: scenario.name, figure: m.figure, unit: m.unit, goal: m.goal, values: {} }));

@@ -15,14 +15,22 @@ export interface Goal {
 export interface Measurement {
   figure: string;
   unit: string;
-  value: number;
+  /** A number, or why there is none on this store (e.g. `n/a`). */
+  value: number | string;
   goal?: Goal;
+}
+
+/** Figures one scenario hands to a later one in the same run (the run order is fixed in run.ts). */
+export interface SharedResults {
+  /** Deliveries/s of the throughput scenario, per store. */
+  throughput: Partial<Record<StoreKind, number>>;
 }
 
 export interface ScenarioContext {
   kind: StoreKind;
   databaseUrl: string;
   receiver: Receiver;
+  shared: SharedResults;
   log(message: string): void;
 }
 

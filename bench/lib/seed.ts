@@ -29,7 +29,7 @@ export async function endpointIdsOf(pool: pg.Pool, ownerId: string): Promise<str
 }
 
 /** Deliveries not yet finished (pending), claimed or not. */
-export async function countPending(pool: pg.Pool): Promise<number> {
+export async function countPending(pool: pg.Pool | pg.Client): Promise<number> {
   const { rows } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM webhook_deliveries WHERE status = 'pending'`);
   return rows[0]?.n ?? 0;
 }

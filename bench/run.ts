@@ -5,6 +5,7 @@
  *   pnpm bench                       # everything
  *   pnpm bench --only=throughput     # scenarios whose name contains the text
  *   pnpm bench --store=postgres      # one store only
+ *   pnpm bench --wal-breakdown       # where the throughput scenario's WAL went, by relation (pg_waldump)
  */
 import { fileURLToPath } from 'node:url';
 import { nowMs } from './lib/clock.ts';
@@ -30,6 +31,7 @@ const args = new Map(
   }),
 );
 /** `--only=throughput,latency`: scenarios whose name contains any of the texts. */
+const walBreakdown = args.has('wal-breakdown');
 const only = args.get('only')?.split(',').filter(Boolean);
 const stores = (args.get('store')?.split(',') ?? ['postgres', 'embedded']) as StoreKind[];
 const databaseUrl = process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL;
@@ -50,7 +52,7 @@ for (const scenario of scenarios.filter((s) => !only || only.some((text) => s.na
     }
     log(`${scenario.name} on ${kind}`);
     try {
-      const measured = await scenario.run({ kind, databaseUrl, receiver, shared, log: (m) => log(`  ${m}`) });
+      const measured = await scenario.run({ kind, databaseUrl, receiver, shared, walBreakdown, log: (m) => log(`  ${m}`) });
       for (const m of measured) {
         let row = rows.find((r) => r.scenario === scenario.name && r.figure === m.figure);
         if (!row) rows.push((row = { scenario: scenario.name, figure: m.figure, unit: m.unit, goal: m.goal, values: {} }));

@@ -1,3 +1,4 @@
+import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 
 /**
@@ -10,4 +11,12 @@ export const uuidSchema = z.guid();
 
 export function isUuid(value: unknown): value is string {
   return uuidSchema.safeParse(value).success;
+}
+
+/**
+ * A new event id: a UUIDv7, whose leading milliseconds order events by time and place each in
+ * its day's partition (webhooks/queue/partitions.ts). The database makes delivery ids the same way.
+ */
+export function newEventId(): string {
+  return uuidv7();
 }

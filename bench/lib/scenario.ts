@@ -31,6 +31,8 @@ export interface ScenarioContext {
   databaseUrl: string;
   receiver: Receiver;
   shared: SharedResults;
+  /** `--wal-breakdown`: say where the WAL went (lib/wal-breakdown.ts). */
+  walBreakdown: boolean;
   log(message: string): void;
 }
 

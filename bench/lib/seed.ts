@@ -1,7 +1,7 @@
 /**
- * Delivery rows written straight into the queue table with one `INSERT … SELECT
- * generate_series` (PostgreSQL): the fast way to build a backlog of a million rows. Rows are
- * spread round-robin over `endpointIds`, with the envelope a `card.viewed` dispatch writes.
+ * Pending deliveries written straight into the queue with one `INSERT … SELECT generate_series`
+ * (PostgreSQL): the fast way to build a backlog of a million rows. Rows are spread round-robin
+ * over `endpointIds`, each its own event with the body a `card.viewed` dispatch writes.
  */
 import type pg from 'pg';
 import { DUE_CHANNEL } from '../../src/webhooks/queue/channels.ts';
@@ -10,13 +10,23 @@ export async function insertDeliveries(
   pool: pg.Pool,
   params: { endpointIds: readonly string[]; ownerId: string; count: number; dueInMs: number },
 ): Promise<void> {
+  // json (not jsonb) keeps the keys in the order written: the envelope's, as envelope.ts renders it.
   await pool.query(
-    `INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, payload, status, next_retry_at, created_at, updated_at)
-     SELECT gen_random_uuid(), ($1::uuid[])[1 + g % cardinality($1::uuid[])], gen_random_uuid(), 'card.viewed',
-            jsonb_build_object('id', gen_random_uuid(), 'type', 'card.viewed', 'timestamp', now(),
-              'data', jsonb_build_object('userId', $2::uuid, 'cardId', NULL, 'viewer', NULL, 'source', 'link')),
-            'pending', now() + ($4::int + g % 1000) * interval '1 millisecond', now(), now()
-     FROM generate_series(1, $3::int) AS g`,
+    `WITH rows AS MATERIALIZED (
+       SELECT g, webhook_uuid7() AS event_id, ($1::uuid[])[1 + g % cardinality($1::uuid[])] AS endpoint_id
+       FROM generate_series(1, $3::int) AS g
+     ),
+     events AS (
+       INSERT INTO webhook_events (id, event_type, body)
+       SELECT event_id, 'card.viewed',
+              json_build_object('id', event_id, 'type', 'card.viewed',
+                'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                'data', json_build_object('userId', $2::uuid, 'cardId', NULL, 'viewer', NULL, 'source', 'link'))::text
+       FROM rows
+     )
+     INSERT INTO webhook_queue (endpoint_id, delivery_id, event_id, event_type, due_at)
+     SELECT endpoint_id, webhook_uuid7(), event_id, 'card.viewed', now() + ($4::int + g % 1000) * interval '1 millisecond'
+     FROM rows`,
     [params.endpointIds, params.ownerId, params.count, params.dueInMs],
   );
   // As a dispatching API process does, so a worker process claims at once.
@@ -30,6 +40,6 @@ export async function endpointIdsOf(pool: pg.Pool, ownerId: string): Promise<str
 
 /** Deliveries not yet finished (pending), claimed or not. */
 export async function countPending(pool: pg.Pool | pg.Client): Promise<number> {
-  const { rows } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM webhook_deliveries WHERE status = 'pending'`);
+  const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM webhook_queue');
   return rows[0]?.n ?? 0;
 }

@@ -38,7 +38,7 @@ export const backlogScenario: Scenario = {
 
       let t = nowMs();
       await insertDeliveries(pool, { endpointIds, ownerId: owner.id, count: BACKLOG, dueInMs: 86_400_000 });
-      await pool.query('ANALYZE webhook_deliveries');
+      await pool.query('ANALYZE webhook_queue, webhook_events');
       ctx.log(`inserted ${BACKLOG} future rows in ${Math.round(nowMs() - t)} ms`);
 
       // Claims measured with the due rows present, each rolled back so the rows stay for the worker.
@@ -47,11 +47,11 @@ export const backlogScenario: Scenario = {
       await settle(ctx.databaseUrl);
       const claim = await measureClaim(pool);
       ctx.log(
-        `claim of ${claim.rows} rows; plan: ${claim.indexes.join(', ') || 'no index'}${claim.seqScan ? ' + SEQ SCAN on webhook_deliveries' : ''}`,
+        `claim of ${claim.rows} rows; plan: ${claim.indexes.join(', ') || 'no index'}${claim.seqScan ? ' + SEQ SCAN on webhook_queue' : ''}`,
       );
       const { rows } = await pool.query<{ due: Date }>(
-        `UPDATE webhook_deliveries SET next_retry_at = now() + $1::int * interval '1 millisecond'
-         WHERE status = 'pending' AND next_retry_at <= now() RETURNING next_retry_at AS due`,
+        `UPDATE webhook_queue SET due_at = now() + $1::int * interval '1 millisecond'
+         WHERE due_at <= now() RETURNING due_at AS due`,
         [DUE_IN_MS],
       );
       const dueAt = rows[0]?.due.getTime() ?? Number.NaN;
@@ -110,7 +110,7 @@ async function measureClaim(pool: pg.Pool): Promise<{ p50Ms: number; rows: numbe
       p50Ms: percentile(times, 50),
       rows,
       indexes: [...new Set(scans.filter((s) => s.index).map((s) => s.index as string))],
-      seqScan: scans.some((s) => s.type === 'Seq Scan' && s.relation === 'webhook_deliveries'),
+      seqScan: scans.some((s) => s.type === 'Seq Scan' && s.relation === 'webhook_queue'),
     };
   } finally {
     client.release();

@@ -16,6 +16,7 @@ import pg from 'pg';
 import { splitSchema } from '../../src/db/database.ts';
 import { createEndpoints, registerUser } from '../lib/api.ts';
 import { nowMs, sleep } from '../lib/clock.ts';
+import { markWal, walBreakdown, type WalMark } from '../lib/wal-breakdown.ts';
 import { findPostmaster, readWal, startCpuWindow, STATS_FLUSH_MS, type CostWindow, type Wal } from '../lib/cost.ts';
 import { sendViews } from '../lib/load.ts';
 import type { Measurement, Scenario } from '../lib/scenario.ts';
@@ -65,12 +66,14 @@ export const throughputScenario: Scenario = {
       try {
         let postmaster: number | undefined;
         let walBefore: Wal | undefined;
+        let walMark: WalMark | undefined;
         if (admin) {
           postmaster = await findPostmaster(admin);
           // Every backend's counters so far reach pg_stat_wal; then the window starts on clean buffers.
           await sleep(STATS_FLUSH_MS);
           await settle(ctx.databaseUrl);
           walBefore = await readWal(admin);
+          if (ctx.walBreakdown) walMark = await markWal(admin);
         }
 
         await receiver.reset();
@@ -98,6 +101,10 @@ export const throughputScenario: Scenario = {
             records: (walAfter.records - walBefore.records) / deliveries,
             bytes: (walAfter.bytes - walBefore.bytes) / deliveries,
           };
+          if (walMark) {
+            const breakdown = await walBreakdown(admin, walMark, deliveries);
+            for (const line of breakdown ?? ['WAL breakdown: pg_waldump cannot read the WAL here']) ctx.log(`  ${line}`);
+          }
         }
         ctx.log(
           `views took ${Math.round(viewsDoneAt - startedAt)} ms, deliveries ${Math.round(stats.lastAt - startedAt)} ms, duplicates ${stats.duplicates}`,

@@ -2,10 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponseSchema } from '../errors.ts';
 import { publicCardSchema, publicProfileSchema } from '../services/cards.ts';
-import type { SqlRunner } from '../db/sql-runner.ts';
-import { explainingMissingReferences } from '../services/missing-references.ts';
-import type { UserRef } from '../user-ref.ts';
-import { viewCard, viewProfile, type Viewed } from '../services/views.ts';
+import { viewCard, viewProfile, type ViewEvent } from '../services/views.ts';
 import { VIEW_SOURCES } from '../webhooks/events.ts';
 
 // Not strict: shared links may carry other query parameters (utm_source…), which are ignored.
@@ -26,15 +23,8 @@ const security: Array<Record<string, string[]>> = [{}, { bearerAuth: [] }];
 export const publicRoutes: FastifyPluginAsyncZod = async (app) => {
   const config = { rateLimit: { max: app.config.rateLimits.publicPerMinute, timeWindow: '1 minute' } };
   const failures = { 400: errorResponseSchema, 401: errorResponseSchema, 404: errorResponseSchema, 429: errorResponseSchema };
-  // A recorded view and its card.viewed delivery rows commit together, before the response.
-  const recordView = <T>(viewer: UserRef | null, view: (sql: SqlRunner) => Promise<Viewed<T>>): Promise<T> =>
-    explainingMissingReferences(app.db.sql, viewer, () =>
-      app.webhooks.withEvents(async ({ sql, dispatch }) => {
-        const { page, event } = await view(sql);
-        if (event) await dispatch(event.userId, 'card.viewed', event);
-        return page;
-      }),
-    );
+  // A recorded view and its card.viewed delivery rows are one statement, run before the response.
+  const event: ViewEvent = (data, at) => app.webhooks.composeEvent('card.viewed', data, at);
 
   // Static `card` outranks `:username` in Fastify's router, so a user named "card" still has
   // a profile at /api/u/card, and their cards are at /api/u/card/card/:cardId.
@@ -55,7 +45,7 @@ export const publicRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (request) => {
       const { viewer, query } = request;
-      return recordView(viewer, (sql) => viewCard(sql, request.params.cardId, { viewer, source: query.source }));
+      return viewCard(app.db.sql, request.params.cardId, { viewer, source: query.source }, event);
     },
   );
 
@@ -76,7 +66,7 @@ export const publicRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (request) => {
       const { viewer, query } = request;
-      return recordView(viewer, (sql) => viewProfile(sql, request.params.username, { viewer, source: query.source }));
+      return viewProfile(app.db.sql, request.params.username, { viewer, source: query.source }, event);
     },
   );
 
@@ -97,7 +87,7 @@ export const publicRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (request) => {
       const { viewer, query, params } = request;
-      return recordView(viewer, (sql) => viewCard(sql, params.cardId, { viewer, source: query.source, username: params.username }));
+      return viewCard(app.db.sql, params.cardId, { viewer, source: query.source, username: params.username }, event);
     },
   );
 };

@@ -1,6 +1,7 @@
 import { AppError } from '../errors.ts';
 import type { SqlRunner } from '../db/sql-runner.ts';
 import { isUuid } from '../ids.ts';
+import type { ComposedEvent } from '../webhooks/dispatch.ts';
 import type { CardViewedData, ViewSource } from '../webhooks/events.ts';
 import { cardNotFound, type CardData, type PublicCard, type PublicProfile } from './cards.ts';
 import type { UserRef } from '../user-ref.ts';
@@ -18,21 +19,20 @@ export interface ViewRequest {
 }
 
 /**
- * What a view returns: the page, and the `card.viewed` event when the view was recorded
- * (null for the owner's own views, which are not counted).
+ * The view's `card.viewed` fan-out, as SQL for the view's own statement (DeliveryDispatcher.composeEvent):
+ * `subscriber` is the CTE that yields the viewed card's owner when the view is recorded.
  */
-export interface Viewed<T> {
-  page: T;
-  event: CardViewedData | null;
-}
+export type ViewEvent = (data: Omit<CardViewedData, 'userId'>, at: { subscriber: string; offset: number }) => ComposedEvent;
 
 /*
  * Why raw SQL here: this is the hot path (every public page view) and the benchmark's profile
- * showed Prisma's per-query work as its largest CPU cost. Each view is ONE statement that
- * reads the page and records the view together (the view row exists exactly when the page was
- * served); the route runs it in the transaction that raises the event (the event and its
- * delivery rows are one write), and explains a failure with `explainingMissingReferences`
- * (missing-references.ts) once that transaction is over. Every statement runs on the two stores.
+ * showed Prisma's per-query work as its largest CPU cost. Each view is ONE autocommit statement
+ * that reads the page, records the view and writes its event's delivery rows together (the view
+ * row exists exactly when the page was served, and the event and its rows are one write): one
+ * round trip and one commit. Every statement runs on the two stores.
+ *
+ * A view is not recorded for the owner's own views, nor for a token whose account is gone (card_views
+ * has no foreign keys, so that is checked here): that is a 401.
  */
 
 const CARD_COLUMNS = `c.id, c.owner_id, c.title, c.company, c.job_title, c.bio, c.email, c.phone, c.website, c.is_public, c.created_at, c.updated_at`;
@@ -71,30 +71,34 @@ interface PublicCardRow extends CardRow {
 }
 
 /** A user's profile and public cards (private ones stay hidden, even from the owner, on this public page), recording the view. */
-export async function viewProfile(sql: SqlRunner, username: string, request: ViewRequest): Promise<Viewed<PublicProfile>> {
+export async function viewProfile(sql: SqlRunner, username: string, request: ViewRequest, event: ViewEvent): Promise<PublicProfile> {
   const { viewer, source } = request;
-  const rows = await sql.query<ProfileRow>(
+  const fanOut = event({ cardId: null, viewer: viewerRef(viewer), source }, { subscriber: 'viewed', offset: 3 });
+  const rows = await sql.query<ProfileRow & Recorded>(
     `WITH owner AS (
          SELECT id, username, display_name, created_at FROM users WHERE username = $1
        ),
+       ${VIEWER_GONE},
        viewed AS (
          INSERT INTO card_views (owner_id, card_id, viewer_id, source)
-         SELECT id, NULL, $2::uuid, $3 FROM owner WHERE id IS DISTINCT FROM $2::uuid
-         RETURNING 1
-       )
+         SELECT id, NULL, $2::uuid, $3 FROM owner WHERE id IS DISTINCT FROM $2::uuid AND NOT (SELECT gone FROM viewer_gone)
+         RETURNING owner_id AS user_id
+       ),
+       ${fanOut.ctes}
        SELECT o.id AS user_id, o.username, o.display_name, o.created_at AS user_created_at,
-              EXISTS (SELECT 1 FROM viewed) AS recorded, ${CARD_COLUMNS}
+              (SELECT gone FROM viewer_gone) AS viewer_gone, ${fanOut.written} AS fan_out, ${CARD_COLUMNS}
        FROM owner o LEFT JOIN cards c ON c.owner_id = o.id AND c.is_public
        ORDER BY c.created_at, c.id`,
-    [username.toLowerCase(), viewer?.id ?? null, source],
+    [username.toLowerCase(), viewer?.id ?? null, source, ...fanOut.params],
   );
   const first = rows[0];
   if (!first) throw new AppError('NOT_FOUND', 'No such user');
+  settle(first, fanOut);
   const user = { id: first.user_id, username: first.username, displayName: first.display_name, createdAt: first.user_created_at };
   const cards = rows.flatMap((row) =>
     row.id !== null && row.owner_id !== null ? [toCardData({ ...row, id: row.id, owner_id: row.owner_id })] : [],
   );
-  return { page: { user, cards }, event: first.recorded ? viewedEvent(user.id, null, viewer, source) : null };
+  return { user, cards };
 }
 
 /**
@@ -102,27 +106,55 @@ export async function viewProfile(sql: SqlRunner, username: string, request: Vie
  * the card must also belong to that user. Every miss (malformed id, unknown, private, other
  * owner) is the same 404, so the answer does not reveal whether a private card exists.
  */
-export async function viewCard(sql: SqlRunner, cardId: string, request: ViewRequest & { username?: string }): Promise<Viewed<PublicCard>> {
+export async function viewCard(
+  sql: SqlRunner,
+  cardId: string,
+  request: ViewRequest & { username?: string },
+  event: ViewEvent,
+): Promise<PublicCard> {
   const { viewer, source, username } = request;
   if (!isUuid(cardId)) throw cardNotFound();
-  const rows = await sql.query<PublicCardRow>(
+  const fanOut = event({ cardId, viewer: viewerRef(viewer), source }, { subscriber: 'viewed', offset: 4 });
+  const rows = await sql.query<PublicCardRow & Recorded>(
     `WITH card AS (
          SELECT ${CARD_COLUMNS}, u.username, u.display_name, u.created_at AS owner_created_at
          FROM cards c JOIN users u ON u.id = c.owner_id
          WHERE c.id = $1::uuid AND (c.is_public OR c.owner_id = $2::uuid) AND ($4::text IS NULL OR u.username = $4::text)
        ),
+       ${VIEWER_GONE},
        viewed AS (
          INSERT INTO card_views (owner_id, card_id, viewer_id, source)
-         SELECT owner_id, id, $2::uuid, $3 FROM card WHERE owner_id IS DISTINCT FROM $2::uuid
-         RETURNING 1
-       )
-       SELECT card.*, EXISTS (SELECT 1 FROM viewed) AS recorded FROM card`,
-    [cardId, viewer?.id ?? null, source, username?.toLowerCase() ?? null],
+         SELECT owner_id, id, $2::uuid, $3 FROM card WHERE owner_id IS DISTINCT FROM $2::uuid AND NOT (SELECT gone FROM viewer_gone)
+         RETURNING owner_id AS user_id
+       ),
+       ${fanOut.ctes}
+       SELECT card.*, (SELECT gone FROM viewer_gone) AS viewer_gone, ${fanOut.written} AS fan_out FROM card`,
+    [cardId, viewer?.id ?? null, source, username?.toLowerCase() ?? null, ...fanOut.params],
   );
   const row = rows[0];
   if (!row) throw cardNotFound();
+  settle(row, fanOut);
   const owner = { id: row.owner_id, username: row.username, displayName: row.display_name, createdAt: row.owner_created_at };
-  return { page: { ...toCardData(row), owner }, event: row.recorded ? viewedEvent(row.owner_id, row.id, viewer, source) : null };
+  return { ...toCardData(row), owner };
+}
+
+/** $2 is the viewer's id: a token that outlived its account must not record a view. */
+const VIEWER_GONE = `viewer_gone AS (
+         SELECT $2::uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM users WHERE id = $2::uuid) AS gone
+       )`;
+
+interface Recorded {
+  viewer_gone: boolean;
+  fan_out: unknown;
+}
+
+function settle(row: Recorded, fanOut: ComposedEvent): void {
+  if (row.viewer_gone) throw new AppError('INVALID_TOKEN', 'The account of this token no longer exists');
+  fanOut.settle(row.fan_out);
+}
+
+function viewerRef(viewer: UserRef | null): UserRef | null {
+  return viewer && { id: viewer.id, username: viewer.username };
 }
 
 function toCardData(row: CardRow): CardData {
@@ -140,8 +172,4 @@ function toCardData(row: CardRow): CardData {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
-}
-
-function viewedEvent(ownerId: string, cardId: string | null, viewer: UserRef | null, source: ViewSource): CardViewedData {
-  return { userId: ownerId, cardId, viewer: viewer && { id: viewer.id, username: viewer.username }, source };
 }

@@ -1,20 +1,32 @@
-import { randomUUID } from 'node:crypto';
 import type { Database } from '../db/database.ts';
 import type { SqlRunner } from '../db/sql-runner.ts';
 import { AppError } from '../errors.ts';
 import { coalescingOf } from './coalesce.ts';
 import { deliveryNotFound, findOwnEndpoint } from './endpoints/find-own-endpoint.ts';
-import { buildEnvelope } from './envelope.ts';
+import { buildEnvelope, renderBody } from './envelope.ts';
 import type { EventData, SubscribableEventType, WebhookTestData } from './events.ts';
 import { TEST_EVENT_TYPE } from './events.ts';
 import { DeliveryQueue } from './queue/delivery-queue.ts';
+import { fanOutCtes, fanOutValues, splitAtSubscriber, toDispatchedRows, type FanOutParams, type FanOutRow } from './queue/insert.ts';
 import type { ClaimedDelivery, DispatchedRow, InsertClaim } from './queue/types.ts';
 import type { DeliveryWorker } from './delivery/delivery-worker.ts';
-import { isUuid } from '../ids.ts';
+import { isUuid, newEventId } from '../ids.ts';
 
 export interface DispatchResult {
   eventId: string;
   deliveries: DispatchedRow[];
+}
+
+/** A fan-out to run inside an event source's own statement (DeliveryDispatcher.composeEvent). */
+export interface ComposedEvent {
+  /** CTEs for the statement's WITH list, after its subscriber CTE. */
+  ctes: string;
+  /** A scalar expression for the statement's SELECT list: the rows written, as JSON. */
+  written: string;
+  /** Values of the statement's parameters from `offset + 1` on. */
+  params: unknown[];
+  /** Takes the `written` value read back and hands the rows to the worker; call it once the statement has run. */
+  settle(written: unknown): DispatchResult;
 }
 
 export interface DispatcherOptions {
@@ -85,21 +97,47 @@ export class DeliveryDispatcher {
     type: T,
     data: EventData<T>,
   ): Promise<{ result: DispatchResult; handOver: () => void }> {
-    const eventId = randomUUID();
-    const claim = this.#o.worker?.reserveClaim();
-    const payload = buildEnvelope(eventId, type, data, new Date());
-    const deliveries = await queue.insertForSubscribers({
-      userId,
+    const params = this.#fanOutParams(type, data);
+    const deliveries = await queue.insertForSubscribers({ ...params, userId });
+    return { result: dispatchResult(params.eventId, deliveries), handOver: () => this.#handOver(deliveries, params.claim) };
+  }
+
+  /**
+   * For an event whose subscriber only its source's statement knows (the owner of a viewed
+   * card): the fan-out as SQL to put in that statement, so the source's row and the delivery rows
+   * are one autocommit statement — one round trip, one commit. `subscriber` names a CTE of that
+   * statement yielding the subscribing user as `user_id` (at most one row; none: no event), and
+   * `offset` is how many parameters the statement has before the fan-out's.
+   */
+  composeEvent<T extends SubscribableEventType>(
+    type: T,
+    data: Omit<EventData<T>, 'userId'>,
+    at: { subscriber: string; offset: number },
+  ): ComposedEvent {
+    const params = this.#fanOutParams(type, data);
+    return {
+      ctes: fanOutCtes(at.subscriber, at.offset, this.#o.notify),
+      written: `(SELECT coalesce(json_agg(f), '[]') FROM fan_out f)`,
+      params: fanOutValues(params),
+      settle: (written) => {
+        const deliveries = toDispatchedRows(written as FanOutRow[], params);
+        this.#handOver(deliveries, params.claim);
+        return dispatchResult(params.eventId, deliveries);
+      },
+    };
+  }
+
+  /** The subscriber's id is rendered as "" and filled in by the statement (queue/insert.ts, SubscriberBody). */
+  #fanOutParams<T extends SubscribableEventType>(type: T, data: Omit<EventData<T>, 'userId'>): FanOutParams {
+    const eventId = newEventId();
+    const envelope = buildEnvelope(eventId, type, { ...data, userId: '' } as EventData<T>, new Date());
+    return {
       eventId,
       eventType: type,
-      payload,
+      body: splitAtSubscriber(renderBody(eventId, type, envelope)),
       notify: this.#o.notify,
-      claim,
-      coalesce: coalescingOf(payload),
-    });
-    return {
-      result: { eventId, deliveries: deliveries.map(({ id, endpointId, nextRetryAt }) => ({ id, endpointId, nextRetryAt })) },
-      handOver: () => this.#handOver(deliveries, claim),
+      claim: this.#o.worker?.reserveClaim(),
+      coalesce: coalescingOf(envelope),
     };
   }
 
@@ -109,12 +147,12 @@ export class DeliveryDispatcher {
     type: typeof TEST_EVENT_TYPE,
     data: WebhookTestData,
   ): Promise<{ eventId: string; delivery: DispatchedRow } | undefined> {
-    const eventId = randomUUID();
+    const eventId = newEventId();
     const delivery = await this.#o.queue.insertForEndpoint({
       endpointId,
       eventId,
       eventType: type,
-      payload: buildEnvelope(eventId, type, data, new Date()),
+      body: renderBody(eventId, type, buildEnvelope(eventId, type, data, new Date())),
       notify: this.#o.notify,
     });
     if (!delivery) return undefined;
@@ -177,4 +215,8 @@ export class DeliveryDispatcher {
     if (insertClaim) worker.noteBacklog(unclaimed.map((row) => row.endpointId));
     else worker.enqueue(unclaimed.map((row) => row.id));
   }
+}
+
+function dispatchResult(eventId: string, deliveries: readonly DispatchedRow[]): DispatchResult {
+  return { eventId, deliveries: deliveries.map(({ id, endpointId, nextRetryAt }) => ({ id, endpointId, nextRetryAt })) };
 }

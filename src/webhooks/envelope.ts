@@ -4,20 +4,21 @@ import type { CardViewedData, CoalescedViewFields, ContactSavedData, EventEnvelo
  * The webhook body (docs/receiving-webhooks.md): `{"id","type","timestamp","data"}` with the data
  * keys in the documented order.
  *
- * Decision: a delivery row stores the envelope as JSONB (so the deliveries API can show and
- * filter it), and the body is rendered from the row at send time. JSONB does not keep key
- * order, so rendering rebuilds every object key by key in the canonical order below; the same
- * row therefore renders to the same bytes on every retry, redelivery and worker process.
+ * The bytes are rendered once, when the event is dispatched, and stored as text
+ * (`webhook_events.body`): every attempt, retry, redelivery and worker process sends exactly
+ * them, and the delivery log shows them. Rendering builds every object key by key in the
+ * canonical order below, so a coalesced delivery, whose payload is folded as JSONB (which does
+ * not keep key order) until its claim, renders to the same bytes on every attempt too.
  */
 
 type JsonObject = Record<string, unknown>;
 
-/** The stored form: what `dispatch` writes to `webhook_deliveries.payload`. */
+/** The envelope of an event, before it is rendered. */
 export function buildEnvelope<T extends EventType>(eventId: string, type: T, data: EventEnvelope<T>['data'], at: Date): EventEnvelope<T> {
   return { id: eventId, type, timestamp: at.toISOString(), data };
 }
 
-/** Row (event id, type, stored payload) → the exact body bytes to sign and send. */
+/** (event id, type, envelope or folded payload) → the exact body bytes to sign and send. */
 export function renderBody(eventId: string, eventType: string, payload: unknown): string {
   const stored = asObject(payload);
   const envelope = {

@@ -20,6 +20,7 @@ import type { DeliveryWorker } from './delivery/delivery-worker.ts';
 export interface WebhookEngine {
   dispatch: DeliveryDispatcher['dispatch'];
   withEvents: DeliveryDispatcher['withEvents'];
+  composeEvent: DeliveryDispatcher['composeEvent'];
   dispatchToEndpoint: DeliveryDispatcher['dispatchToEndpoint'];
   redeliver: DeliveryDispatcher['redeliver'];
   sendTestEvent: DeliveryDispatcher['sendTestEvent'];
@@ -104,6 +105,7 @@ export const webhooksPlugin = fp(
     app.decorate('webhooks', {
       dispatch: dispatcher.dispatch.bind(dispatcher),
       withEvents: dispatcher.withEvents.bind(dispatcher),
+      composeEvent: dispatcher.composeEvent.bind(dispatcher),
       dispatchToEndpoint: dispatcher.dispatchToEndpoint.bind(dispatcher),
       redeliver: dispatcher.redeliver.bind(dispatcher),
       sendTestEvent: dispatcher.sendTestEvent.bind(dispatcher),

@@ -16,9 +16,9 @@
  * something Prisma expresses. Every statement runs on both stores.
  *
  * The history it reads is bounded: the attempts of the endpoint's newest ROTATION_HINT_DELIVERIES
- * deliveries, found through the (endpoint_id, created_at) index and then (delivery_id,
- * attempt_number). An endpoint's whole attempt log is never scanned, and no index is added to
- * the attempt insert path for it. An attempt of an older delivery is judged on that recent
+ * deliveries, found through the queue's and the log's (endpoint_id, id) keys and then the
+ * earlier attempts' (delivery_id, attempt_number). An endpoint's whole attempt log is never
+ * scanned, and no index is added to the attempt insert path for it. An attempt of an older delivery is judged on that recent
  * history only, which may have no accepted attempt before it: then it gets no label.
  */
 import { z } from 'zod';
@@ -71,54 +71,69 @@ export const ROTATION_HINT_DELIVERIES = 100;
 // Constant integers, so inlining them into the SQL below is safe.
 const REFUSED = `(${SIGNATURE_REFUSED_CODES.join(', ')})`;
 /**
- * The endpoint's newest deliveries, whose attempts the rule reads. An array, not a join: the
- * planner then looks their attempts up by delivery id instead of hashing the attempts table.
+ * The attempts of the endpoint's ($1) newest deliveries, which the rule reads. An array of ids,
+ * not a join: the planner then looks their attempts up by key instead of hashing the tables.
  */
-const RECENT_DELIVERIES = `ARRAY(SELECT rd.id FROM webhook_deliveries rd WHERE rd.endpoint_id = $1::uuid
-                               ORDER BY rd.created_at DESC LIMIT ${ROTATION_HINT_DELIVERIES})`;
+const HISTORY = `recent AS (
+     SELECT ARRAY(SELECT r.id FROM (SELECT l.id FROM webhook_delivery_log l WHERE l.endpoint_id = $1::uuid
+                                    UNION ALL SELECT q.delivery_id FROM webhook_queue q WHERE q.endpoint_id = $1::uuid) r
+                  ORDER BY r.id DESC LIMIT ${ROTATION_HINT_DELIVERIES}) AS ids
+   ),
+   history AS MATERIALIZED (
+     SELECT a.delivery_id, a.attempt_number, a.started_at, a.response_code, a.signed_with
+     FROM webhook_earlier_attempts a, recent WHERE a.delivery_id = ANY(recent.ids)
+     UNION ALL
+     SELECT l.id, l.attempts, l.attempt_started_at, l.response_code, coalesce(string_to_array(l.signed_with, ' '), ARRAY[]::text[])
+     FROM webhook_delivery_log l, recent WHERE l.endpoint_id = $1::uuid AND l.id = ANY(recent.ids) AND l.attempt_started_at IS NOT NULL
+   )`;
 
 /**
- * For each of `attemptIds` (attempts of endpoint `endpointId`) that the rule labels: the
- * fingerprints of the secrets the receiver appears to still verify with. Unlabelled ones are absent.
+ * For each of `attemptNumbers` (attempts of delivery `deliveryId` of endpoint `endpointId`) that
+ * the rule labels: the fingerprints of the secrets the receiver appears to still verify with.
+ * Unlabelled ones are absent.
  */
 export async function receiverOnDroppedSecrets(
   sql: SqlRunner,
   endpointId: string,
-  attemptIds: readonly string[],
-): Promise<Map<string, string[]>> {
-  if (attemptIds.length === 0) return new Map();
-  const rows = await sql.query<{ id: string; dropped: string[] }>(
-    `WITH target AS (
-       SELECT a.id, a.started_at, a.signed_with
-       FROM webhook_delivery_attempts a
-       JOIN webhook_deliveries d ON d.id = a.delivery_id
-       WHERE a.id = ANY($2::uuid[]) AND d.endpoint_id = $1::uuid
-         AND a.response_code IN ${REFUSED} AND cardinality(a.signed_with) > 0
+  deliveryId: string,
+  attemptNumbers: readonly number[],
+): Promise<Map<number, string[]>> {
+  if (attemptNumbers.length === 0) return new Map();
+  const rows = await sql.query<{ attempt_number: number; dropped: string[] }>(
+    `WITH ${HISTORY},
+     target AS (
+       SELECT t.attempt_number, t.started_at, t.signed_with
+       FROM (SELECT a.attempt_number, a.started_at, a.response_code, a.signed_with
+             FROM webhook_earlier_attempts a WHERE a.delivery_id = $2::uuid
+             UNION ALL
+             SELECT l.attempts, l.attempt_started_at, l.response_code, coalesce(string_to_array(l.signed_with, ' '), ARRAY[]::text[])
+             FROM webhook_delivery_log l WHERE l.endpoint_id = $1::uuid AND l.id = $2::uuid AND l.attempt_started_at IS NOT NULL) t
+       WHERE t.attempt_number = ANY($3::int[]) AND t.response_code IN ${REFUSED} AND cardinality(t.signed_with) > 0
      ),
      judged AS (
-       SELECT t.id, t.started_at, accepted.started_at AS accepted_at,
+       SELECT t.attempt_number, t.started_at, accepted.started_at AS accepted_at,
               ARRAY(SELECT f FROM unnest(accepted.signed_with) AS f WHERE f <> ALL (t.signed_with)) AS dropped
        FROM target t
        CROSS JOIN LATERAL (
          SELECT x.started_at, x.signed_with
-         FROM webhook_delivery_attempts x
-         WHERE x.delivery_id = ANY(${RECENT_DELIVERIES}) AND x.started_at < t.started_at AND x.response_code BETWEEN 200 AND 299
+         FROM history x
+         WHERE x.started_at < t.started_at AND x.response_code BETWEEN 200 AND 299
          ORDER BY x.started_at DESC
          LIMIT 1
        ) accepted
      )
-     SELECT j.id, j.dropped
+     SELECT j.attempt_number, j.dropped
      FROM judged j
      WHERE cardinality(j.dropped) > 0
        AND NOT EXISTS (
          SELECT 1
-         FROM webhook_delivery_attempts x
-         WHERE x.delivery_id = ANY(${RECENT_DELIVERIES}) AND x.started_at > j.accepted_at AND x.started_at < j.started_at
+         FROM history x
+         WHERE x.started_at > j.accepted_at AND x.started_at < j.started_at
            AND x.response_code IN ${REFUSED} AND x.signed_with && j.dropped
        )`,
-    [endpointId, attemptIds],
+    [endpointId, deliveryId, attemptNumbers],
   );
-  return new Map(rows.map((row) => [row.id, row.dropped]));
+  return new Map(rows.map((row) => [row.attempt_number, row.dropped]));
 }
 
 /**
@@ -127,18 +142,19 @@ export async function receiverOnDroppedSecrets(
  * accepted or is not labelled.
  */
 export async function endpointReceiverOnDroppedSecrets(sql: SqlRunner, endpointId: string): Promise<string[]> {
-  const latest = await sql.query<{ id: string; refused: boolean }>(
-    `SELECT a.id, a.response_code IN ${REFUSED} AS refused
-     FROM webhook_delivery_attempts a
-     WHERE a.delivery_id = ANY(${RECENT_DELIVERIES})
-       AND (a.response_code BETWEEN 200 AND 299 OR a.response_code IN ${REFUSED})
-     ORDER BY a.started_at DESC
+  const latest = await sql.query<{ delivery_id: string; attempt_number: number; refused: boolean }>(
+    `WITH ${HISTORY}
+     SELECT x.delivery_id, x.attempt_number, x.response_code IN ${REFUSED} AS refused
+     FROM history x
+     WHERE x.response_code BETWEEN 200 AND 299 OR x.response_code IN ${REFUSED}
+     ORDER BY x.started_at DESC
      LIMIT 1`,
     [endpointId],
   );
   const attempt = latest[0];
   if (!attempt?.refused) return [];
-  return (await receiverOnDroppedSecrets(sql, endpointId, [attempt.id])).get(attempt.id) ?? [];
+  const labelled = await receiverOnDroppedSecrets(sql, endpointId, attempt.delivery_id, [attempt.attempt_number]);
+  return labelled.get(attempt.attempt_number) ?? [];
 }
 
 /**

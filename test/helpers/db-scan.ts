@@ -8,12 +8,15 @@ import type { Database } from '../../src/db/database.ts';
 
 const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
-/** Every base table of the schema the store uses (the test schema on PostgreSQL). */
+/**
+ * Every table of the schema the store uses (the test schema on PostgreSQL). A partitioned table
+ * counts once: its partitions hold its rows and inherit its row triggers.
+ */
 export async function listTables(db: Database): Promise<string[]> {
   const rows = await db.sql.query<{ table_name: string }>(
-    `SELECT table_name FROM information_schema.tables
-     WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
-     ORDER BY table_name`,
+    `SELECT c.relname::text AS table_name FROM pg_class c
+     WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+     ORDER BY c.relname`,
   );
   return rows.map((row) => row.table_name);
 }
@@ -45,14 +48,15 @@ export interface TextValue {
 
 /** Every value of every text-like or JSON column (text, varchar, arrays of them, json, jsonb), as text. */
 export async function allTextValues(db: Database): Promise<TextValue[]> {
+  const tables = await listTables(db);
   const columns = await db.sql.query<{ table_name: string; column_name: string }>(
     `SELECT c.table_name, c.column_name
      FROM information_schema.columns c
-     JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
-     WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
+     WHERE c.table_schema = current_schema() AND c.table_name = ANY($1::text[])
        AND (c.data_type IN ('text', 'character varying', 'character', 'json', 'jsonb')
             OR (c.data_type = 'ARRAY' AND c.udt_name IN ('_text', '_varchar', '_json', '_jsonb')))
      ORDER BY c.table_name, c.column_name`,
+    [tables],
   );
   const values: TextValue[] = [];
   for (const { table_name: table, column_name: column } of columns) {

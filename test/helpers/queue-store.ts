@@ -1,4 +1,9 @@
 import type { Database } from '../../src/db/database.ts';
+import { newEventId } from '../../src/ids.ts';
+import { coalescingOf } from '../../src/webhooks/coalesce.ts';
+import { buildEnvelope, renderBody } from '../../src/webhooks/envelope.ts';
+import type { EventData, EventEnvelope, SubscribableEventType } from '../../src/webhooks/events.ts';
+import { splitAtSubscriber, type FanOutParams } from '../../src/webhooks/queue/insert.ts';
 import { EndpointKeyCache } from '../../src/webhooks/delivery/endpoint-keys.ts';
 import { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
 import type { SecretBox } from '../../src/webhooks/secrets.ts';
@@ -54,4 +59,29 @@ export function standaloneWorker(
     sweepIntervalMs: 50,
     ...overrides,
   });
+}
+
+export interface FanOutEvent<T extends SubscribableEventType> extends Pick<FanOutParams, 'eventId' | 'eventType' | 'body' | 'coalesce'> {
+  /** Its envelope, the subscriber's id left empty (the fan-out fills it in). */
+  envelope: EventEnvelope<T>;
+  /** The bytes a delivery of it to `userId`'s endpoints sends. */
+  bodyFor(userId: string): string;
+}
+
+/**
+ * An event as the dispatcher hands it to DeliveryQueue.insertForSubscribers: a new UUIDv7 id, its
+ * body rendered around the subscriber's id (queue/insert.ts, SubscriberBody), and how it coalesces.
+ */
+export function fanOutEvent<T extends SubscribableEventType>(type: T, data: Omit<EventData<T>, 'userId'>, at = new Date()): FanOutEvent<T> {
+  const eventId = newEventId();
+  const envelope = buildEnvelope(eventId, type, { ...data, userId: '' } as EventData<T>, at);
+  const body = splitAtSubscriber(renderBody(eventId, type, envelope));
+  return {
+    eventId,
+    eventType: type,
+    body,
+    coalesce: coalescingOf(envelope),
+    envelope,
+    bodyFor: (userId) => body.prefix + userId + body.suffix,
+  };
 }

@@ -34,11 +34,12 @@ describe('an event and its delivery rows are one write', () => {
   });
 
   async function failingFanOut<T>(run: () => Promise<T>): Promise<T> {
-    await t.db.sql.exec('CREATE TRIGGER refuse_fan_out BEFORE INSERT ON webhook_deliveries FOR EACH ROW EXECUTE FUNCTION refuse_fan_out()');
+    // A delivery row is its queue row; the event's bytes, written before it, must go with it.
+    await t.db.sql.exec('CREATE TRIGGER refuse_fan_out BEFORE INSERT ON webhook_queue FOR EACH ROW EXECUTE FUNCTION refuse_fan_out()');
     try {
       return await run();
     } finally {
-      await t.db.sql.exec('DROP TRIGGER refuse_fan_out ON webhook_deliveries');
+      await t.db.sql.exec('DROP TRIGGER refuse_fan_out ON webhook_queue');
     }
   }
   const counts = async () => ({

@@ -42,7 +42,7 @@ describe('GET /metrics', () => {
     const countingSql: SqlRunner = {
       ...db.sql,
       query: (text, params) => {
-        if (/count\(\*\)[\s\S]*next_retry_at <= now\(\)/.test(text)) backlogCounts++;
+        if (/count\(\*\)[\s\S]*FROM webhook_queue[\s\S]*due_at <= now\(\)/.test(text)) backlogCounts++;
         return db.sql.query(text, params);
       },
     };

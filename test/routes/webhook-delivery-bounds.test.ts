@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DELIVERY_DETAIL_ATTEMPTS } from '../../src/webhooks/endpoints/schemas.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { setDelivery } from '../helpers/deliveries.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -61,12 +62,12 @@ describe('bounded work per delivery', () => {
     await settledAt(deliveryId, 1);
     // A long log written directly: the cap bounds new attempts, not what a log may already hold.
     const total = DELIVERY_DETAIL_ATTEMPTS + 12;
+    await setDelivery(t.db, deliveryId, { attempts: total });
     await t.db.sql.query(
-      `INSERT INTO webhook_delivery_attempts (id, delivery_id, attempt_number, started_at, duration_ms, response_code)
-       SELECT gen_random_uuid(), $1::uuid, n, now() + n * interval '1 second', 5, 500 FROM generate_series(2, $2::int) AS n`,
+      `INSERT INTO webhook_earlier_attempts (delivery_id, attempt_number, started_at, duration_ms, response_code)
+       SELECT $1::uuid, n, now() + n * interval '1 second', 5, 500 FROM generate_series(2, $2::int) AS n`,
       [deliveryId, total],
     );
-    await t.db.sql.query('UPDATE webhook_deliveries SET attempts = $2 WHERE id = $1::uuid', [deliveryId, total]);
 
     const detail = (await inject('GET', `/api/webhooks/${endpointId}/deliveries/${deliveryId}`)).json();
     expect(detail.attemptCount).toBe(total);

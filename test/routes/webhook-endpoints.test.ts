@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SUBSCRIBABLE_EVENT_TYPES } from '../../src/webhooks/events.ts';
 import { SecretBox } from '../../src/webhooks/secrets.ts';
 import type { TestApp } from '../helpers/app.ts';
+import { insertAttempt, insertDelivery as writeDelivery, setDelivery } from '../helpers/deliveries.ts';
 import { asUser, signUp, type Session } from '../helpers/users.ts';
 import { buildWebhookTestApp } from '../helpers/webhook-api.ts';
 
@@ -30,16 +31,12 @@ describe('webhook endpoint routes', () => {
   }
 
   async function insertDelivery(endpointId: string, status: 'pending' | 'success' | 'failed' | 'cancelled') {
-    return t.db.prisma.webhookDelivery.create({
-      data: {
-        endpointId,
-        eventId: crypto.randomUUID(),
-        eventType: 'card.viewed',
-        payload: { hello: 'world' },
-        status,
-        nextRetryAt: status === 'pending' ? new Date(Date.now() + 60_000) : null,
-        claimToken: status === 'pending' ? crypto.randomUUID() : null,
-      },
+    return writeDelivery(t.db, {
+      endpointId,
+      eventType: 'card.viewed',
+      payload: { hello: 'world' },
+      status,
+      ...(status === 'pending' ? { nextRetryAt: new Date(Date.now() + 60_000), claimToken: crypto.randomUUID() } : {}),
     });
   }
 
@@ -311,7 +308,8 @@ describe('webhook endpoint routes', () => {
       const at = (minutes: number) => new Date(Date.parse('2026-11-01T00:00:00.000Z') + minutes * 60_000);
       const place = async (endpointId: string, status: 'pending' | 'cancelled', minutes: number) => {
         const row = await insertDelivery(endpointId, status);
-        await t.db.prisma.webhookDelivery.update({ where: { id: row.id }, data: { nextRetryAt: at(minutes) } });
+        // A finished delivery is in the log, which has no due time to give it.
+        if (status === 'pending') await setDelivery(t.db, row.id, { nextRetryAt: at(minutes) });
       };
       // Earlier rows that must not count: another endpoint's pending one, this endpoint's cancelled one.
       await place(sibling, 'pending', 1);
@@ -409,7 +407,7 @@ describe('webhook endpoint routes', () => {
       const unclaimed = { claimToken: null, nextRetryAt: new Date() };
       const pending = await Promise.all(
         [await insertDelivery(endpoint.id, 'pending'), await insertDelivery(endpoint.id, 'pending')].map((d) =>
-          t.db.prisma.webhookDelivery.update({ where: { id: d.id }, data: unclaimed }),
+          setDelivery(t.db, d.id, unclaimed),
         ),
       );
       // Claimed under a live lease: the contract lets an attempt on the wire finish and be logged.
@@ -464,9 +462,7 @@ describe('webhook endpoint routes', () => {
     it('deletes the endpoint with its deliveries and attempts', async () => {
       const endpoint = await createEndpoint(alice);
       const pending = await insertDelivery(endpoint.id, 'pending');
-      await t.db.prisma.webhookDeliveryAttempt.create({
-        data: { deliveryId: pending.id, attemptNumber: 1, startedAt: new Date(), durationMs: 5, responseCode: 500 },
-      });
+      await insertAttempt(t.db, { deliveryId: pending.id, attemptNumber: 1, startedAt: new Date(), durationMs: 5, responseCode: 500 });
       const res = await del(alice, `/api/webhooks/${endpoint.id}`);
       expect(res.statusCode).toBe(204);
       expect(res.body).toBe('');

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import type { Database } from '../../src/db/database.ts';
@@ -6,6 +5,7 @@ import type { WebhookDeliveryStatus } from '../../src/generated/prisma/client.ts
 import type { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
 import { SecretBox } from '../../src/webhooks/secrets.ts';
 import { TEST_ENV } from '../helpers/app.ts';
+import { insertAttempt, insertDelivery } from '../helpers/deliveries.ts';
 import { openQueueStore, standaloneWorker, type QueueStore } from '../helpers/queue-store.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -41,22 +41,16 @@ describe('per-endpoint delivery cap', () => {
     const start = Date.now() - statuses.length * 60_000;
     for (const [i, status] of statuses.entries()) {
       const createdAt = new Date(start + i * 60_000);
-      const row = await db.prisma.webhookDelivery.create({
-        data: {
-          endpointId,
-          eventId: randomUUID(),
-          eventType: 'card.viewed',
-          payload: {},
-          status,
-          createdAt,
-          // Pending rows wait far in the future, so a running worker leaves them alone.
-          nextRetryAt: status === 'pending' ? new Date(Date.now() + 3_600_000) : null,
-        },
+      const row = await insertDelivery(db, {
+        endpointId,
+        eventType: 'card.viewed',
+        status,
+        createdAt,
+        // Pending rows wait far in the future, so a running worker leaves them alone.
+        ...(status === 'pending' ? { nextRetryAt: new Date(Date.now() + 3_600_000) } : { attempts: 1 }),
       });
       if (status !== 'pending') {
-        await db.prisma.webhookDeliveryAttempt.create({
-          data: { deliveryId: row.id, attemptNumber: 1, startedAt: createdAt, durationMs: 1 },
-        });
+        await insertAttempt(db, { deliveryId: row.id, attemptNumber: 1, startedAt: createdAt, durationMs: 1 });
       }
       ids.push(row.id);
     }

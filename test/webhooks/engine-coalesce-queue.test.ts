@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
-import { coalescingOf } from '../../src/webhooks/coalesce.ts';
 import { cancelPendingDeliveries } from '../../src/webhooks/endpoints/endpoint-service.ts';
-import { buildEnvelope } from '../../src/webhooks/envelope.ts';
 import { MAX_COALESCED_VIEWERS, type CoalescedCardViewedData } from '../../src/webhooks/events.ts';
 import type { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
 import type { ClaimOptions, InsertClaim } from '../../src/webhooks/queue/types.ts';
-import { openQueueStore, type QueueStore } from '../helpers/queue-store.ts';
+import { makeDueNow } from '../helpers/deliveries.ts';
+import { fanOutEvent, openQueueStore, type QueueStore } from '../helpers/queue-store.ts';
 
 /** Coalescing of card.viewed in the queue's SQL, on a real store (both kinds), without an app or a worker. */
 describe('DeliveryQueue: coalesced card.viewed', () => {
@@ -39,33 +38,17 @@ describe('DeliveryQueue: coalesced card.viewed', () => {
   async function view(
     options: { cardId?: string | null; viewer?: { id: string; username: string } | null; at?: Date; claim?: InsertClaim } = {},
   ) {
-    const eventId = randomUUID();
-    const data = {
-      userId,
-      cardId: options.cardId === undefined ? CARD : options.cardId,
-      viewer: options.viewer ?? null,
-      source: 'qr' as const,
-    };
-    const payload = buildEnvelope(eventId, 'card.viewed', data, options.at ?? new Date());
-    const rows = await queue.insertForSubscribers({
-      userId,
-      eventId,
-      eventType: 'card.viewed',
-      payload,
-      notify: db.kind === 'postgres',
-      claim: options.claim,
-      coalesce: coalescingOf(payload),
-    });
-    return { eventId, payload, rows };
+    const data = { cardId: options.cardId === undefined ? CARD : options.cardId, viewer: options.viewer ?? null, source: 'qr' as const };
+    const event = fanOutEvent('card.viewed', data, options.at);
+    const rows = await queue.insertForSubscribers({ ...event, userId, notify: db.kind === 'postgres', claim: options.claim });
+    // The envelope as its deliveries hold it: the fan-out fills the subscriber's id in.
+    const payload = { ...event.envelope, data: { ...event.envelope.data, userId } };
+    return { eventId: event.eventId, payload, rows };
   }
   const rowsOf = (endpointId: string) => db.prisma.webhookDelivery.findMany({ where: { endpointId }, orderBy: { createdAt: 'asc' } });
   const dataOf = (row: { payload: unknown }) => (row.payload as { data: CoalescedCardViewedData }).data;
   /** Lets time pass for the queue: the endpoint's open rows come due now (claimed ones keep their lease). */
-  const makeDue = (endpointId: string) =>
-    db.sql.query(
-      `UPDATE webhook_deliveries SET next_retry_at = now() WHERE endpoint_id = $1::uuid AND status = 'pending' AND claim_token IS NULL`,
-      [endpointId],
-    );
+  const makeDue = (endpointId: string) => makeDueNow(db, { endpointId, claimed: false });
   const claimOptions: ClaimOptions = { limit: 1000, leaseMs: 60_000, perEndpointLimit: 1000, inFlightByEndpoint: new Map() };
 
   it('opens an unclaimed row due a window later, even from a claiming dispatch; other endpoints are served as before', async () => {
@@ -154,15 +137,10 @@ describe('DeliveryQueue: coalesced card.viewed', () => {
     const ep = await endpoint(60);
     const plain = await endpoint(0);
     for (let i = 0; i < 2; i++) {
-      const eventId = randomUUID();
-      const payload = buildEnvelope(eventId, 'contact.saved', { userId, cardId: CARD, savedBy: viewer(1) }, new Date());
       const rows = await queue.insertForSubscribers({
+        ...fanOutEvent('contact.saved', { cardId: CARD, savedBy: viewer(1) }),
         userId,
-        eventId,
-        eventType: 'contact.saved',
-        payload,
         notify: false,
-        coalesce: coalescingOf(payload),
       });
       expect(rows[0]!.coalescingDueInMs).toBeUndefined();
     }
@@ -183,7 +161,7 @@ describe('DeliveryQueue: coalesced card.viewed', () => {
     await makeDue(ep.id);
     const { deliveries } = await queue.claimDueDeliveries(claimOptions);
     expect(deliveries.map((d) => d.id)).toEqual(opened.rows.map((r) => r.id));
-    expect((deliveries[0]!.payload as { data: CoalescedCardViewedData }).data.count).toBe(2);
+    expect((JSON.parse(deliveries[0]!.body) as { data: CoalescedCardViewedData }).data.count).toBe(2);
 
     const next = await view({ viewer: viewer(3) });
     expect(next.rows[0]!.id).not.toBe(opened.rows[0]!.id);
@@ -252,7 +230,7 @@ describe('DeliveryQueue: coalesced card.viewed', () => {
       while (viewing) {
         await makeDue(ep.id);
         const { deliveries } = await queue.claimDueDeliveries(claimOptions);
-        for (const d of deliveries) claimedCounts.set(d.id, (d.payload as { data: CoalescedCardViewedData }).data.count);
+        for (const d of deliveries) claimedCounts.set(d.id, (JSON.parse(d.body) as { data: CoalescedCardViewedData }).data.count);
       }
     })();
     const pending = [];

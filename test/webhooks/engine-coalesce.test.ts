@@ -8,6 +8,7 @@ import type { CoalescedCardViewedData } from '../../src/webhooks/events.ts';
 import { MAX_COALESCED_VIEWERS } from '../../src/webhooks/events.ts';
 import { buildTestApp, TEST_ENV, type TestApp } from '../helpers/app.ts';
 import { createCard } from '../helpers/cards.ts';
+import { makeDueNow } from '../helpers/deliveries.ts';
 import { startReceiver, type ReceivedRequest, type Receiver } from '../helpers/receiver.ts';
 import { createTestStore, type TestStore } from '../helpers/store.ts';
 import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
@@ -191,7 +192,7 @@ describe('delivery engine: coalesced card.viewed', () => {
     expect(data.viewers!.every((v) => visitorIds.has(v.id))).toBe(true);
 
     // Let the window pass for the row, the way the database sees time, and wake the worker.
-    await t.db.sql.query('UPDATE webhook_deliveries SET next_retry_at = now() WHERE id = $1::uuid', [row!.id]);
+    await makeDueNow(t.db, { deliveryId: row!.id });
     t.app.webhooks.worker!.poke();
     const request = await requestFor('/concurrent', row!.id);
     expect(JSON.parse(request.body).data.count).toBe(50);
@@ -233,7 +234,7 @@ describe('delivery engine: coalesced card.viewed across a restart', () => {
       expect(rest).toHaveLength(0);
       expect(row).toMatchObject({ status: 'pending', attempts: 0, claimToken: null, coalesceKey: expect.any(String) });
       id = row!.id;
-      await db.sql.query(`UPDATE webhook_deliveries SET next_retry_at = now() + interval '1 second' WHERE id = $1::uuid`, [id]);
+      await makeDueNow(db, { deliveryId: id }, 1_000);
     } finally {
       await db.close();
     }

@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
 import { CLAIM_AHEAD, DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/delivery/worker-options.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { fanOutEvent } from '../helpers/queue-store.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { signUp, uniqueUsername } from '../helpers/users.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -71,12 +71,9 @@ describe('delivery engine: dispatches claimed for the in-process worker', () => 
     // The dispatch reserved its claim while the worker ran; the worker stops before the rows reach it.
     const claim = worker.reserveClaim();
     expect(claim).toBeDefined();
-    const eventId = randomUUID();
     const rows = await queue.insertForSubscribers({
+      ...fanOutEvent('card.viewed', { cardId: null, viewer: null, source: 'link' }),
       userId: owner.id,
-      eventId,
-      eventType: 'card.viewed',
-      payload: { id: eventId },
       notify: false,
       claim,
     });

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CLAIM_AHEAD, DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/delivery/worker-options.ts';
+import { CLAIM_AHEAD, DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT, LEASE_MARGIN_MS } from '../../src/webhooks/delivery/worker-options.ts';
 import { buildTestApp, TEST_ENV } from '../helpers/app.ts';
 import { answer, startReceiver } from '../helpers/receiver.ts';
 import { createTestStore } from '../helpers/store.ts';
@@ -14,7 +14,9 @@ import { createEndpoint } from '../helpers/webhook-api.ts';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const OUTAGE_MS = 3_000;
 /** A claim older than this cannot belong to a live attempt (timeout 2 s, instant receiver, result writes retried every second). */
-const ORPHANED_CLAIM_AGE = '6 seconds';
+const ORPHANED_CLAIM_AGE_MS = 6_000;
+/** The worker's lease (worker-options.ts): a claim records no time of its own, only when its lease runs out. */
+const LEASE_MS = CLAIM_AHEAD * Number(TEST_ENV.WEBHOOK_TIMEOUT_MS) + LEASE_MARGIN_MS;
 
 // The worker must be a separate process whose connections a proxy can cut: PostgreSQL only.
 describe.skipIf(!process.env.DATABASE_URL)('delivery engine: the database goes away mid-burst', { timeout: 90_000 }, () => {
@@ -99,8 +101,9 @@ describe.skipIf(!process.env.DATABASE_URL)('delivery engine: the database goes a
       waitFor(
         async () => {
           await api.db.sql.query(
-            `UPDATE webhook_deliveries SET next_retry_at = now()
-             WHERE status = 'pending' AND claim_token IS NOT NULL AND updated_at < now() - interval '${ORPHANED_CLAIM_AGE}'`,
+            `UPDATE webhook_queue SET due_at = now(), lease_until = now()
+             WHERE claim_token IS NOT NULL AND lease_until < now() + $1::int * interval '1 millisecond'`,
+            [LEASE_MS - ORPHANED_CLAIM_AGE_MS],
           );
           return (await api.db.prisma.webhookDelivery.count({ where: { endpointId: endpoint.id, status: 'success' } })) === expected;
         },

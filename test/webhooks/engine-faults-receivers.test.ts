@@ -127,9 +127,10 @@ describe('delivery engine: receivers that misbehave', { timeout: 60_000 }, () =>
     // The slow endpoint's backlog is larger than the worker's whole capacity: without the
     // per-endpoint cap it would take every slot and the others would wait for its timeouts.
     await fire(slowEndpoint.owner, 1);
+    // More deliveries of that one event, due now.
     await t.db.sql.query(
-      `INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, payload, status, next_retry_at, created_at, updated_at)
-       SELECT gen_random_uuid(), d.endpoint_id, gen_random_uuid(), d.event_type, d.payload, 'pending', now(), now(), now()
+      `INSERT INTO webhook_queue (endpoint_id, delivery_id, event_id, event_type, due_at)
+       SELECT d.endpoint_id, webhook_uuid7(), d.event_id, d.event_type, now()
        FROM webhook_deliveries d, generate_series(1, $2::int)
        WHERE d.endpoint_id = $1::uuid`,
       [slowEndpoint.id, DEFAULT_MAX_IN_FLIGHT + 20],

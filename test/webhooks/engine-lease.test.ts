@@ -1,11 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClaimOptions } from '../../src/webhooks/queue/types.ts';
 import { generateEndpointSecret, SecretBox } from '../../src/webhooks/secrets.ts';
 import { WebhookSender } from '../../src/webhooks/delivery/sender.ts';
 import { CLAIM_AHEAD } from '../../src/webhooks/delivery/worker-options.ts';
 import type { WorkerLogger } from '../../src/webhooks/delivery/worker-logger.ts';
-import { openQueueStore, standaloneWorker, type QueueStore } from '../helpers/queue-store.ts';
+import { fanOutEvent, openQueueStore, standaloneWorker, type QueueStore } from '../helpers/queue-store.ts';
 import { answer, startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { sleep, waitFor } from '../helpers/wait.ts';
 
@@ -37,12 +36,9 @@ describe('delivery worker: a row waiting longer than its lease', () => {
     const delivered = () => qs.db.prisma.webhookDelivery.count({ where: { endpointId: endpoint.id, status: 'success' } });
     const rows = CLAIM_AHEAD;
     for (let i = 0; i < rows; i++) {
-      const eventId = randomUUID();
       await qs.queue.insertForSubscribers({
+        ...fanOutEvent('card.viewed', { cardId: null, viewer: null, source: 'link' }),
         userId: qs.userId,
-        eventId,
-        eventType: 'card.viewed',
-        payload: { id: eventId },
         notify: false,
       });
     }

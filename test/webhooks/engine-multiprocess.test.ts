@@ -7,6 +7,7 @@ import { answer, gatedReceiver, startReceiver, type ReceivedRequest, type Receiv
 import { signUp, uniqueUsername } from '../helpers/users.ts';
 import { sleep, waitFor } from '../helpers/wait.ts';
 import { createEndpoint } from '../helpers/webhook-api.ts';
+import { makeDueNow } from '../helpers/deliveries.ts';
 import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/delivery/worker-options.ts';
 import { createTestStore, type TestStore } from '../helpers/store.ts';
 
@@ -199,9 +200,7 @@ describe.skipIf(!process.env.DATABASE_URL)('delivery engine: several processes o
     expect(receivedAtKill).toBeLessThan(total);
 
     // Rows the dead worker held: their leases would expire after timeout + 30 s; expire them now.
-    const held = await api.db.sql.query<{ id: string }>(
-      `UPDATE webhook_deliveries SET next_retry_at = now() WHERE status = 'pending' AND claim_token IS NOT NULL RETURNING id`,
-    );
+    const held = await makeDueNow(api.db, { claimed: true });
     expect(held.length).toBeGreaterThan(0);
 
     workerProcess(store);

@@ -4,7 +4,8 @@ import type { Database } from '../../src/db/database.ts';
 import type { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
 import type { AttemptRecord, ClaimOptions } from '../../src/webhooks/queue/types.ts';
 import { AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES } from '../../src/webhooks/delivery/retry-policy.ts';
-import { openQueueStore, type QueueStore } from '../helpers/queue-store.ts';
+import { insertAttempt, insertDelivery } from '../helpers/deliveries.ts';
+import { fanOutEvent, openQueueStore, type QueueStore } from '../helpers/queue-store.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 /** The queue's SQL on a real store (both kinds), without an app or a worker around it. */
@@ -30,21 +31,18 @@ describe('DeliveryQueue', () => {
       data: { userId, url: `https://example.com/${++urlCounter}`, secretEncrypted: 'sealed', events: ['card.viewed'], ...data },
     });
   }
+  /** A delivery due in `dueInMs` when pending; a finished one (`status`) has no due time. */
   async function pending(
     endpointId: string,
     dueInMs = 0,
     extra: { claimToken?: string; createdAt?: Date; status?: 'pending' | 'success' | 'failed' } = {},
   ) {
-    const eventId = randomUUID();
-    return db.prisma.webhookDelivery.create({
-      data: {
-        endpointId,
-        eventId,
-        eventType: 'card.viewed',
-        payload: { id: eventId },
-        nextRetryAt: new Date(Date.now() + dueInMs),
-        ...extra,
-      },
+    const status = extra.status ?? 'pending';
+    return insertDelivery(db, {
+      endpointId,
+      eventType: 'card.viewed',
+      ...extra,
+      ...(status === 'pending' ? { nextRetryAt: new Date(Date.now() + dueInMs) } : {}),
     });
   }
   const options = (overrides: Partial<ClaimOptions> = {}): ClaimOptions => ({
@@ -56,13 +54,15 @@ describe('DeliveryQueue', () => {
   });
   const row = (id: string) => db.prisma.webhookDelivery.findUniqueOrThrow({ where: { id }, include: { attemptsLog: true } });
   function record(
-    deliveryId: string,
+    delivery: { id: string; endpointId: string },
     claimToken: string,
     outcome: AttemptRecord['outcome'],
     overrides: Partial<AttemptRecord> = {},
   ): AttemptRecord {
     return {
-      deliveryId,
+      deliveryId: delivery.id,
+      endpointId: delivery.endpointId,
+      coalescedBody: null,
       claimToken,
       startedAt: new Date(),
       durationMs: 12,
@@ -81,31 +81,23 @@ describe('DeliveryQueue', () => {
     const subscribed = await endpoint({ events: ['card.viewed', 'contact.saved'] });
     await endpoint({ events: ['contact.saved'] });
     await endpoint({ isActive: false });
-    const eventId = randomUUID();
-    const rows = await queue.insertForSubscribers({
-      userId,
-      eventId,
-      eventType: 'card.viewed',
-      payload: { b: 1, a: 2 },
-      notify: db.kind === 'postgres',
-    });
+    const event = fanOutEvent('card.viewed', { cardId: null, viewer: null, source: 'link' });
+    const rows = await queue.insertForSubscribers({ ...event, userId, notify: db.kind === 'postgres' });
     expect(rows.map((r) => r.endpointId)).toEqual([subscribed.id]);
     const stored = await row(rows[0]!.id);
     expect(stored).toMatchObject({
-      eventId,
+      eventId: event.eventId,
       eventType: 'card.viewed',
       status: 'pending',
       attempts: 0,
       claimToken: null,
-      payload: { a: 2, b: 1 },
+      body: event.bodyFor(userId),
     });
     expect(Math.abs(stored.nextRetryAt!.getTime() - Date.now())).toBeLessThan(5_000);
     expect(
       await queue.insertForSubscribers({
+        ...fanOutEvent('card.viewed', { cardId: null, viewer: null, source: 'link' }),
         userId: randomUUID(),
-        eventId: randomUUID(),
-        eventType: 'card.viewed',
-        payload: {},
         notify: false,
       }),
     ).toEqual([]);
@@ -115,13 +107,10 @@ describe('DeliveryQueue', () => {
     const free = await endpoint();
     const saturated = await endpoint();
     const token = randomUUID();
-    const eventId = randomUUID();
-    const payload = { id: eventId, type: 'card.viewed', data: { n: 1 } };
+    const event = fanOutEvent('card.viewed', { cardId: null, viewer: null, source: 'link' });
     const rows = await queue.insertForSubscribers({
+      ...event,
       userId,
-      eventId,
-      eventType: 'card.viewed',
-      payload,
       notify: false,
       claim: { token, leaseMs: 60_000, saturated: [saturated.id] },
     });
@@ -132,9 +121,9 @@ describe('DeliveryQueue', () => {
     expect(claimed.claimed).toMatchObject({
       id: claimed.id,
       endpointId: free.id,
-      eventId,
+      eventId: event.eventId,
       eventType: 'card.viewed',
-      payload,
+      body: event.bodyFor(userId),
       attempts: 0,
       claimToken: token,
       url: free.url,
@@ -156,7 +145,7 @@ describe('DeliveryQueue', () => {
     const other = await queue.claimDueDeliveries(options());
     expect(other.deliveries.map((d) => d.id)).toEqual([left.id]);
     // And the claim is a real one: its token writes the result.
-    const [applied] = await queue.completeAttempts([record(claimed.id, token, 'success')]);
+    const [applied] = await queue.completeAttempts([record(claimed, token, 'success')]);
     expect(applied).toMatchObject({ deliveryId: claimed.id, outcome: 'success', attemptNumber: 1 });
   });
 
@@ -171,7 +160,7 @@ describe('DeliveryQueue', () => {
     const first = await queue.claimDueDeliveries(options({ leaseMs }));
     expect(first.deliveries.map((d) => d.id)).toEqual([due.id]);
     const claimed = first.deliveries[0]!;
-    expect(claimed).toMatchObject({ endpointId: ep.id, url: ep.url, secretEncrypted: 'sealed', attempts: 0, payload: { id: due.eventId } });
+    expect(claimed).toMatchObject({ endpointId: ep.id, url: ep.url, secretEncrypted: 'sealed', attempts: 0, body: due.body });
     const leased = await row(due.id);
     expect(leased.claimToken).toBe(claimed.claimToken);
     // One lease past the claim (same clock for the database and the test; 20 ms for rounding).
@@ -189,9 +178,9 @@ describe('DeliveryQueue', () => {
     expect(second.deliveries[0]!.claimToken).not.toBe(claimed.claimToken);
 
     // The late first worker's result is ignored; the current holder's applies.
-    expect(await queue.completeAttempts([record(due.id, claimed.claimToken, 'success')])).toEqual([]);
+    expect(await queue.completeAttempts([record(due, claimed.claimToken, 'success')])).toEqual([]);
     expect(await row(due.id)).toMatchObject({ status: 'pending', attempts: 0, attemptsLog: [] });
-    const applied = await queue.completeAttempts([record(due.id, second.deliveries[0]!.claimToken, 'success')]);
+    const applied = await queue.completeAttempts([record(due, second.deliveries[0]!.claimToken, 'success')]);
     expect(applied).toEqual([
       { deliveryId: due.id, endpointId: ep.id, outcome: 'success', attemptNumber: 1, endpointDisabledReason: null },
     ]);
@@ -265,10 +254,9 @@ describe('DeliveryQueue', () => {
 
   it('applies mixed results in one statement: retry, failed, success, and counts consecutive failures in order', async () => {
     const ep = await endpoint({ consecutiveFailures: 3 });
-    const rows = [await pending(ep.id), await pending(ep.id), await pending(ep.id), await pending(ep.id)];
+    const [r0, r1, r2, r3] = [await pending(ep.id), await pending(ep.id), await pending(ep.id), await pending(ep.id)] as const;
     const { deliveries } = await queue.claimDueDeliveries(options());
     const token = deliveries[0]!.claimToken;
-    const [r0, r1, r2, r3] = rows.map((r) => r.id) as [string, string, string, string];
     const applied = await queue.completeAttempts([
       record(r0, token, 'failed'),
       record(r1, token, 'success'),
@@ -276,9 +264,9 @@ describe('DeliveryQueue', () => {
       record(r3, token, 'failed'),
     ]);
     expect(applied).toHaveLength(4);
-    expect(await row(r0)).toMatchObject({ status: 'failed', attempts: 1, nextRetryAt: null, errorMessage: 'HTTP 500' });
-    expect((await row(r1)).status).toBe('success');
-    const retry = await row(r2);
+    expect(await row(r0.id)).toMatchObject({ status: 'failed', attempts: 1, nextRetryAt: null, errorMessage: 'HTTP 500' });
+    expect((await row(r1.id)).status).toBe('success');
+    const retry = await row(r2.id);
     expect(retry).toMatchObject({ status: 'pending', attempts: 1, claimToken: null });
     expect(retry.nextRetryAt!.getTime() - Date.now()).toBeGreaterThan(4_000);
     expect(retry.nextRetryAt!.getTime() - Date.now()).toBeLessThan(6_000);
@@ -294,7 +282,7 @@ describe('DeliveryQueue', () => {
     const waiting = await pending(ep.id, 60_000);
     const { deliveries } = await queue.claimDueDeliveries(options());
     const token = deliveries[0]!.claimToken;
-    const applied = await queue.completeAttempts([record(a.id, token, 'failed'), record(b.id, token, 'failed')]);
+    const applied = await queue.completeAttempts([record(a, token, 'failed'), record(b, token, 'failed')]);
     expect(applied.map((r) => r.endpointDisabledReason)).toEqual([
       `${AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES} consecutive deliveries failed`,
       `${AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES} consecutive deliveries failed`,
@@ -311,7 +299,7 @@ describe('DeliveryQueue', () => {
     const a = await pending(ep.id);
     const heldElsewhere = await pending(ep.id, 60_000, { claimToken: randomUUID() });
     const { deliveries } = await queue.claimDueDeliveries(options());
-    await queue.completeAttempts([record(a.id, deliveries[0]!.claimToken, 'gone')]);
+    await queue.completeAttempts([record(a, deliveries[0]!.claimToken, 'gone')]);
     expect(await db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: ep.id } })).toMatchObject({
       isActive: false,
       disabledReason: 'endpoint returned 410 Gone',
@@ -338,7 +326,7 @@ describe('DeliveryQueue', () => {
     const b = await pending(ep.id);
     const { deliveries } = await queue.claimDueDeliveries(options());
     const claimA = deliveries.find((d) => d.id === a.id)!;
-    expect(await queue.releaseDeliveries([claimA, { id: b.id, claimToken: randomUUID() }])).toBe(1);
+    expect(await queue.releaseDeliveries([claimA, { id: b.id, endpointId: ep.id, claimToken: randomUUID() }])).toBe(1);
     expect(await row(a.id)).toMatchObject({ status: 'pending', claimToken: null });
     expect((await row(b.id)).claimToken).toBe(claimA.claimToken);
   });
@@ -362,8 +350,8 @@ describe('DeliveryQueue', () => {
     const parts = { timestamp: 4_102_444_800, bodyBytes: 1_234, bodySha256: 'ab'.repeat(32), fingerprints: ['0123abcd', 'fedc9876'] };
     const responseDate = new Date('2100-01-01T00:10:00.000Z');
     await queue.completeAttempts([
-      record(signed.id, token, 'failed', { responseCode: 401, signed: parts, responseDate }),
-      record(unsigned.id, token, 'failed', { responseCode: null, error: 'could not sign the request' }),
+      record(signed, token, 'failed', { responseCode: 401, signed: parts, responseDate }),
+      record(unsigned, token, 'failed', { responseCode: null, error: 'could not sign the request' }),
     ]);
     expect((await row(signed.id)).attemptsLog).toMatchObject([
       {
@@ -409,9 +397,7 @@ describe('DeliveryQueue', () => {
     const old = new Date(Date.now() - 40 * 86_400_000);
     const oldDone = [];
     for (let i = 0; i < 5; i++) oldDone.push(await pending(ep.id, 0, { status: 'success', createdAt: old }));
-    await db.prisma.webhookDeliveryAttempt.create({
-      data: { deliveryId: oldDone[0]!.id, attemptNumber: 1, startedAt: old, durationMs: 1 },
-    });
+    await insertAttempt(db, { deliveryId: oldDone[0]!.id, attemptNumber: 1, startedAt: old, durationMs: 1 });
     const oldPending = await pending(ep.id, 0, { createdAt: old });
     const recent = await pending(ep.id, 0, { status: 'failed' });
     const cutoff = new Date(Date.now() - 30 * 86_400_000);

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
 import type { AttemptRecord } from '../../src/webhooks/queue/types.ts';
@@ -6,11 +5,14 @@ import { generateEndpointSecret, SecretBox } from '../../src/webhooks/secrets.ts
 import { UNRECORDABLE_RESULT_ERROR } from '../../src/webhooks/delivery/receiver-values.ts';
 import type { WorkerLogger } from '../../src/webhooks/delivery/worker-logger.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { openQueueStore, standaloneWorker, type QueueStore } from '../helpers/queue-store.ts';
+import { fanOutEvent, openQueueStore, standaloneWorker, type QueueStore } from '../helpers/queue-store.ts';
 import { answer, startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
 import { sleep, waitFor } from '../helpers/wait.ts';
 import { createEndpoint } from '../helpers/webhook-api.ts';
+
+/** Where attempts are written: a finished delivery's last one on its log row, the others as earlier attempts. */
+const ATTEMPT_TABLES = ['webhook_delivery_log', 'webhook_earlier_attempts'];
 
 /**
  * Makes attempt rows fail: those whose response body is 'poison' are refused for their data
@@ -24,11 +26,10 @@ async function refuseAttemptRows(exec: (sql: string) => Promise<void>, which: 'p
       IF ${condition} THEN RAISE EXCEPTION 'attempt row refused' USING ERRCODE = '${errcode}'; END IF;
       RETURN NEW;
     END $$;
-    CREATE TRIGGER reject_poisoned_attempt BEFORE INSERT ON webhook_delivery_attempts
-      FOR EACH ROW EXECUTE FUNCTION reject_poisoned_attempt();
+    ${ATTEMPT_TABLES.map((table) => `CREATE TRIGGER reject_poisoned_attempt BEFORE INSERT ON ${table} FOR EACH ROW EXECUTE FUNCTION reject_poisoned_attempt();`).join('\n')}
   `);
 }
-const REFUSAL_OFF = 'DROP TRIGGER IF EXISTS reject_poisoned_attempt ON webhook_delivery_attempts';
+const REFUSAL_OFF = ATTEMPT_TABLES.map((table) => `DROP TRIGGER IF EXISTS reject_poisoned_attempt ON ${table};`).join('\n');
 
 /**
  * The worker writes results in batches: what one receiver answers must never keep another
@@ -155,10 +156,8 @@ describe('delivery worker: result writes', { timeout: 30_000 }, () => {
     });
     for (let i = 0; i < deliveries; i++) {
       await qs.queue.insertForSubscribers({
+        ...fanOutEvent('card.viewed', { cardId: null, viewer: null, source: 'link' }),
         userId: user.id,
-        eventId: randomUUID(),
-        eventType: 'card.viewed',
-        payload: { timestamp: new Date().toISOString(), data: { userId: user.id, cardId: null, viewer: null, source: 'link' } },
         notify: false,
       });
     }

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -6,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES } from '../../src/webhooks/delivery/retry-policy.ts';
 import type { LookupFn } from '../../src/webhooks/dns-lookup.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { insertDelivery } from '../helpers/deliveries.ts';
 import { answer, startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
 import { sleep, waitFor } from '../helpers/wait.ts';
@@ -62,16 +62,7 @@ describe('delivery engine: retries and failures', () => {
 
   /** A pending delivery written behind the engine's back, due at `dueAt` (like a retry waiting in the table). */
   function insertPending(endpointId: string, dueAt: Date) {
-    const eventId = randomUUID();
-    return t.db.prisma.webhookDelivery.create({
-      data: {
-        endpointId,
-        eventId,
-        eventType: 'webhook.test',
-        payload: { id: eventId, type: 'webhook.test', timestamp: new Date().toISOString(), data: { endpointId } },
-        nextRetryAt: dueAt,
-      },
-    });
+    return insertDelivery(t.db, { endpointId, eventType: 'webhook.test', nextRetryAt: dueAt, data: { endpointId } });
   }
 
   it('retries 500, 500 then succeeds on attempt 3, logging every attempt with the same id and body', async () => {

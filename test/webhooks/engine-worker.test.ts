@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
 import { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
@@ -6,7 +5,8 @@ import { generateEndpointSecret, SecretBox } from '../../src/webhooks/secrets.ts
 import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT, type DeliveryWorkerOptions } from '../../src/webhooks/delivery/worker-options.ts';
 import type { WorkerLogger } from '../../src/webhooks/delivery/worker-logger.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { standaloneWorker } from '../helpers/queue-store.ts';
+import { makeDueNow } from '../helpers/deliveries.ts';
+import { fanOutEvent, standaloneWorker } from '../helpers/queue-store.ts';
 import { answer, startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { createTestStore, type TestStore } from '../helpers/store.ts';
 import { signUp, uniqueUsername } from '../helpers/users.ts';
@@ -96,10 +96,8 @@ describe('delivery worker: failures of its own', () => {
     });
     const queue = new DeliveryQueue(db.sql);
     const [row] = await queue.insertForSubscribers({
+      ...fanOutEvent('card.viewed', { cardId: null, viewer: null, source: 'link' }),
       userId: user.id,
-      eventId: randomUUID(),
-      eventType: 'card.viewed',
-      payload: { timestamp: new Date().toISOString(), data: { userId: user.id, cardId: null, viewer: null, source: 'link' } },
       notify: false,
     });
     return row!;
@@ -110,10 +108,7 @@ describe('delivery worker: failures of its own', () => {
 
   it('delivers a row due beyond its wake horizon on time, with no sweep to find it', async () => {
     const row = await dueDelivery('beyond-horizon');
-    const [{ due }] = (await db.sql.query<{ due: Date }>(
-      `UPDATE webhook_deliveries SET next_retry_at = now() + interval '1500 milliseconds' WHERE id = $1::uuid RETURNING next_retry_at AS due`,
-      [row.id],
-    )) as [{ due: Date }];
+    const [{ dueAt: due }] = (await makeDueNow(db, { deliveryId: row.id }, 1_500)) as [{ id: string; dueAt: Date }];
     const { logger } = recordingLogger();
     // The only sweep runs at start, when the row is three horizons away: the wake timer alone brings it.
     const w = worker(new DeliveryQueue(db.sql), logger, { wakeHorizonMs: 500, sweepIntervalMs: 600_000 });

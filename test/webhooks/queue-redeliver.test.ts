@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
 import type { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
+import { insertDelivery, setDelivery } from '../helpers/deliveries.ts';
 import { openQueueStore, type QueueStore } from '../helpers/queue-store.ts';
 
 /** DeliveryQueue.makeDue (redeliver) against claims and the attempt cap, on a real store. */
@@ -22,12 +23,13 @@ describe('DeliveryQueue.makeDue', () => {
     db.prisma.webhookEndpoint.create({
       data: { userId, url: `https://example.com/${++urlCounter}`, secretEncrypted: 'sealed', events: ['card.viewed'] },
     });
-  const delivery = (endpointId: string, data: { status?: 'pending' | 'failed'; attempts?: number } = {}) => {
-    const eventId = randomUUID();
-    return db.prisma.webhookDelivery.create({
-      data: { endpointId, eventId, eventType: 'card.viewed', payload: { id: eventId }, nextRetryAt: new Date(Date.now() - 1_000), ...data },
+  const delivery = (endpointId: string, data: { status?: 'pending' | 'failed'; attempts?: number } = {}) =>
+    insertDelivery(db, {
+      endpointId,
+      eventType: 'card.viewed',
+      ...data,
+      ...(data.status === 'failed' ? {} : { nextRetryAt: new Date(Date.now() - 1_000) }),
     });
-  };
   const claimOptions = { limit: 10, leaseMs: 60_000, perEndpointLimit: 8, inFlightByEndpoint: new Map<string, number>() };
 
   // On PostgreSQL the two statements run on two pooled connections and truly race; the
@@ -36,10 +38,8 @@ describe('DeliveryQueue.makeDue', () => {
     const ep = await endpoint();
     const row = await delivery(ep.id);
     for (let round = 0; round < 200; round++) {
-      await db.sql.query(
-        `UPDATE webhook_deliveries SET status = 'pending', claim_token = NULL, next_retry_at = now() WHERE id = $1::uuid`,
-        [row.id],
-      );
+      // Neither claims nor redelivers finish it, so it stays pending: it only needs to be unclaimed and due.
+      await setDelivery(db, row.id, { claimToken: null, nextRetryAt: new Date() });
       const [claim, redeliver] = await Promise.all([queue.claimDueDeliveries(claimOptions), queue.makeDue(ep.id, row.id, 1000)]);
       const claimed = claim.deliveries.find((d) => d.id === row.id);
       if (!claimed) continue;
@@ -76,6 +76,8 @@ describe('DeliveryQueue.makeDue', () => {
         queue.completeAttempts([
           {
             deliveryId: row.id,
+            endpointId: ep.id,
+            coalescedBody: null,
             claimToken: token,
             startedAt: new Date(),
             durationMs: 1,

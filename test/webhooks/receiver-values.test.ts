@@ -26,6 +26,8 @@ function storableInPostgres(text: string): boolean {
 
 const record: AttemptRecord = {
   deliveryId: '00000000-0000-4000-8000-000000000001',
+  endpointId: '00000000-0000-4000-8000-000000000003',
+  coalescedBody: null,
   claimToken: '00000000-0000-4000-8000-000000000002',
   startedAt: new Date('2026-11-30T10:00:00Z'),
   durationMs: 12.4,

@@ -4,6 +4,9 @@ import { endpointReceiverOnDroppedSecrets, receiverOnDroppedSecrets } from '../.
 import { collectScans } from '../../bench/lib/query-plan.ts';
 import { openQueueStore, type QueueStore } from '../helpers/queue-store.ts';
 
+/** Where a delivery and its attempts are (the migration 20261130090000_delivery_queue_and_log). */
+const HISTORY_TABLES = ['webhook_delivery_log', 'webhook_earlier_attempts', 'webhook_queue'];
+
 /**
  * The rotation hint (RECEIVER_ON_PREVIOUS_SECRET) reads an endpoint's attempt history; with a
  * long history it must go through indexes, never read the delivery or attempt tables whole.
@@ -13,7 +16,7 @@ describe('rotation hint queries', () => {
   let fixture: QueueStore | undefined;
   let sql: SqlRunner;
   let endpointId: string;
-  let refusedAttemptId: string;
+  let refusedDeliveryId: string;
 
   beforeAll(async () => {
     fixture = await openQueueStore('plans');
@@ -26,34 +29,40 @@ describe('rotation hint queries', () => {
       ),
     );
     endpointId = endpoints[0]!.id;
-    // A long history on both endpoints: accepted attempts signed with the old secret, then one refused with the new only.
+    // A long history on both endpoints: accepted attempts signed with the old secret (every fourth
+    // delivery after a failed first attempt), then one refused with the new only. Finished
+    // deliveries hold their last attempt; the ones before it are earlier attempts.
     for (const ep of endpoints) {
       await sql.query(
         `WITH d AS (
-           INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, payload, status, attempts, created_at, updated_at)
-           SELECT gen_random_uuid(), $1::uuid, gen_random_uuid(), 'card.viewed', '{}', 'success', 1,
-                  now() - (4000 - n) * interval '1 second', now()
+           INSERT INTO webhook_delivery_log (endpoint_id, id, event_id, event_type, status, attempts, attempt_started_at,
+                                             attempt_duration_ms, response_code, signed_with)
+           SELECT $1::uuid, webhook_uuid7(now() - (4000 - n) * interval '1 second'), webhook_uuid7(), 'card.viewed', 'success',
+                  CASE WHEN n % 4 = 0 THEN 2 ELSE 1 END, now() - (4000 - n) * interval '1 second', 5, 200, '0ld0ld00'
            FROM generate_series(1, 4000) AS n
-           RETURNING id, created_at
+           RETURNING id, attempts, attempt_started_at
          )
-         INSERT INTO webhook_delivery_attempts (id, delivery_id, attempt_number, started_at, duration_ms, response_code, signed_with)
-         SELECT gen_random_uuid(), d.id, 1, d.created_at, 5, 200, ARRAY['0ld0ld00'] FROM d`,
+         INSERT INTO webhook_earlier_attempts (delivery_id, attempt_number, started_at, duration_ms, response_code, signed_with)
+         SELECT d.id, 1, d.attempt_started_at - interval '500 milliseconds', 5, 500, ARRAY['0ld0ld00'] FROM d WHERE d.attempts = 2`,
         [ep.id],
       );
     }
     const [refused] = await sql.query<{ id: string }>(
-      `WITH d AS (
-         INSERT INTO webhook_deliveries (id, endpoint_id, event_id, event_type, payload, status, attempts, created_at, updated_at)
-         VALUES (gen_random_uuid(), $1::uuid, gen_random_uuid(), 'card.viewed', '{}', 'failed', 1, now(), now())
-         RETURNING id
-       )
-       INSERT INTO webhook_delivery_attempts (id, delivery_id, attempt_number, started_at, duration_ms, response_code, signed_with)
-       SELECT gen_random_uuid(), d.id, 1, now() + interval '1 second', 5, 401, ARRAY['new0new0'] FROM d
+      `INSERT INTO webhook_delivery_log (endpoint_id, id, event_id, event_type, status, attempts, attempt_started_at, attempt_duration_ms,
+                                         response_code, signed_with)
+       VALUES ($1::uuid, webhook_uuid7(), webhook_uuid7(), 'card.viewed', 'failed', 1, now() + interval '1 second', 5, 401, 'new0new0')
        RETURNING id`,
       [endpointId],
     );
-    refusedAttemptId = refused!.id;
-    await sql.exec('ANALYZE webhook_deliveries; ANALYZE webhook_delivery_attempts');
+    refusedDeliveryId = refused!.id;
+    // And a backlog in the queue, of the other endpoint.
+    await sql.query(
+      `INSERT INTO webhook_queue (endpoint_id, delivery_id, event_id, event_type, due_at)
+       SELECT $1::uuid, webhook_uuid7(now() - n * interval '1 second'), webhook_uuid7(), 'card.viewed', now() + interval '1 day'
+       FROM generate_series(1, 4000) AS n`,
+      [endpoints[1]!.id],
+    );
+    await sql.exec('ANALYZE webhook_delivery_log; ANALYZE webhook_earlier_attempts; ANALYZE webhook_queue');
   });
   afterAll(async () => fixture?.close());
 
@@ -73,11 +82,13 @@ describe('rotation hint queries', () => {
     const plans: unknown[] = [];
     const runner = explaining(plans);
     expect(await endpointReceiverOnDroppedSecrets(runner, endpointId)).toEqual(['0ld0ld00']);
-    expect((await receiverOnDroppedSecrets(runner, endpointId, [refusedAttemptId])).get(refusedAttemptId)).toEqual(['0ld0ld00']);
+    expect((await receiverOnDroppedSecrets(runner, endpointId, refusedDeliveryId, [1])).get(1)).toEqual(['0ld0ld00']);
     expect(plans.length).toBeGreaterThanOrEqual(2);
     const scans = plans.flatMap((plan) => collectScans(plan));
-    const history = scans.filter((s) => s.relation === 'webhook_deliveries' || s.relation === 'webhook_delivery_attempts');
+    // Scans of a partitioned table name the partition read (here each table's DEFAULT one).
+    const history = scans.filter((s) => HISTORY_TABLES.some((table) => s.relation?.startsWith(table)));
     expect(history.filter((s) => s.type === 'Seq Scan')).toEqual([]);
-    expect(history.map((s) => s.index)).toContain('webhook_deliveries_endpoint_id_created_at_idx');
+    // The endpoint's newest deliveries, through the log's (endpoint_id, id) key.
+    expect(history.map((s) => s.index)).toContain('webhook_delivery_log_default_pkey');
   });
 });

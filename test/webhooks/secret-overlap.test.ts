@@ -8,6 +8,7 @@ import {
   PREVIOUS_SECRET_KEPT_AFTER_EXPIRY_MS,
   receiverOnDroppedSecrets,
 } from '../../src/webhooks/secret-overlap.ts';
+import { insertAttempt, insertDelivery } from '../helpers/deliveries.ts';
 import { openQueueStore, type QueueStore } from '../helpers/queue-store.ts';
 
 /**
@@ -17,6 +18,12 @@ import { openQueueStore, type QueueStore } from '../helpers/queue-store.ts';
 const C = 'cccc0000';
 const P = 'pppp0000';
 const T0 = Date.parse('2026-11-01T00:00:00.000Z');
+
+/** An attempt is known by its delivery and its number. */
+interface AttemptKey {
+  deliveryId: string;
+  attemptNumber: number;
+}
 
 describe('RECEIVER_ON_PREVIOUS_SECRET: the rule', () => {
   let fixture: QueueStore;
@@ -39,41 +46,39 @@ describe('RECEIVER_ON_PREVIOUS_SECRET: the rule', () => {
   let minute = 0;
   /**
    * Attempts of one endpoint, each a minute after the one before (across calls too), each its
-   * own delivery unless `sameDelivery`: [status, fingerprints that signed it]. Returns their ids.
+   * own delivery unless `sameDelivery`: [status, fingerprints that signed it]. Returns their keys.
    */
-  async function history(endpointId: string, attempts: Array<[number | null, string[]]>, sameDelivery = false): Promise<string[]> {
-    const ids: string[] = [];
+  async function history(endpointId: string, attempts: Array<[number | null, string[]]>, sameDelivery = false): Promise<AttemptKey[]> {
+    const keys: AttemptKey[] = [];
     let deliveryId: string | undefined;
     for (const [i, [status, signedWith]] of attempts.entries()) {
       if (!deliveryId || !sameDelivery) {
-        const eventId = randomUUID();
-        deliveryId = (
-          await db.prisma.webhookDelivery.create({
-            data: { endpointId, eventId, eventType: 'webhook.test', payload: { id: eventId }, status: 'failed' },
-          })
-        ).id;
+        deliveryId = (await insertDelivery(db, { endpointId, eventType: 'webhook.test', status: 'failed' })).id;
       }
-      const attempt = await db.prisma.webhookDeliveryAttempt.create({
-        data: {
-          deliveryId,
-          attemptNumber: sameDelivery ? i + 1 : 1,
-          startedAt: new Date(T0 + minute * 60_000),
-          durationMs: 5,
-          responseCode: status,
-          signatureTimestamp: BigInt(T0 / 1000 + minute++ * 60),
-          bodyBytes: 100,
-          bodySha256: '0'.repeat(64),
-          signedWith,
-        },
+      const attemptNumber = sameDelivery ? i + 1 : 1;
+      await insertAttempt(db, {
+        deliveryId,
+        attemptNumber,
+        startedAt: new Date(T0 + minute * 60_000),
+        durationMs: 5,
+        responseCode: status,
+        signatureTimestamp: BigInt(T0 / 1000 + minute++ * 60),
+        bodyBytes: 100,
+        bodySha256: '0'.repeat(64),
+        signedWith,
       });
-      ids.push(attempt.id);
+      keys.push({ deliveryId, attemptNumber });
     }
-    return ids;
+    return keys;
   }
 
-  const labels = async (endpointId: string, ids: string[]) => {
-    const found = await receiverOnDroppedSecrets(db.sql, endpointId, ids);
-    return ids.map((id) => found.get(id) ?? null);
+  const labels = async (endpointId: string, attempts: AttemptKey[]) => {
+    const labelled: Array<string[] | null> = [];
+    for (const { deliveryId, attemptNumber } of attempts) {
+      const found = await receiverOnDroppedSecrets(db.sql, endpointId, deliveryId, [attemptNumber]);
+      labelled.push(found.get(attemptNumber) ?? null);
+    }
+    return labelled;
   };
 
   it('labels refusals that begin when the secret the receiver accepted stopped signing', async () => {
@@ -167,7 +172,7 @@ describe('RECEIVER_ON_PREVIOUS_SECRET: the rule', () => {
       [401, []],
     ]);
     expect(await labels(ep, ids)).toEqual([null, null, null]);
-    // An id of another endpoint's attempt is not judged as this endpoint's.
+    // Another endpoint's attempt is not judged as this endpoint's.
     const elsewhere = await history(other, [[401, [C]]]);
     expect(await labels(ep, elsewhere)).toEqual([null]);
     expect(await labels(other, elsewhere)).toEqual([[P]]);

@@ -17,6 +17,8 @@ export function attemptRecordFor(
   const record = storableAttempt(
     {
       deliveryId: delivery.id,
+      endpointId: delivery.endpointId,
+      coalescedBody: delivery.coalesced ? delivery.body : null,
       claimToken: delivery.claimToken,
       startedAt: result.startedAt,
       durationMs: result.durationMs,

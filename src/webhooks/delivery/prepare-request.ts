@@ -1,6 +1,5 @@
 /** Builds one attempt's signed request from a claimed delivery and the endpoint configuration it is sent with. */
 import { createHash } from 'node:crypto';
-import { renderBody } from '../envelope.ts';
 import type { ClaimedDelivery, SignedParts } from '../queue/types.ts';
 import { signWithKeys } from '../signing.ts';
 import type { EndpointConfig } from './endpoint-configs.ts';
@@ -14,7 +13,7 @@ export interface PreparedRequest {
 }
 
 /**
- * Renders the body, signs it with the endpoint's current (and still valid previous) secrets,
+ * Signs the delivery's stored bytes with the endpoint's current (and still valid previous) secrets,
  * and says what it signed. Throws when a secret cannot be opened. `beforeStart`: see WebhookRequest.
  */
 export function prepareRequest(
@@ -24,7 +23,7 @@ export function prepareRequest(
   beforeStart: () => boolean,
 ): PreparedRequest {
   // Encoded once: both HMACs, the recorded hash and the request all use these same bytes.
-  const body = Buffer.from(renderBody(delivery.eventId, delivery.eventType, delivery.payload));
+  const body = Buffer.from(delivery.body);
   const signing = keys.signingKeysFor(config);
   const timestamp = Math.floor(Date.now() / 1000);
   const signature = signWithKeys(signing.keys, { webhookId: delivery.id, timestamp, body });

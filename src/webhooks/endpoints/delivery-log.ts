@@ -1,6 +1,7 @@
 import type { Database } from '../../db/database.ts';
 import type { Prisma, WebhookDeliveryStatus } from '../../generated/prisma/client.ts';
 import { plannedLastAttemptAt } from '../delivery/retry-policy.ts';
+import { renderBody } from '../envelope.ts';
 import { receiverOnDroppedSecrets } from '../secret-overlap.ts';
 import { describeSignature, SIGNATURE_REFUSED_CODES, signatureHints } from '../signature-debug.ts';
 import { deliveryNotFound, endpointNotFound, findOwnEndpoint } from './find-own-endpoint.ts';
@@ -39,7 +40,6 @@ const deliverySelect = {
 } as const satisfies Prisma.WebhookDeliverySelect;
 
 const attemptSelect = {
-  id: true,
   attemptNumber: true,
   startedAt: true,
   durationMs: true,
@@ -71,7 +71,8 @@ export class DeliveryLog {
       this.#deps.db.prisma.webhookDelivery.findMany({
         where,
         select: deliverySelect,
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        // UUIDv7 ids: newest first is descending id, which the (endpoint_id, id) keys serve.
+        orderBy: { id: 'desc' },
         skip: (page - 1) * limit,
         take: limit,
       }),
@@ -91,13 +92,18 @@ export class DeliveryLog {
       select: {
         ...deliverySelect,
         payload: true,
+        body: true,
         attemptsLog: { orderBy: { attemptNumber: 'desc' }, take: DELIVERY_DETAIL_ATTEMPTS, select: attemptSelect },
       },
     });
     if (!delivery) throw deliveryNotFound();
-    const { attemptsLog, attempts, ...rest } = this.#withRetriesUntil(delivery);
+    const { attemptsLog, attempts, payload, body, ...rest } = this.#withRetriesUntil(delivery);
     return {
       ...rest,
+      // Parsed from the bytes that were signed, so its keys keep their order: serialised
+      // compactly it hashes to the attempts' bodySha256. A pending coalesced delivery has
+      // no bytes yet; its payload renders to them.
+      payload: JSON.parse(body ?? renderBody(rest.eventId, rest.eventType, payload)) as unknown,
       attemptCount: attempts,
       attempts: await this.#describeAttempts(endpointId, deliveryId, attemptsLog.reverse()),
     };
@@ -138,7 +144,8 @@ export class DeliveryLog {
     const labelled = await receiverOnDroppedSecrets(
       this.#deps.db.sql,
       endpointId,
-      refused.map((a) => a.id),
+      deliveryId,
+      refused.map((a) => a.attemptNumber),
     );
     return rows.map((a) => {
       const signature = describeSignature(deliveryId, a);
@@ -150,7 +157,7 @@ export class DeliveryLog {
         responseBody: a.responseBody,
         error: a.error,
         signature,
-        hints: signatureHints(a.responseCode, signature, { endpointId, receiverOnSecrets: labelled.get(a.id) ?? [] }),
+        hints: signatureHints(a.responseCode, signature, { endpointId, receiverOnSecrets: labelled.get(a.attemptNumber) ?? [] }),
       };
     });
   }

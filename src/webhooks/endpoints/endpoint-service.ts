@@ -190,7 +190,7 @@ export class WebhookEndpointService {
     }
   }
 
-  /** Deletes the endpoint; its deliveries and their attempts go with it (ON DELETE CASCADE). */
+  /** Deletes the endpoint; its deliveries and their attempts go with it (the trigger webhook_endpoints_deleted). */
   async delete(userId: string, endpointId: string): Promise<void> {
     if (!isUuid(endpointId)) throw endpointNotFound();
     const rows = await this.#db.sql.query<{ id: string }>(
@@ -213,11 +213,18 @@ async function announceEndpointChange(tx: Prisma.TransactionClient, endpointId: 
  * a live lease is left to it (contract: an attempt on the wire finishes and is logged): the
  * change announced with the disable makes the worker start nothing more of the endpoint and hand
  * back what it did not start, which a claim then cancels; so does an expired lease.
- * Clearing `coalesce_key` closes an open coalescing delivery, so views after a re-enable open a new one.
+ * An open coalescing delivery is closed with them, so views after a re-enable open a new one.
  */
 export async function cancelPendingDeliveries(tx: Prisma.TransactionClient, endpointId: string): Promise<number> {
   return tx.$executeRaw`
-    UPDATE webhook_deliveries
-       SET status = 'cancelled', next_retry_at = NULL, claim_token = NULL, coalesce_key = NULL, updated_at = now()
-     WHERE endpoint_id = ${endpointId}::uuid AND status = 'pending' AND (claim_token IS NULL OR next_retry_at <= now())`;
+    WITH cancelled AS (
+      DELETE FROM webhook_queue
+       WHERE endpoint_id = ${endpointId}::uuid AND (claim_token IS NULL OR lease_until <= now())
+       RETURNING *
+    )
+    INSERT INTO webhook_delivery_log (endpoint_id, id, event_id, event_type, status, attempts, error, finished_at, created_at, body)
+    SELECT c.endpoint_id, c.delivery_id, c.event_id, c.event_type, 'cancelled', c.attempts,
+           (SELECT x.error FROM webhook_earlier_attempts x WHERE x.delivery_id = c.delivery_id AND x.attempt_number = c.attempts),
+           now(), c.created_at, c.coalesced_payload::text
+    FROM cancelled c`;
 }

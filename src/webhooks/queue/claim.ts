@@ -1,10 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import type { SqlRunner } from '../../db/sql-runner.ts';
+import { renderBody } from '../envelope.ts';
 import type { ClaimedDelivery, ClaimOptions, ClaimResult } from './types.ts';
 
 /** How far past the claim limit a claim looks, so one endpoint's backlog cannot hide the others'. */
 const CLAIM_SCAN_FACTOR = 2;
 const CLAIM_SCAN_MIN = 64;
+/**
+ * A claim visits at most this many due rows: each costs a heap visit, and a worker with a large
+ * free window would otherwise read thousands for the few its per-endpoint caps let it take. Rows
+ * beyond it are claimed by the next round, which the held rows running low asks for.
+ */
+const CLAIM_SCAN_MAX = 256;
 const CANCELLED_DISABLED = 'endpoint disabled before the attempt';
 
 interface RawClaimRow {
@@ -14,7 +21,8 @@ interface RawClaimRow {
   endpoint_id: string;
   event_id: string;
   event_type: string;
-  payload: unknown;
+  body: string | null;
+  coalesced_payload: unknown;
   attempts: number;
   revision: number;
   url: string;
@@ -48,7 +56,9 @@ async function runClaim(sql: SqlRunner, options: ClaimOptions, ids: readonly str
       endpointId: row.endpoint_id,
       eventId: row.event_id,
       eventType: row.event_type,
-      payload: row.payload,
+      // A coalesced delivery's bytes are fixed from its claim on, which closed it to more views.
+      body: row.body ?? renderBody(row.event_id, row.event_type, row.coalesced_payload),
+      coalesced: row.coalesced_payload !== null,
       attempts: row.attempts,
       claimToken: token,
       revision: row.revision,
@@ -86,60 +96,74 @@ export function claimStatement(
       busyCounts.push(inFlight);
     }
   }
-  const scan = ids ? ids.length : Math.max(limit * CLAIM_SCAN_FACTOR, CLAIM_SCAN_MIN);
-  // `due` and `ranked` read without locks; `locked` then locks what was chosen, skipping rows
-  // another worker holds, and re-checks status and due time on the latest row version (READ
-  // COMMITTED re-evaluates the locked table's conditions), so two claimers never share a row.
-  // The window function must sit in its own CTE: PostgreSQL refuses FOR UPDATE next to one.
+  const scan = ids ? ids.length : Math.min(Math.max(limit * CLAIM_SCAN_FACTOR, CLAIM_SCAN_MIN), CLAIM_SCAN_MAX);
+  // A row is due once `due_at` has passed, unless a live lease holds it. `due` and `ranked` read
+  // without locks; `locked` then locks what was chosen, skipping rows another worker holds, and
+  // re-checks that on the latest row version (READ COMMITTED re-evaluates the locked table's
+  // conditions), so two claimers never share a row. The claim writes only unindexed columns (and
+  // clears an open coalescing key), so its update is HOT: no index entry is written. The window
+  // function must sit in its own CTE: PostgreSQL refuses FOR UPDATE next to one. Rows of a
+  // disabled endpoint are cancelled (logged, never sent); rows of a deleted one only removed.
   const text = `WITH due AS (
-       SELECT d.id, d.endpoint_id, d.next_retry_at, e.is_active
-       FROM webhook_deliveries d
-       JOIN webhook_endpoints e ON e.id = d.endpoint_id
-       WHERE d.status = 'pending' AND d.next_retry_at <= now()
-         AND NOT (d.endpoint_id = ANY($1::uuid[]))
-         ${ids ? 'AND d.id = ANY($9::uuid[])' : ''}
-       ORDER BY d.next_retry_at
+       SELECT q.endpoint_id, q.delivery_id, q.due_at, e.is_active, e.id IS NOT NULL AS endpoint_exists
+       FROM webhook_queue q
+       LEFT JOIN webhook_endpoints e ON e.id = q.endpoint_id
+       WHERE q.due_at <= now() AND (q.claim_token IS NULL OR q.lease_until <= now())
+         AND NOT (q.endpoint_id = ANY($1::uuid[]))
+         ${ids ? 'AND q.delivery_id = ANY($9::uuid[])' : ''}
+       ORDER BY q.due_at
        LIMIT $2
      ),
      ranked AS (
-       SELECT due.*, row_number() OVER (PARTITION BY due.endpoint_id ORDER BY due.next_retry_at, due.id) AS endpoint_rank
+       SELECT due.*, row_number() OVER (PARTITION BY due.endpoint_id ORDER BY due.due_at, due.delivery_id) AS endpoint_rank
        FROM due
      ),
      to_claim AS (
-       SELECT r.id
+       SELECT r.endpoint_id, r.delivery_id
        FROM ranked r
        LEFT JOIN unnest($3::uuid[], $4::int[]) AS busy(endpoint_id, in_flight) ON busy.endpoint_id = r.endpoint_id
        WHERE r.is_active AND r.endpoint_rank <= $5::int - coalesce(busy.in_flight, 0)
-       ORDER BY r.next_retry_at
+       ORDER BY r.due_at
        LIMIT $6
      ),
      to_cancel AS (
-       SELECT id FROM ranked WHERE NOT is_active
+       SELECT endpoint_id, delivery_id, endpoint_exists FROM ranked WHERE NOT coalesce(is_active, false)
      ),
      locked AS (
-       SELECT d.id, d.id IN (SELECT id FROM to_cancel) AS cancel
-       FROM webhook_deliveries d
-       WHERE d.id = ANY(ARRAY(SELECT id FROM to_claim UNION ALL SELECT id FROM to_cancel))
-         AND d.status = 'pending' AND d.next_retry_at <= now()
-       FOR UPDATE SKIP LOCKED
+       -- Key arrays rather than a join, so the rows are found through the primary key; the
+       -- statements below then reach each locked row by its ctid, which its lock keeps stable.
+       SELECT q.ctid AS row_id, q.delivery_id, c.delivery_id IS NOT NULL AS cancel, coalesce(c.endpoint_exists, true) AS endpoint_exists
+       FROM webhook_queue q
+       LEFT JOIN to_cancel c ON c.endpoint_id = q.endpoint_id AND c.delivery_id = q.delivery_id
+       WHERE q.endpoint_id = ANY(ARRAY(SELECT endpoint_id FROM to_claim UNION SELECT endpoint_id FROM to_cancel))
+         AND q.delivery_id = ANY(ARRAY(SELECT delivery_id FROM to_claim UNION ALL SELECT delivery_id FROM to_cancel))
+         AND q.due_at <= now() AND (q.claim_token IS NULL OR q.lease_until <= now())
+       FOR UPDATE OF q SKIP LOCKED
+     ),
+     dequeued AS (
+       DELETE FROM webhook_queue q
+       WHERE q.ctid = ANY(ARRAY(SELECT row_id FROM locked WHERE cancel))
+       RETURNING q.*, (SELECT l.endpoint_exists FROM locked l WHERE l.delivery_id = q.delivery_id) AS endpoint_exists
      ),
      cancelled AS (
-       UPDATE webhook_deliveries d
-       SET status = 'cancelled', next_retry_at = NULL, claim_token = NULL, coalesce_key = NULL, error_message = '${CANCELLED_DISABLED}', updated_at = now()
-       WHERE d.id = ANY(ARRAY(SELECT id FROM locked WHERE cancel))
-       RETURNING d.id
+       INSERT INTO webhook_delivery_log (endpoint_id, id, event_id, event_type, status, attempts, error, finished_at, created_at, body)
+       SELECT d.endpoint_id, d.delivery_id, d.event_id, d.event_type, 'cancelled', d.attempts, '${CANCELLED_DISABLED}', now(), d.created_at,
+              d.coalesced_payload::text
+       FROM dequeued d WHERE d.endpoint_exists
      ),
      claimed AS (
        -- Clearing coalesce_key closes a coalescing delivery: the next view opens a new one.
-       UPDATE webhook_deliveries d
-       SET claim_token = $7::uuid, next_retry_at = now() + $8::int * interval '1 millisecond', coalesce_key = NULL, updated_at = now()
-       WHERE d.id = ANY(ARRAY(SELECT id FROM locked WHERE NOT cancel))
-       RETURNING d.id, d.endpoint_id, d.event_id, d.event_type, d.payload, d.attempts
+       UPDATE webhook_queue q
+       SET claim_token = $7::uuid, lease_until = now() + $8::int * interval '1 millisecond', coalesce_key = NULL
+       WHERE q.ctid = ANY(ARRAY(SELECT row_id FROM locked WHERE NOT cancel))
+       RETURNING q.delivery_id AS id, q.endpoint_id, q.event_id, q.event_type, q.coalesced_payload, q.attempts
      )
-     SELECT s.scanned, s.cancelled, c.id, c.endpoint_id, c.event_id, c.event_type, c.payload, c.attempts,
+     SELECT s.scanned, s.cancelled, c.id, c.endpoint_id, c.event_id, c.event_type, ev.body, c.coalesced_payload, c.attempts,
             e.revision, e.url, e.secret_encrypted, e.previous_secret_encrypted, e.previous_secret_expires_at
-     FROM (SELECT (SELECT count(*) FROM due)::int AS scanned, (SELECT count(*) FROM cancelled)::int AS cancelled) s
-     LEFT JOIN (claimed c JOIN webhook_endpoints e ON e.id = c.endpoint_id) ON true`;
+     FROM (SELECT (SELECT count(*) FROM due)::int AS scanned, (SELECT count(*) FROM dequeued)::int AS cancelled) s
+     LEFT JOIN (claimed c
+                JOIN webhook_endpoints e ON e.id = c.endpoint_id
+                LEFT JOIN webhook_events ev ON ev.id = c.event_id AND c.coalesced_payload IS NULL) ON true`;
   return {
     text,
     params: [

@@ -7,30 +7,47 @@ import type { AppliedAttempt, AttemptRecord } from './types.ts';
 
 const COMPLETE_ATTEMPTS = `WITH input AS (
      SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
-       ord int, delivery_id uuid, claim_token uuid, started_at timestamptz, duration_ms int,
+       ord int, endpoint_id uuid, delivery_id uuid, claim_token uuid, started_at timestamptz, duration_ms int,
        response_code int, response_body text, error text, outcome text, delay_ms int,
-       signature_timestamp bigint, body_bytes int, body_sha256 text, signed_with text[], response_date timestamptz)
+       signature_timestamp bigint, body_bytes int, body_sha256 text, signed_with text[], response_date timestamptz,
+       coalesced_body text)
+   ),
+   finished AS (
+     DELETE FROM webhook_queue q USING input i
+     WHERE q.endpoint_id = i.endpoint_id AND q.delivery_id = i.delivery_id AND q.claim_token = i.claim_token AND i.outcome <> 'retry'
+     RETURNING q.endpoint_id, q.delivery_id AS id, q.event_id, q.event_type, q.attempts + 1 AS attempts, q.created_at, i.ord, i.outcome
+   ),
+   retried AS (
+     UPDATE webhook_queue q SET
+       attempts = q.attempts + 1,
+       due_at = now() + i.delay_ms * interval '1 millisecond',
+       claim_token = NULL,
+       lease_until = NULL
+     FROM input i
+     WHERE q.endpoint_id = i.endpoint_id AND q.delivery_id = i.delivery_id AND q.claim_token = i.claim_token AND i.outcome = 'retry'
+     RETURNING q.endpoint_id, q.delivery_id AS id, q.attempts, i.ord, i.outcome
    ),
    updated AS (
-     UPDATE webhook_deliveries d SET
-       status = (CASE i.outcome WHEN 'success' THEN 'success' WHEN 'retry' THEN 'pending' ELSE 'failed' END)::webhook_delivery_status,
-       attempts = d.attempts + 1,
-       response_code = i.response_code,
-       error_message = i.error,
-       delivered_at = CASE WHEN i.outcome = 'success' THEN now() ELSE d.delivered_at END,
-       next_retry_at = CASE WHEN i.outcome = 'retry' THEN now() + i.delay_ms * interval '1 millisecond' END,
-       claim_token = NULL,
-       updated_at = now()
-     FROM input i
-     WHERE d.id = ANY($4::uuid[]) AND d.id = i.delivery_id AND d.claim_token = i.claim_token AND d.status = 'pending'
-     RETURNING d.id, d.endpoint_id, d.attempts, i.ord, i.outcome
+     SELECT endpoint_id, id, attempts, ord, outcome FROM finished
+     UNION ALL SELECT endpoint_id, id, attempts, ord, outcome FROM retried
    ),
    logged AS (
-     INSERT INTO webhook_delivery_attempts (id, delivery_id, attempt_number, started_at, duration_ms, response_code, response_body, error,
-                                            signature_timestamp, body_bytes, body_sha256, signed_with, response_date)
-     SELECT gen_random_uuid(), u.id, u.attempts, i.started_at, i.duration_ms, i.response_code, i.response_body, i.error,
+     INSERT INTO webhook_delivery_log (endpoint_id, id, event_id, event_type, status, attempts, error, finished_at, created_at, body,
+                                       attempt_started_at, attempt_duration_ms, response_code, response_body,
+                                       signature_timestamp, body_bytes, body_sha256, signed_with, response_date)
+     SELECT f.endpoint_id, f.id, f.event_id, f.event_type,
+            (CASE i.outcome WHEN 'success' THEN 'success' ELSE 'failed' END)::webhook_delivery_status,
+            f.attempts, i.error, NULL, f.created_at, i.coalesced_body,
+            i.started_at, i.duration_ms, i.response_code, i.response_body,
+            i.signature_timestamp, i.body_bytes, decode(i.body_sha256, 'hex'), array_to_string(i.signed_with, ' '), i.response_date
+     FROM finished f JOIN input i ON i.ord = f.ord
+   ),
+   earlier AS (
+     INSERT INTO webhook_earlier_attempts (delivery_id, attempt_number, started_at, duration_ms, response_code, response_body, error,
+                                           signature_timestamp, body_bytes, body_sha256, signed_with, response_date)
+     SELECT r.id, r.attempts, i.started_at, i.duration_ms, i.response_code, i.response_body, i.error,
             i.signature_timestamp, i.body_bytes, i.body_sha256, i.signed_with, i.response_date
-     FROM updated u JOIN input i ON i.delivery_id = u.id
+     FROM retried r JOIN input i ON i.ord = r.ord
    ),
    stats AS (
      SELECT u.endpoint_id,
@@ -70,23 +87,28 @@ const COMPLETE_ATTEMPTS = `WITH input AS (
                CASE WHEN x.was_active AND NOT e.is_active THEN pg_notify('${ENDPOINT_CHANGED_CHANNEL}', e.id::text) END AS announced
    ),
    cancelled AS (
-     -- Rows written by \`updated\` are left out (one statement must not update a row twice);
-     -- a claim cancels them when they come due. Rows another worker holds finish their attempt.
-     UPDATE webhook_deliveries d SET
-       status = 'cancelled', next_retry_at = NULL, coalesce_key = NULL,
-       error_message = 'endpoint disabled: ' || coalesce(x.disabled_reason, 'by its owner'), updated_at = now()
-     FROM endpoints x
-     WHERE NOT x.is_active AND d.endpoint_id = x.id AND d.status = 'pending' AND d.claim_token IS NULL
-       AND d.id NOT IN (SELECT id FROM updated)
-     RETURNING d.id
+     -- Rows this statement finished or retried are left out; a claim cancels a retried one when
+     -- it comes due. Rows another worker holds finish their attempt.
+     DELETE FROM webhook_queue q USING endpoints x
+     WHERE q.endpoint_id = ANY(ARRAY(SELECT id FROM endpoints WHERE NOT is_active))
+       AND NOT x.is_active AND q.endpoint_id = x.id AND q.claim_token IS NULL
+       AND NOT EXISTS (SELECT 1 FROM updated u WHERE u.endpoint_id = q.endpoint_id AND u.id = q.delivery_id)
+     RETURNING q.*, x.disabled_reason
+   ),
+   cancel_logged AS (
+     INSERT INTO webhook_delivery_log (endpoint_id, id, event_id, event_type, status, attempts, error, finished_at, created_at, body)
+     SELECT c.endpoint_id, c.delivery_id, c.event_id, c.event_type, 'cancelled', c.attempts,
+            'endpoint disabled: ' || coalesce(c.disabled_reason, 'by its owner'), now(), c.created_at, c.coalesced_payload::text
+     FROM cancelled c
    )
    SELECT u.id, u.endpoint_id, u.outcome, u.attempts, x.is_active AS endpoint_active, x.disabled_reason,
           (SELECT count(*) FROM cancelled)::int AS cancelled
    FROM updated u LEFT JOIN endpoints x ON x.id = u.endpoint_id`;
 
 /**
- * Applies attempt results in ONE statement: logs each attempt, moves each delivery on
- * (success → delivered; retry → pending, due after its delay; failed/gone → failed), and
+ * Applies attempt results in ONE statement: a finished delivery (success, failed, gone) leaves
+ * the queue for the log, its final attempt on its log row; a retried one stays queued, due
+ * after its delay, and its attempt goes to the earlier attempts. It also
  * updates each endpoint's consecutive-failure count in result order (a success resets it, a
  * delivery that ends failed adds one). An endpoint reaching
  * AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES, or answering 410, is disabled and its waiting
@@ -96,6 +118,7 @@ export async function completeAttempts(sql: SqlRunner, records: readonly Attempt
   if (records.length === 0) return [];
   const input = records.map((r, ord) => ({
     ord,
+    endpoint_id: r.endpointId,
     delivery_id: r.deliveryId,
     claim_token: r.claimToken,
     started_at: r.startedAt.toISOString(),
@@ -110,6 +133,7 @@ export async function completeAttempts(sql: SqlRunner, records: readonly Attempt
     body_sha256: r.signed?.bodySha256 ?? null,
     signed_with: r.signed?.fingerprints ?? [],
     response_date: r.responseDate?.toISOString() ?? null,
+    coalesced_body: r.coalescedBody,
   }));
   const rows = await sql.query<{
     id: string;
@@ -118,11 +142,7 @@ export async function completeAttempts(sql: SqlRunner, records: readonly Attempt
     attempts: number;
     endpoint_active: boolean | null;
     disabled_reason: string | null;
-  }>(
-    COMPLETE_ATTEMPTS,
-    // $4 repeats the ids as an array so the planner looks rows up by primary key.
-    [JSON.stringify(input), AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES, GONE_DISABLED_REASON, records.map((r) => r.deliveryId)],
-  );
+  }>(COMPLETE_ATTEMPTS, [JSON.stringify(input), AUTO_DISABLE_AFTER_CONSECUTIVE_FAILURES, GONE_DISABLED_REASON]);
   return rows.map((row) => ({
     deliveryId: row.id,
     endpointId: row.endpoint_id,

@@ -2,16 +2,20 @@
  * The delivery queue: the engine's raw SQL, one file per operation (insert, claim, complete,
  * release, due, retention, read-endpoint), behind this class.
  *
- * Why raw SQL: the `webhook_deliveries` row IS the queue (`status` + `next_retry_at`), and
- * what the engine needs from it — a fan-out `INSERT … SELECT`, claims with
+ * Where a delivery lives (the migration 20261130090000_delivery_queue_and_log): its event's bytes
+ * in `webhook_events`, a `webhook_queue` row while it is pending, an insert-only
+ * `webhook_delivery_log` row once finished, attempts that were retried in
+ * `webhook_earlier_attempts`. `webhook_deliveries` is a read-only view over queue and log.
+ *
+ * Why raw SQL: what the engine needs — a fan-out `INSERT … SELECT`, claims with
  * `FOR UPDATE SKIP LOCKED`, per-endpoint fairness with a window function, and many attempt
  * results applied in one statement — is beyond what Prisma can express. Each operation is one
  * statement (one round trip, atomic on its own), written for both stores: PostgreSQL and the
  * embedded PGlite (which has a single connection, so nothing here holds a transaction open).
  *
- * Claim protocol: a claim stamps `claim_token` and moves `next_retry_at` one lease into the
- * future, so a worker that dies mid-attempt leaves rows that simply come due again. Writing a
- * result requires the token to still match: a lease that expired and was reclaimed by another
+ * Claim protocol: a claim stamps `claim_token` and a `lease_until` one lease ahead, so a worker
+ * that dies mid-attempt leaves rows that simply come due again when the lease runs out. Writing
+ * a result requires the token to still match: a lease that expired and was reclaimed by another
  * worker is never overwritten by the late one.
  *
  * Coalescing: `coalesce_key` marks a delivery still open to more views (see
@@ -25,6 +29,7 @@ import { countDue, nextDueInMs } from './due.ts';
 import { insertForEndpoint, insertForSubscribers, type InsertForEndpointParams, type InsertForSubscribersParams } from './insert.ts';
 import { readEndpoint } from './read-endpoint.ts';
 import { makeDue, releaseClaims, releaseDeliveries, type MadeDue } from './release.ts';
+import { createDayPartitions, dropDayPartitions } from './partitions.ts';
 import { forgetExpiredPreviousSecrets, pruneDeliveries, pruneDeliveriesOverCap } from './retention.ts';
 import type { AppliedAttempt, AttemptRecord, ClaimOptions, ClaimResult, DispatchedRow, StoredEndpointConfig } from './types.ts';
 
@@ -60,7 +65,7 @@ export class DeliveryQueue {
     return releaseClaims(this.#sql, tokens);
   }
 
-  releaseDeliveries(claims: ReadonlyArray<{ id: string; claimToken: string }>): Promise<number> {
+  releaseDeliveries(claims: ReadonlyArray<{ id: string; endpointId: string; claimToken: string }>): Promise<number> {
     return releaseDeliveries(this.#sql, claims);
   }
 
@@ -86,6 +91,14 @@ export class DeliveryQueue {
 
   pruneDeliveriesOverCap(maxPerEndpoint: number, batchSize: number): Promise<number> {
     return pruneDeliveriesOverCap(this.#sql, maxPerEndpoint, batchSize);
+  }
+
+  createDayPartitions(now: Date, daysAhead: number): Promise<string[]> {
+    return createDayPartitions(this.#sql, now, daysAhead);
+  }
+
+  dropDayPartitions(olderThan: Date): Promise<string[]> {
+    return dropDayPartitions(this.#sql, olderThan);
   }
 
   forgetExpiredPreviousSecrets(expiredBefore: Date): Promise<number> {

@@ -1,9 +1,9 @@
 import type { SqlRunner } from '../../db/sql-runner.ts';
 
-const NEXT_DUE_IN_MS = `SELECT greatest(0, ceil(extract(epoch FROM (next_retry_at - now())) * 1000))::int AS delay_ms
-   FROM webhook_deliveries
-   WHERE status = 'pending' AND claim_token IS NULL
-   ORDER BY next_retry_at
+const NEXT_DUE_IN_MS = `SELECT greatest(0, ceil(extract(epoch FROM (due_at - now())) * 1000))::int AS delay_ms
+   FROM webhook_queue
+   WHERE claim_token IS NULL
+   ORDER BY due_at
    LIMIT 1`;
 
 /**
@@ -16,7 +16,8 @@ export async function nextDueInMs(sql: SqlRunner): Promise<number | undefined> {
   return delay === null || delay === undefined ? undefined : delay;
 }
 
-const COUNT_DUE = `SELECT count(*)::int AS n FROM webhook_deliveries WHERE status = 'pending' AND next_retry_at <= now()`;
+const COUNT_DUE = `SELECT count(*)::int AS n FROM webhook_queue
+   WHERE due_at <= now() AND (claim_token IS NULL OR lease_until <= now())`;
 
 /** Pending deliveries due now, claimed or not (an expired lease is due again): the backlog. */
 export async function countDue(sql: SqlRunner): Promise<number> {

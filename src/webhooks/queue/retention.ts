@@ -1,18 +1,31 @@
 import type { SqlRunner } from '../../db/sql-runner.ts';
 
+// Only the DEFAULT partitions are searched row by row: day partitions go whole (partitions.ts).
 const PRUNE_DELIVERIES = `WITH doomed AS (
-     SELECT id FROM webhook_deliveries
-     WHERE created_at < $1::timestamptz AND status <> 'pending'
-     ORDER BY created_at
+     SELECT endpoint_id, id FROM webhook_delivery_log_default
+     WHERE coalesce(created_at, webhook_uuid7_time(id)) < $1::timestamptz
      LIMIT $2
-     FOR UPDATE SKIP LOCKED
    ),
    deleted AS (
-     DELETE FROM webhook_deliveries d USING doomed WHERE d.id = doomed.id RETURNING 1
+     DELETE FROM webhook_delivery_log_default l USING doomed
+     WHERE l.endpoint_id = doomed.endpoint_id AND l.id = doomed.id
+     RETURNING l.id
+   ),
+   attempts AS (
+     DELETE FROM webhook_earlier_attempts a WHERE a.delivery_id IN (SELECT id FROM deleted)
+   ),
+   events AS (
+     DELETE FROM webhook_events_default e
+     WHERE e.id IN (SELECT id FROM webhook_events_default WHERE created_at < $1::timestamptz ORDER BY created_at LIMIT $2)
+       AND NOT EXISTS (SELECT 1 FROM webhook_queue q WHERE q.event_id = e.id)
    )
    SELECT count(*)::int AS n FROM deleted`;
 
-/** Deletes finished deliveries (and their attempts) created before `olderThan`, at most `batchSize`. Returns how many. */
+/**
+ * Deletes finished deliveries (and their attempts) created before `olderThan` that lie outside
+ * the day partitions, at most `batchSize`, with event bodies of that age no queued delivery
+ * still needs. Returns how many deliveries.
+ */
 export async function pruneDeliveries(sql: SqlRunner, olderThan: Date, batchSize: number): Promise<number> {
   const rows = await sql.query<{ n: number }>(PRUNE_DELIVERIES, [olderThan.toISOString(), batchSize]);
   return rows[0]?.n ?? 0;
@@ -35,34 +48,37 @@ export async function forgetExpiredPreviousSecrets(sql: SqlRunner, expiredBefore
   return rows[0]?.n ?? 0;
 }
 
-const PRUNE_DELIVERIES_OVER_CAP = `WITH over_cap AS (
-     SELECT endpoint_id FROM webhook_deliveries GROUP BY endpoint_id HAVING count(*) > $1
+const PRUNE_DELIVERIES_OVER_CAP = `WITH counts AS (
+     SELECT endpoint_id, sum(n) AS n FROM (
+       SELECT endpoint_id, count(*) AS n FROM webhook_delivery_log GROUP BY endpoint_id
+       UNION ALL SELECT endpoint_id, count(*) FROM webhook_queue GROUP BY endpoint_id
+     ) c GROUP BY endpoint_id
    ),
    excess AS (
-     SELECT x.id
-     FROM over_cap o
+     SELECT x.endpoint_id, x.id
+     FROM counts o
      CROSS JOIN LATERAL (
-       SELECT d.id, d.status FROM webhook_deliveries d
-       WHERE d.endpoint_id = o.endpoint_id
-       ORDER BY d.created_at DESC, d.id DESC
+       SELECT d.endpoint_id, d.id, d.finished FROM (
+         SELECT l.endpoint_id, l.id, true AS finished FROM webhook_delivery_log l WHERE l.endpoint_id = o.endpoint_id
+         UNION ALL SELECT q.endpoint_id, q.delivery_id, false FROM webhook_queue q WHERE q.endpoint_id = o.endpoint_id
+       ) d
+       ORDER BY d.id DESC
        OFFSET $1
      ) x
-     WHERE x.status <> 'pending'
+     WHERE o.n > $1 AND x.finished
      LIMIT $2
    ),
-   doomed AS (
-     SELECT id FROM webhook_deliveries
-     WHERE id = ANY(ARRAY(SELECT id FROM excess)) AND status <> 'pending'
-     FOR UPDATE SKIP LOCKED
-   ),
    deleted AS (
-     DELETE FROM webhook_deliveries d USING doomed WHERE d.id = doomed.id RETURNING 1
+     DELETE FROM webhook_delivery_log l USING excess x WHERE l.endpoint_id = x.endpoint_id AND l.id = x.id RETURNING l.id
+   ),
+   attempts AS (
+     DELETE FROM webhook_earlier_attempts a WHERE a.delivery_id IN (SELECT id FROM deleted)
    )
    SELECT count(*)::int AS n FROM deleted`;
 
 /**
  * Deletes finished deliveries (and their attempts) of endpoints holding more than `maxPerEndpoint`
- * rows: those ranked past the cap, newest first, at most `batchSize`. Pending rows are never
+ * deliveries: those ranked past the cap, newest (by UUIDv7 id) first, at most `batchSize`. Pending rows are never
  * deleted (they still count towards the cap). Returns how many.
  */
 export async function pruneDeliveriesOverCap(sql: SqlRunner, maxPerEndpoint: number, batchSize: number): Promise<number> {

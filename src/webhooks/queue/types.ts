@@ -7,8 +7,10 @@ export interface ClaimedDelivery {
   endpointId: string;
   eventId: string;
   eventType: string;
-  /** The stored envelope (JSONB; key order is not preserved, see envelope.ts). */
-  payload: unknown;
+  /** The exact bytes to sign and send: the event's, or for a coalesced delivery its folded payload rendered (envelope.ts). */
+  body: string;
+  /** A coalesced delivery's body is its own, so its log row keeps it (the others' is their event's). */
+  coalesced: boolean;
   /** Attempts made before this one. */
   attempts: number;
   claimToken: string;
@@ -61,6 +63,9 @@ export interface SignedParts {
 
 export interface AttemptRecord {
   deliveryId: string;
+  endpointId: string;
+  /** Only for a coalesced delivery: the bytes it sent, kept on its log row when it finishes. */
+  coalescedBody: string | null;
   claimToken: string;
   startedAt: Date;
   durationMs: number;

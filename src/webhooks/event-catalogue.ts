@@ -105,7 +105,7 @@ const COALESCED_CARD_VIEWED_BODY: WebhookBody = {
   schemaName: 'CoalescedCardViewedEvent',
   type: 'card.viewed',
   summary: 'Views of your profile or of one of your cards, coalesced',
-  description: `${COALESCED_DESCRIPTION} ${CARD_VIEWED_DESCRIPTION}`,
+  description: `${CARD_VIEWED_DESCRIPTION} ${COALESCED_DESCRIPTION}`,
   schema: toJsonSchema(coalescedCardViewedEnvelope),
   example: COALESCED_CARD_VIEWED_EXAMPLE,
 };

@@ -74,7 +74,7 @@ const COALESCED_DESCRIPTION =
   `ones included), firstViewedAt, lastViewedAt and viewers (distinct signed-in viewers in order, at most ${MAX_COALESCED_VIEWERS}).`;
 
 /** The name of the coalesced `card.viewed` body in the OpenAPI `webhooks`: its `type` is still `card.viewed`. */
-export const COALESCED_CARD_VIEWED = 'card.viewed (coalesced)';
+const COALESCED_CARD_VIEWED = 'card.viewed (coalesced)';
 
 /** One body a receiver can get: an event, or the coalesced form of `card.viewed`. */
 export interface WebhookBody {
@@ -136,18 +136,18 @@ const WEBHOOK_TEST_BODY: WebhookBody = {
 export const WEBHOOK_BODIES: readonly WebhookBody[] = [CARD_VIEWED_BODY, COALESCED_CARD_VIEWED_BODY, CONTACT_SAVED_BODY, WEBHOOK_TEST_BODY];
 
 /** An entry of `GET /api/webhooks/event-types`. */
-export interface EventTypeEntry {
-  type: SubscribableEventType;
+export interface EventTypeEntry<T extends SubscribableEventType = SubscribableEventType> {
+  type: T;
   description: string;
   /** The JSON Schema of the body. */
   schema: JsonSchema;
-  example: EventEnvelope;
+  example: EventEnvelope<T>;
   /** `card.viewed` only: what an endpoint with `coalesceSeconds` > 0 gets for several views. */
   coalescedSchema?: JsonSchema;
   coalescedExample?: CoalescedCardViewedEnvelope;
 }
 
-const CATALOGUE: { [T in SubscribableEventType]: EventTypeEntry } = {
+const CATALOGUE: { [T in SubscribableEventType]: EventTypeEntry<T> } = {
   'card.viewed': {
     type: 'card.viewed',
     description: `${CARD_VIEWED_DESCRIPTION} ${COALESCED_DESCRIPTION} (coalescedSchema, coalescedExample)`,

@@ -1,6 +1,6 @@
 import fastifyHelmet from '@fastify/helmet';
 import fastifyRateLimit from '@fastify/rate-limit';
-import fastifySwagger from '@fastify/swagger';
+import fastifySwagger, { type FastifyDynamicSwaggerOptions } from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -20,6 +20,7 @@ import { metricsOnApiListener, metricsRoutes } from './routes/metrics.ts';
 import { portalRoutes } from './routes/portal.ts';
 import { publicRoutes } from './routes/public.ts';
 import type { LookupFn } from './webhooks/dns-lookup.ts';
+import { openApiWebhooks } from './webhooks/openapi-webhooks.ts';
 import { webhooksPlugin } from './webhooks/plugin.ts';
 
 export interface AppOptions {
@@ -90,11 +91,18 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     contentSecurityPolicy: false,
   });
   await app.register(fastifyRateLimit, RATE_LIMIT_OPTIONS);
+  // 3.1, for its `webhooks`: the requests the service sends, beside the routes it serves.
+  const { webhooks, schemas } = openApiWebhooks();
+  const openapi = {
+    openapi: '3.1.0',
+    info: { title: 'DevCard API', description: 'DevCard host and webhooks API', version: APP_VERSION },
+    components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } }, schemas },
+    webhooks,
+  };
   await app.register(fastifySwagger, {
-    openapi: {
-      info: { title: 'DevCard API', description: 'DevCard host and webhooks API', version: APP_VERSION },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
-    },
+    // zod's JSON Schema type and openapi-types' SchemaObject type the same JSON differently
+    // (openapi-types splits schemas by their `type`); test/routes/openapi.test.ts checks the document.
+    openapi: openapi as FastifyDynamicSwaggerOptions['openapi'],
     transform: jsonSchemaTransform,
   });
   await app.register(fastifySwaggerUi, {

@@ -1,4 +1,12 @@
-import type { CardViewedData, CoalescedViewFields, ContactSavedData, EventEnvelope, EventType, WebhookTestData } from './events.ts';
+import type {
+  CardViewedData,
+  CoalescedCardViewedData,
+  CoalescedViewFields,
+  ContactSavedData,
+  EventEnvelope,
+  EventType,
+  WebhookTestData,
+} from './events.ts';
 
 /**
  * The webhook body (docs/receiving-webhooks.md): `{"id","type","timestamp","data"}` with the data
@@ -30,28 +38,33 @@ export function renderBody(eventId: string, eventType: string, payload: unknown)
   return JSON.stringify(envelope);
 }
 
+// Each case builds the type events.ts infers from the zod schema it publishes for that body.
 function canonicalData(eventType: string, data: JsonObject): unknown {
   switch (eventType) {
     case 'card.viewed': {
       const d = data as unknown as CardViewedData & Partial<CoalescedViewFields>;
-      const contract = { userId: d.userId, cardId: d.cardId ?? null, viewer: userRef(d.viewer), source: d.source };
+      const contract: CardViewedData = { userId: d.userId, cardId: d.cardId ?? null, viewer: optionalUserRef(d.viewer), source: d.source };
       // Only a coalesced delivery stores a count; every other body stays exactly the contract's.
       if (d.count === undefined) return contract;
-      return {
+      const folded = data as unknown as CoalescedCardViewedData;
+      const coalesced: CoalescedCardViewedData = {
         ...contract,
-        count: d.count,
-        firstViewedAt: d.firstViewedAt,
-        lastViewedAt: d.lastViewedAt,
-        viewers: (d.viewers ?? []).map(userRef),
+        count: folded.count,
+        firstViewedAt: folded.firstViewedAt,
+        lastViewedAt: folded.lastViewedAt,
+        viewers: (folded.viewers ?? []).map(userRef),
       };
+      return coalesced;
     }
     case 'contact.saved': {
       const d = data as unknown as ContactSavedData;
-      return { userId: d.userId, cardId: d.cardId, savedBy: userRef(d.savedBy) };
+      const saved: ContactSavedData = { userId: d.userId, cardId: d.cardId, savedBy: userRef(d.savedBy) };
+      return saved;
     }
     case 'webhook.test': {
       const d = data as unknown as WebhookTestData;
-      return { endpointId: d.endpointId };
+      const test: WebhookTestData = { endpointId: d.endpointId };
+      return test;
     }
     default:
       // A type this version does not know (written by a newer one): keys sorted, still stable.
@@ -59,8 +72,14 @@ function canonicalData(eventType: string, data: JsonObject): unknown {
   }
 }
 
-function userRef(ref: { id: string; username: string } | null | undefined): { id: string; username: string } | null {
-  return ref ? { id: ref.id, username: ref.username } : null;
+type UserRef = ContactSavedData['savedBy'];
+
+function userRef(ref: UserRef): UserRef {
+  return { id: ref.id, username: ref.username };
+}
+
+function optionalUserRef(ref: UserRef | null | undefined): UserRef | null {
+  return ref ? userRef(ref) : null;
 }
 
 function asObject(value: unknown): JsonObject {

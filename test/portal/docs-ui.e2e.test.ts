@@ -25,8 +25,12 @@ describe('the documentation UI at /docs in a browser', { timeout: 60_000 }, () =
     const response = await page.goto(`${origin}/docs`);
     expect(response?.headers()['content-security-policy']).toMatch(/script-src 'self'/);
 
-    const spec = (await (await fetch(`${origin}/docs/json`)).json()) as { paths: Record<string, Record<string, unknown>> };
-    const operations = Object.values(spec.paths).reduce((n, methods) => n + Object.keys(methods).length, 0);
+    type Operations = Record<string, Record<string, unknown>>;
+    const spec = (await (await fetch(`${origin}/docs/json`)).json()) as { paths: Operations; webhooks: Operations };
+    // The routes, and the requests the service sends (OpenAPI 3.1 `webhooks`), each an operation block.
+    const operations = [spec.paths, spec.webhooks]
+      .flatMap((items) => Object.values(items))
+      .reduce((n, methods) => n + Object.keys(methods).length, 0);
     await page.waitForSelector('.opblock', { timeout: 20_000 });
     await expect.poll(() => page.locator('.opblock').count(), { timeout: 20_000 }).toBe(operations);
     expect(problems).toEqual([]);

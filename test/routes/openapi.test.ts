@@ -58,17 +58,45 @@ function registeredRoutes(tree: string): Array<[string, string]> {
   return routes;
 }
 
+/** The requests the service sends, by the contract: one per event, and the coalesced card.viewed. */
+const WEBHOOKS = ['card.viewed', 'card.viewed (coalesced)', 'contact.saved', 'webhook.test'];
+
+/** The contract's headers of a webhook request, besides content-type (the body's media type in OpenAPI). */
+const WEBHOOK_HEADERS = [
+  'user-agent',
+  'x-devcard-event',
+  'x-devcard-delivery',
+  'x-devcard-signature',
+  'webhook-id',
+  'webhook-timestamp',
+  'webhook-signature',
+];
+
 interface Operation {
   tags?: string[];
   summary?: string;
+  description?: string;
   security?: Array<Record<string, string[]>>;
   responses: Record<string, unknown>;
   requestBody?: unknown;
 }
 
+interface WebhookOperation extends Operation {
+  parameters: Array<{ name: string; in: string; required: boolean; description: string; schema: { const?: string } }>;
+  requestBody: {
+    required: boolean;
+    content: Record<string, { schema: { $ref: string }; examples: Record<string, { value: { type: string } }> }>;
+  };
+}
+
 describe('OpenAPI document', () => {
   let t: TestApp;
-  let doc: { openapi: string; paths: Record<string, Record<string, Operation>>; components: { securitySchemes: Record<string, unknown> } };
+  let doc: {
+    openapi: string;
+    paths: Record<string, Record<string, Operation>>;
+    webhooks: Record<string, { post: WebhookOperation }>;
+    components: { securitySchemes: Record<string, unknown>; schemas: Record<string, unknown> };
+  };
 
   beforeAll(async () => {
     t = await buildWebhookTestApp();
@@ -79,8 +107,32 @@ describe('OpenAPI document', () => {
   afterAll(async () => t.close());
 
   it('declares the bearerAuth security scheme', () => {
-    expect(doc.openapi).toMatch(/^3\./);
+    expect(doc.openapi).toBe('3.1.0');
     expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: 'http', scheme: 'bearer' });
+  });
+
+  it('describes under webhooks every request the service sends: its headers, its body schema and an example', () => {
+    expect(Object.keys(doc.webhooks)).toEqual(WEBHOOKS);
+    const schemaNames = new Set<string>();
+    for (const [name, { post }] of Object.entries(doc.webhooks)) {
+      const type = name.split(' ')[0];
+      expect(post.summary, name).toEqual(expect.any(String));
+      expect(post.description, name).toEqual(expect.any(String));
+      expect(post.parameters.map((parameter) => parameter.name).sort(), name).toEqual([...WEBHOOK_HEADERS].sort());
+      for (const parameter of post.parameters) {
+        expect(parameter, `${name} ${parameter.name}`).toMatchObject({ in: 'header', required: true, description: expect.any(String) });
+      }
+      expect(post.parameters.find((parameter) => parameter.name === 'x-devcard-event')!.schema.const).toBe(type);
+
+      expect(Object.keys(post.requestBody.content)).toEqual(['application/json']);
+      const { schema, examples } = post.requestBody.content['application/json']!;
+      const schemaName = schema.$ref.replace('#/components/schemas/', '');
+      expect(doc.components.schemas[schemaName], name).toMatchObject({ type: 'object', required: ['id', 'type', 'timestamp', 'data'] });
+      schemaNames.add(schemaName);
+      expect(Object.values(examples).map((example) => example.value.type)).toEqual([type]);
+      expect(Object.keys(post.responses)).toEqual(expect.arrayContaining(['2XX', '410', 'default']));
+    }
+    expect(schemaNames.size).toBe(WEBHOOKS.length);
   });
 
   it.each(WEBHOOK_ROUTES)('documents %s %s with tags, summary, bearerAuth and error responses', (method, url) => {

@@ -1,3 +1,5 @@
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SUBSCRIBABLE_EVENT_TYPES } from '../../src/webhooks/events.ts';
 import { SecretBox } from '../../src/webhooks/secrets.ts';
@@ -84,6 +86,29 @@ describe('webhook endpoint routes', () => {
       expect(byType.get('card.viewed')?.coalescedExample?.data).toMatchObject({ count: expect.any(Number), viewers: expect.any(Array) });
       expect(byType.get('card.viewed')?.description).toContain('coalesceSeconds');
       expect(byType.get('contact.saved')).not.toHaveProperty('coalescedExample');
+    });
+
+    it("gives each body's JSON Schema (draft 2020-12), which its example satisfies and the other examples do not", async () => {
+      const types = (await get(alice, '/api/webhooks/event-types')).json() as Array<{
+        type: string;
+        schema: { $schema: string };
+        example: unknown;
+        coalescedSchema?: object;
+        coalescedExample?: unknown;
+      }>;
+      const ajv = new Ajv2020({ allErrors: true });
+      addFormats.default(ajv);
+      const examples = types.flatMap((entry) => [entry.example, ...(entry.coalescedExample ? [entry.coalescedExample] : [])]);
+      const forms = types.flatMap((entry) => [
+        { schema: entry.schema, example: entry.example },
+        ...(entry.coalescedSchema ? [{ schema: entry.coalescedSchema, example: entry.coalescedExample }] : []),
+      ]);
+      expect(forms).toHaveLength(3);
+      for (const { schema, example } of forms) {
+        expect(schema).toMatchObject({ $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object' });
+        const validate = ajv.compile(schema);
+        expect(examples.filter((candidate) => validate(candidate))).toEqual([example]);
+      }
     });
   });
 

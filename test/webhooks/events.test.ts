@@ -1,11 +1,17 @@
-import { describe, it, expect } from 'vitest';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { describe, it, expect, expectTypeOf } from 'vitest';
+import type { z } from 'zod';
+import { eventCatalogue, WEBHOOK_BODIES } from '../../src/webhooks/event-catalogue.ts';
+import type { coalescedCardViewedEnvelope, EVENT_ENVELOPE_SCHEMAS } from '../../src/webhooks/events.ts';
 import {
   coalescedCardViewedData,
   EVENT_DATA_SCHEMAS,
   MAX_COALESCED_VIEWERS,
   SUBSCRIBABLE_EVENT_TYPES,
-  eventCatalogue,
   isSubscribableEventType,
+  type CoalescedCardViewedEnvelope,
+  type EventEnvelope,
 } from '../../src/webhooks/events.ts';
 
 describe('event catalogue', () => {
@@ -33,10 +39,54 @@ describe('event catalogue', () => {
     expect(saved!.coalescedExample).toBeUndefined();
   });
 
+  it("publishes each body's JSON Schema, which accepts its example and what the zod schema accepts, and nothing else", () => {
+    const ajv = new Ajv2020({ allErrors: true });
+    addFormats.default(ajv);
+    const envelope = (type: string, data: object) => ({
+      id: '8f14e45f-ceea-4e7a-9c1b-2d3f4a5b6c7d',
+      type,
+      timestamp: '2026-11-28T12:00:00.000Z',
+      data,
+    });
+    for (const body of WEBHOOK_BODIES) {
+      const validate = ajv.compile(body.schema);
+      expect(validate(body.example), `${body.name}: ${ajv.errorsText(validate.errors)}`).toBe(true);
+      expect(validate({ ...body.example, extra: 1 }), `${body.name} with an undocumented field`).toBe(false);
+      expect(validate({ ...body.example, timestamp: 'yesterday' }), `${body.name} with a bad timestamp`).toBe(false);
+      expect(validate({ ...body.example, type: 'card.deleted' }), `${body.name} with another type`).toBe(false);
+    }
+    const [plain, coalesced] = WEBHOOK_BODIES.map((body) => ajv.compile(body.schema));
+    const viewed = eventCatalogue()[0]!;
+    // The plain card.viewed body and the coalesced one are told apart by their schemas.
+    expect(plain!(viewed.coalescedExample)).toBe(false);
+    expect(coalesced!(viewed.example)).toBe(false);
+    expect(plain!(envelope('card.viewed', { ...viewed.example.data, source: 'email' }))).toBe(false);
+    expect(plain!(envelope('card.viewed', { ...viewed.example.data, cardId: null, viewer: null }))).toBe(true);
+  });
+
+  it('gives the route the same schemas as the published bodies', () => {
+    const [viewed, saved] = eventCatalogue();
+    const byName = new Map(WEBHOOK_BODIES.map((body) => [body.name, body]));
+    expect(viewed!.schema).toEqual(byName.get('card.viewed')!.schema);
+    expect(viewed!.coalescedSchema).toEqual(byName.get('card.viewed (coalesced)')!.schema);
+    expect(saved!.schema).toEqual(byName.get('contact.saved')!.schema);
+    expect(saved!.coalescedSchema).toBeUndefined();
+    expect(WEBHOOK_BODIES.map((body) => body.name)).toEqual(['card.viewed', 'card.viewed (coalesced)', 'contact.saved', 'webhook.test']);
+  });
+
   it('hands out copies, so a caller cannot change the documented examples', () => {
     const first = eventCatalogue();
     first[0]!.example.id = 'changed';
     expect(eventCatalogue()[0]!.example.id).not.toBe('changed');
+  });
+});
+
+describe('envelope types', () => {
+  it('are, for each event, the types the zod schemas infer', () => {
+    expectTypeOf<EventEnvelope<'card.viewed'>>().toEqualTypeOf<z.infer<(typeof EVENT_ENVELOPE_SCHEMAS)['card.viewed']>>();
+    expectTypeOf<EventEnvelope<'contact.saved'>>().toEqualTypeOf<z.infer<(typeof EVENT_ENVELOPE_SCHEMAS)['contact.saved']>>();
+    expectTypeOf<EventEnvelope<'webhook.test'>>().toEqualTypeOf<z.infer<(typeof EVENT_ENVELOPE_SCHEMAS)['webhook.test']>>();
+    expectTypeOf<CoalescedCardViewedEnvelope>().toEqualTypeOf<z.infer<typeof coalescedCardViewedEnvelope>>();
   });
 });
 

@@ -10,7 +10,6 @@ import {
   rotateSecretInput,
   updateEndpointInput,
 } from '../endpoints/schemas.ts';
-import { eventCatalogue } from '../events.ts';
 import {
   EXTEND_MAX_HOURS,
   extendedPreviousSecretSchema,
@@ -19,34 +18,10 @@ import {
 } from '../secret-overlap.ts';
 import { endpointParams, signedInUserId, webhookSecurity as security, webhookTags as tags, type WebhookServices } from './shared.ts';
 
-const envelopeSchema = z.object({ id: z.string(), type: z.string(), timestamp: z.string(), data: z.record(z.string(), z.unknown()) });
-
-const eventTypeSchema = z.object({
-  type: z.string(),
-  description: z.string(),
-  example: envelopeSchema,
-  coalescedExample: envelopeSchema
-    .optional()
-    .describe('card.viewed only: the body an endpoint with coalesceSeconds > 0 gets for several views of one card'),
-});
-
 /** `/api/webhooks`: the signed-in user's endpoints and their secrets. Another user's endpoint is a 404. */
 export const endpointRoutes: FastifyPluginAsyncZod<{ services: WebhookServices }> = async (app, { services }) => {
   const { endpoints, secrets } = services;
   const e = errorResponseSchema;
-
-  app.get(
-    '/event-types',
-    {
-      schema: {
-        tags,
-        summary: 'List the event types an endpoint can subscribe to, with a sample of each',
-        security,
-        response: { 200: z.array(eventTypeSchema), 401: e, 429: e },
-      },
-    },
-    async () => eventCatalogue(),
-  );
 
   app.post(
     '',

@@ -7,6 +7,7 @@ import { perUserRateLimit, RATE_LIMIT_OPTIONS } from '../../plugins/rate-limits.
 import { actionRoutes } from './actions.ts';
 import { deliveryRoutes } from './deliveries.ts';
 import { endpointRoutes } from './endpoints.ts';
+import { eventTypeRoutes } from './event-types.ts';
 import type { WebhookServices } from './shared.ts';
 
 export interface WebhookRoutesOptions {
@@ -40,6 +41,7 @@ export async function webhookRoutes(app: FastifyInstance, opts: WebhookRoutesOpt
     route.onRequest = [...own, app.rateLimit(perUserRateLimit(max)) as onRequestAsyncHookHandler];
   });
 
+  await app.register(eventTypeRoutes);
   await app.register(endpointRoutes, { services: opts.services });
   await app.register(deliveryRoutes, { services: opts.services });
   await app.register(actionRoutes, { services: opts.services });

@@ -51,14 +51,18 @@ describe('the portal is served at /portal', () => {
     expect(res.headers['x-content-type-options']).toBe('nosniff');
   });
 
-  it('serves every stylesheet and module the page loads, with its type', async () => {
+  it('serves every stylesheet, module and icon the page loads, with its type', async () => {
     const urls = portalUrls();
     expect(urls).toContain('/portal/main.js');
     expect(urls).toContain('/portal/portal.css');
+    expect(urls).toContain('/portal/favicon.svg');
     for (const url of urls) {
       const res = await t.app.inject({ method: 'GET', url });
       expect(res.statusCode, url).toBe(200);
-      expect(res.headers['content-type'], url).toBe(url.endsWith('.css') ? 'text/css; charset=utf-8' : 'text/javascript; charset=utf-8');
+      const type = { '.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.svg': 'image/svg+xml' }[
+        path.extname(url)
+      ];
+      expect(res.headers['content-type'], url).toBe(type);
       expect(res.headers['content-security-policy'], url).toContain("default-src 'none'");
     }
   });

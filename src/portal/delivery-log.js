@@ -1,5 +1,5 @@
 import { api } from './api.js';
-import { busy, byId, el, time } from './dom.js';
+import { busy, byId, el, setChildren, time } from './dom.js';
 import { announce, reportError } from './messages.js';
 
 /**
@@ -33,7 +33,7 @@ export function openLog(endpointId) {
   log.page = 1;
   log.filters = { status: byId('log-status').value, eventType: byId('log-event-type').value };
   log.expanded.clear();
-  byId('log-rows').replaceChildren();
+  setChildren(byId('log-rows'));
   byId('log-table').hidden = true;
   byId('log-empty').hidden = true;
   void loadLog();
@@ -78,7 +78,7 @@ function draw(result) {
   byId('log-empty').hidden = data.length > 0;
   byId('log-table').hidden = data.length === 0;
   byId('log-caption').textContent = `${pagination.total} ${pagination.total === 1 ? 'delivery' : 'deliveries'}, newest first`;
-  byId('log-rows').replaceChildren(...data.flatMap(deliveryRows));
+  setChildren(byId('log-rows'), ...data.flatMap(deliveryRows));
   byId('log-page').textContent = `Page ${pagination.page} of ${Math.max(pagination.totalPages, 1)}`;
   byId('log-newer').disabled = pagination.page <= 1;
   byId('log-older').disabled = pagination.page >= pagination.totalPages;
@@ -158,7 +158,7 @@ async function loadAttempts(deliveryId) {
   try {
     const delivery = await api.getDelivery(log.endpointId, deliveryId);
     const cell = document.querySelector(`#attempts-${CSS.escape(deliveryId)} > td`);
-    if (drawing === log.drawings && cell) cell.replaceChildren(...attemptDetails(delivery));
+    if (drawing === log.drawings && cell) setChildren(cell, ...attemptDetails(delivery));
   } catch (error) {
     if (drawing === log.drawings) reportError(error);
   }
@@ -214,10 +214,7 @@ function attemptDetails(delivery) {
 
 /** The event filter's choices: every type a delivery can have. */
 export function setLogEventTypes(eventTypes) {
-  byId('log-event-type').replaceChildren(
-    el('option', { value: '' }, 'any'),
-    ...eventTypes.map((type) => el('option', { value: type }, type)),
-  );
+  setChildren(byId('log-event-type'), el('option', { value: '' }, 'any'), ...eventTypes.map((type) => el('option', { value: type }, type)));
 }
 
 export function initDeliveryLog() {

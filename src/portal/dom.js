@@ -14,7 +14,7 @@ export function byId(id) {
 
 /**
  * `el('td', { class: 'status' }, 'text', child)`: attributes are set as attributes (never
- * properties such as innerHTML), strings and numbers become text, null and false are skipped.
+ * properties such as innerHTML), strings and numbers become text, null and false are skipped, arrays (nested too) are spread.
  */
 export function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -22,10 +22,20 @@ export function el(tag, attributes = {}, ...children) {
     if (value === null || value === undefined || value === false) continue;
     node.setAttribute(name, value === true ? '' : String(value));
   }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : String(child));
-  }
+  return setChildren(node, children);
+}
+
+/**
+ * Replaces `node`'s children as `el` adds them. Never the DOM's `replaceChildren(a, null)`
+ * directly: it writes a skipped child as the text "null".
+ */
+export function setChildren(node, ...children) {
+  node.replaceChildren(
+    ...children.flat(Infinity).flatMap((child) => {
+      if (child === null || child === undefined || child === false) return [];
+      return [child instanceof Node ? child : String(child)];
+    }),
+  );
   return node;
 }
 

@@ -1,5 +1,5 @@
 import { api } from './api.js';
-import { busy, byId, checkedValues, formValues, time } from './dom.js';
+import { busy, byId, checkedValues, formValues, setChildren, time } from './dom.js';
 import { closeLog, loadLog, openLog } from './delivery-log.js';
 import { setCheckedEvents, statusText } from './endpoint-list.js';
 import { announce, reportError } from './messages.js';
@@ -67,8 +67,8 @@ function showFacts(endpoint) {
   byId('detail-description').textContent = endpoint.description ?? '—';
   byId('detail-events').textContent = endpoint.events.join(', ');
   byId('detail-failures').textContent = String(endpoint.consecutiveFailures);
-  byId('detail-previous-secret').replaceChildren(time(endpoint.previousSecretExpiresAt));
-  byId('detail-created').replaceChildren(time(endpoint.createdAt));
+  setChildren(byId('detail-previous-secret'), time(endpoint.previousSecretExpiresAt));
+  setChildren(byId('detail-created'), time(endpoint.createdAt));
   byId('toggle-active').textContent = endpoint.isActive ? 'Disable endpoint' : 'Enable endpoint';
 }
 

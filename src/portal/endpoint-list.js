@@ -1,4 +1,4 @@
-import { byId, el } from './dom.js';
+import { byId, el, setChildren } from './dom.js';
 
 /** The list of the user's endpoints and the event checkboxes of the create and edit forms. */
 
@@ -10,7 +10,8 @@ export function statusText(endpoint) {
 /** One row per endpoint; `onManage(id)` opens it. The selected one is marked for assistive technology too. */
 export function renderEndpointList(endpoints, selectedId, onManage) {
   byId('endpoints-empty').hidden = endpoints.length > 0;
-  byId('endpoint-list').replaceChildren(
+  setChildren(
+    byId('endpoint-list'),
     ...endpoints.map((endpoint) => {
       const selected = endpoint.id === selectedId;
       const manage = el(
@@ -44,7 +45,8 @@ export function renderEndpointList(endpoints, selectedId, onManage) {
 
 /** Checkboxes named `events`, one per subscribable type, each described by the catalogue's sentence. */
 export function renderEventChoices(container, eventTypes, idPrefix, checked) {
-  container.replaceChildren(
+  setChildren(
+    container,
     ...eventTypes.map(({ type, description }) => {
       const id = `${idPrefix}-${type.replace(/[^a-z0-9]/gi, '-')}`;
       return el(

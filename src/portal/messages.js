@@ -1,4 +1,4 @@
-import { byId, el } from './dom.js';
+import { byId, el, setChildren } from './dom.js';
 
 /**
  * The two live regions at the top of the page: `status` (polite) says what an action did,
@@ -7,23 +7,24 @@ import { byId, el } from './dom.js';
  */
 
 export function announce(text) {
-  byId('alert').replaceChildren();
-  byId('status').replaceChildren(el('p', {}, text));
+  setChildren(byId('alert'));
+  setChildren(byId('status'), el('p', {}, text));
 }
 
 export function reportError(error) {
-  byId('status').replaceChildren();
+  setChildren(byId('status'));
   const details = Array.isArray(error?.details) ? error.details : [];
   const listed = details
     .filter((detail) => detail && typeof detail.message === 'string')
     .map((detail) => el('li', {}, detail.field ? `${detail.field}: ${detail.message}` : detail.message));
-  byId('alert').replaceChildren(
+  setChildren(
+    byId('alert'),
     el('p', {}, error instanceof Error ? error.message : 'Something went wrong.'),
     listed.length > 1 ? el('ul', {}, listed) : null,
   );
 }
 
 export function clearMessages() {
-  byId('status').replaceChildren();
-  byId('alert').replaceChildren();
+  setChildren(byId('status'));
+  setChildren(byId('alert'));
 }

@@ -1,4 +1,4 @@
-import { byId, time } from './dom.js';
+import { byId, setChildren, time } from './dom.js';
 import { announce } from './messages.js';
 
 /**
@@ -14,7 +14,8 @@ export function showSecret({ url, secret, previousSecretExpiresAt }, options = {
   const grace = byId('secret-grace');
   grace.hidden = !options.rotated;
   if (options.rotated) {
-    grace.replaceChildren(
+    setChildren(
+      grace,
       ...(previousSecretExpiresAt
         ? ['The previous secret also signs until ', time(previousSecretExpiresAt), ', so receivers can switch over.']
         : ['The previous secret no longer signs.']),

@@ -98,4 +98,11 @@ describe('the portal is served at /portal', () => {
       expect(source, name).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function|srcdoc/);
     }
   });
+
+  it('fills elements only through dom.js, since the DOM writes a skipped (null) child as the text "null"', () => {
+    for (const name of readdirSync(PORTAL_DIR).filter((file) => file.endsWith('.js') && file !== 'dom.js')) {
+      const source = readFileSync(path.join(PORTAL_DIR, name), 'utf8');
+      expect(source, name).not.toMatch(/\.(replaceChildren|append|prepend)\(/);
+    }
+  });
 });

@@ -1,10 +1,11 @@
 import { api } from './api.js';
-import { busy, byId, el, time } from './dom.js';
-import { announce, reportError } from './messages.js';
+import { attemptDetails } from './attempt-details.js';
+import { byId, el, setChildren, time } from './dom.js';
+import { act, announce, reportError } from './messages.js';
 
 /**
  * The delivery log of the open endpoint: newest first, filtered and paged by the API, with each
- * delivery's attempts on demand and a redeliver button. While a delivery on screen is pending the
+ * delivery's attempts (attempt-details.js) on demand and a redeliver button. While a delivery on screen is pending the
  * log reloads itself every POLL_MS, and redraws only when something changed, keeping the focus
  * on the button it was on.
  */
@@ -27,16 +28,16 @@ const log = {
   timer: 0,
 };
 
+/** Starts the log of another endpoint, empty until loadLog. */
 export function openLog(endpointId) {
   closeLog();
   log.endpointId = endpointId;
   log.page = 1;
   log.filters = { status: byId('log-status').value, eventType: byId('log-event-type').value };
   log.expanded.clear();
-  byId('log-rows').replaceChildren();
+  setChildren(byId('log-rows'));
   byId('log-table').hidden = true;
   byId('log-empty').hidden = true;
-  void loadLog();
 }
 
 export function closeLog() {
@@ -47,7 +48,7 @@ export function closeLog() {
   log.drawn = '';
 }
 
-/** Reloads now (after a test event, a redelivery, a filter change). */
+/** Loads now (when the log is shown, after a redelivery, a filter change). */
 export function loadLog() {
   clearTimeout(log.timer);
   const generation = ++log.generation;
@@ -62,7 +63,7 @@ export function loadLog() {
       if (result.data.some((delivery) => delivery.status === 'pending')) log.timer = setTimeout(loadLog, POLL_MS);
     },
     (error) => {
-      if (generation === log.generation) reportError(error);
+      if (generation === log.generation) reportError(error, byId('log-heading'));
     },
   );
 }
@@ -78,7 +79,7 @@ function draw(result) {
   byId('log-empty').hidden = data.length > 0;
   byId('log-table').hidden = data.length === 0;
   byId('log-caption').textContent = `${pagination.total} ${pagination.total === 1 ? 'delivery' : 'deliveries'}, newest first`;
-  byId('log-rows').replaceChildren(...data.flatMap(deliveryRows));
+  setChildren(byId('log-rows'), data.map(deliveryRows));
   byId('log-page').textContent = `Page ${pagination.page} of ${Math.max(pagination.totalPages, 1)}`;
   byId('log-newer').disabled = pagination.page <= 1;
   byId('log-older').disabled = pagination.page >= pagination.totalPages;
@@ -117,32 +118,30 @@ function deliveryRows(delivery) {
     which.cloneNode(true),
   );
   redeliver.addEventListener('click', () =>
-    busy(redeliver, async () => {
-      try {
-        await api.redeliver(log.endpointId, delivery.id);
-        log.expanded.add(delivery.id);
-        announce('Redelivery queued: the log shows the new attempt when it is made.');
-        await loadLog();
-      } catch (error) {
-        reportError(error);
-      }
+    act(redeliver, async () => {
+      await api.redeliver(log.endpointId, delivery.id);
+      log.expanded.add(delivery.id);
+      announce('Redelivery queued: the log shows the new attempt when it is made.', redeliver);
+      await loadLog();
     }),
   );
 
   const row = el(
     'tr',
     { 'data-delivery-id': delivery.id, 'data-status': delivery.status },
-    el('td', {}, time(delivery.createdAt)),
+    el('td', { class: 'date' }, time(delivery.createdAt)),
     el('td', {}, el('code', {}, delivery.eventType)),
     el(
       'td',
       {},
       el('span', { class: `badge ${delivery.status}` }, delivery.status),
-      delivery.errorMessage ? el('p', { class: 'hint' }, delivery.errorMessage) : null,
+      delivery.errorMessage && delivery.errorMessage !== `HTTP ${delivery.responseCode}`
+        ? el('p', { class: 'hint' }, delivery.errorMessage)
+        : null,
     ),
     el('td', { class: 'number', 'data-attempts': delivery.attempts }, delivery.attempts),
     el('td', {}, delivery.responseCode === null ? '—' : `HTTP ${delivery.responseCode}`),
-    el('td', {}, delivery.status === 'pending' ? time(delivery.nextRetryAt) : '—'),
+    el('td', { class: 'date' }, delivery.status === 'pending' ? time(delivery.nextRetryAt) : '—'),
     el('td', {}, el('div', { class: 'row-actions' }, toggle, redeliver)),
   );
   const details = el(
@@ -158,66 +157,15 @@ async function loadAttempts(deliveryId) {
   try {
     const delivery = await api.getDelivery(log.endpointId, deliveryId);
     const cell = document.querySelector(`#attempts-${CSS.escape(deliveryId)} > td`);
-    if (drawing === log.drawings && cell) cell.replaceChildren(...attemptDetails(delivery));
+    if (drawing === log.drawings && cell) setChildren(cell, attemptDetails(delivery));
   } catch (error) {
-    if (drawing === log.drawings) reportError(error);
+    if (drawing === log.drawings) reportError(error, byId('log-heading'));
   }
-}
-
-function attemptDetails(delivery) {
-  const attempts =
-    delivery.attempts.length === 0
-      ? el('p', { class: 'hint' }, 'No attempt made yet.')
-      : el(
-          'table',
-          { class: 'attempts' },
-          el('caption', {}, `Attempts of delivery ${delivery.id}`),
-          el(
-            'thead',
-            {},
-            el(
-              'tr',
-              {},
-              el('th', { scope: 'col' }, '#'),
-              el('th', { scope: 'col' }, 'Started'),
-              el('th', { scope: 'col' }, 'Took'),
-              el('th', { scope: 'col' }, 'Response'),
-              el('th', { scope: 'col' }, 'Body or error'),
-            ),
-          ),
-          el(
-            'tbody',
-            {},
-            delivery.attempts.map((attempt) =>
-              el(
-                'tr',
-                { 'data-attempt': attempt.attemptNumber },
-                el('th', { scope: 'row' }, attempt.attemptNumber),
-                el('td', {}, time(attempt.startedAt)),
-                el('td', { class: 'number' }, `${attempt.durationMs} ms`),
-                el('td', {}, attempt.responseCode === null ? 'no response' : `HTTP ${attempt.responseCode}`),
-                el(
-                  'td',
-                  {},
-                  attempt.error ? el('p', { class: 'attempt-error' }, attempt.error) : null,
-                  attempt.responseBody ? el('pre', { class: 'response-body' }, attempt.responseBody) : null,
-                ),
-              ),
-            ),
-          ),
-        );
-  return [
-    attempts,
-    el('details', {}, el('summary', {}, 'Payload'), el('pre', { class: 'payload' }, JSON.stringify(delivery.payload, null, 2))),
-  ];
 }
 
 /** The event filter's choices: every type a delivery can have. */
 export function setLogEventTypes(eventTypes) {
-  byId('log-event-type').replaceChildren(
-    el('option', { value: '' }, 'any'),
-    ...eventTypes.map((type) => el('option', { value: type }, type)),
-  );
+  setChildren(byId('log-event-type'), el('option', { value: '' }, 'any'), ...eventTypes.map((type) => el('option', { value: type }, type)));
 }
 
 export function initDeliveryLog() {

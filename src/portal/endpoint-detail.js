@@ -1,149 +1,99 @@
 import { api } from './api.js';
-import { busy, byId, checkedValues, formValues, time } from './dom.js';
+import { byId, el, setChildren, time } from './dom.js';
 import { closeLog, loadLog, openLog } from './delivery-log.js';
-import { setCheckedEvents, statusText } from './endpoint-list.js';
-import { announce, reportError } from './messages.js';
-import { showSecret } from './secret.js';
-import { clearSelfTest, renderSelfTest } from './self-test.js';
+import { statusBadge } from './endpoint-list.js';
+import { fillSettingsForm, initSettings, showActiveState } from './endpoint-settings.js';
+import { fillTestTab, initTestTab } from './endpoint-testing.js';
+import { ENDPOINT_TABS, endpointHref } from './routes.js';
+import { fillSecretTab, hideSecret, initSecretTab } from './secret.js';
+import { clearSelfTest } from './self-test.js';
 
 /**
- * The open endpoint: its facts, the edit and rotate forms, enable/disable, test event, self-test,
- * delivery log and delete. The section's elements stay in place and only their text changes, so
- * the focus stays on the button that was pressed.
+ * The open endpoint: a summary above four sections shown one at a time, each at its own address —
+ * its deliveries, its settings, its signing secret, and tests of its receiver.
  */
 
+const TAB_HEADINGS = { deliveries: 'log-heading', settings: 'settings-heading', secret: 'secret-tab-heading', test: 'test-heading' };
+
 let current = null;
+let tab = null;
 let changed = () => {};
-let deleted = () => {};
 
 export const openEndpointId = () => current?.id ?? null;
 
-/** `onChanged(endpoint)` after every change the list should show; `onDeleted(id)` after a delete. */
-export function initEndpointDetail({ onChanged, onDeleted }) {
+/** What the sections share: the endpoint as last read, and a way to read it again after a change. */
+const endpoint = {
+  current: () => current,
+  async reload() {
+    if (!current) return;
+    current = await api.getEndpoint(current.id);
+    showFacts();
+    showActiveState(current);
+    fillSecretTab(current);
+    changed(current);
+  },
+};
+
+/** `onChanged(endpoint)` after every change the list should show; `onDeleted(endpoint)` after a delete; `eventTypes()` the catalogue. */
+export function initEndpointDetail({ onChanged, onDeleted, eventTypes }) {
   changed = onChanged;
-  deleted = onDeleted;
-  byId('toggle-active').addEventListener('click', (event) => act(event.currentTarget, toggleActive));
-  byId('send-test').addEventListener('click', (event) => act(event.currentTarget, sendTest));
-  byId('run-self-test').addEventListener('click', (event) => act(event.currentTarget, runSelfTest));
-  byId('edit-form').addEventListener('submit', (event) => submit(event, saveEdits));
-  byId('rotate-form').addEventListener('submit', (event) => submit(event, rotate));
-  byId('delete-endpoint').addEventListener('click', () => askToDelete(true));
-  byId('delete-no').addEventListener('click', () => {
-    askToDelete(false);
-    byId('delete-endpoint').focus();
-  });
-  byId('delete-yes').addEventListener('click', (event) => act(event.currentTarget, remove));
+  initSettings(endpoint, onDeleted);
+  initSecretTab(endpoint);
+  initTestTab(endpoint, eventTypes);
 }
 
-/** Shows `endpoint` (moving the focus to it unless `keepFocus`) and starts its delivery log. */
-export function openEndpoint(endpoint, { keepFocus = false } = {}) {
-  const switching = current?.id !== endpoint.id;
-  current = endpoint;
-  showFacts(endpoint);
+/** Shows `detail` (GET /api/webhooks/:id); the sections start afresh when it is another endpoint. */
+export function openEndpoint(detail) {
+  const switching = current?.id !== detail.id;
+  current = detail;
+  for (const link of document.querySelectorAll('.tabs [data-tab]')) link.setAttribute('href', endpointHref(detail.id, link.dataset.tab));
+  byId('log-empty-test').setAttribute('href', endpointHref(detail.id, 'test'));
+  showFacts();
+  showActiveState(detail);
+  fillSecretTab(detail);
   if (switching) {
-    byId('edit-url').value = endpoint.url;
-    byId('edit-description').value = endpoint.description ?? '';
-    setCheckedEvents(byId('edit-events'), endpoint.events);
-    clearSelfTest();
-    askToDelete(false);
-    openLog(endpoint.id);
+    tab = null;
+    hideSecret();
+    fillSettingsForm(detail);
+    fillTestTab(detail);
+    openLog(detail.id);
   }
-  byId('endpoint-detail').hidden = false;
-  byId('nothing-open').hidden = true;
-  if (!keepFocus) byId('detail-heading').focus();
 }
 
 export function closeEndpoint() {
   current = null;
+  tab = null;
   closeLog();
+  hideSecret();
   clearSelfTest();
-  byId('endpoint-detail').hidden = true;
-  byId('nothing-open').hidden = false;
 }
 
-function showFacts(endpoint) {
-  byId('detail-url').textContent = endpoint.url;
-  byId('detail-status').textContent = statusText(endpoint);
-  byId('detail-description').textContent = endpoint.description ?? '—';
-  byId('detail-events').textContent = endpoint.events.join(', ');
-  byId('detail-failures').textContent = String(endpoint.consecutiveFailures);
-  byId('detail-previous-secret').replaceChildren(time(endpoint.previousSecretExpiresAt));
-  byId('detail-created').replaceChildren(time(endpoint.createdAt));
-  byId('toggle-active').textContent = endpoint.isActive ? 'Disable endpoint' : 'Enable endpoint';
+/** Shows one section; the delivery log reloads each time it is shown. */
+export function showTab(name, { focus = false } = {}) {
+  for (const other of ENDPOINT_TABS) byId(`tab-${other}`).hidden = other !== name;
+  for (const link of document.querySelectorAll('.tabs [data-tab]')) {
+    if (link.dataset.tab === name) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  if (name === 'deliveries' && tab !== name) void loadLog();
+  tab = name;
+  if (focus) byId(TAB_HEADINGS[name]).focus();
 }
 
-function updated(endpoint) {
-  current = endpoint;
-  showFacts(endpoint);
-  changed(endpoint);
+function coalesceText(seconds) {
+  return seconds > 0 ? `Views of one card within ${seconds} s make one delivery` : 'No: one delivery per view';
 }
 
-async function act(button, action) {
-  if (!current) return;
-  await busy(button, async () => {
-    try {
-      await action(current);
-    } catch (error) {
-      reportError(error);
-    }
-  });
-}
-
-async function submit(event, action) {
-  event.preventDefault();
-  const form = event.currentTarget;
-  await act(form.querySelector('button[type="submit"]'), (endpoint) => action(endpoint, form));
-}
-
-async function toggleActive(endpoint) {
-  updated(await api.updateEndpoint(endpoint.id, { isActive: !endpoint.isActive }));
-  announce(current.isActive ? 'Endpoint enabled: it receives events again.' : 'Endpoint disabled: its pending deliveries are cancelled.');
-  await loadLog();
-}
-
-async function sendTest(endpoint) {
-  const { deliveryId } = await api.sendTest(endpoint.id);
-  announce(`Test event queued as delivery ${deliveryId}.`);
-  await loadLog();
-}
-
-async function runSelfTest(endpoint) {
-  clearSelfTest();
-  announce('Running the self-test…');
-  const report = await api.verifyReceiver(endpoint.id);
-  renderSelfTest(report);
-  announce(report.verdict === 'ok' ? 'Self-test passed.' : 'Self-test finished: your receiver needs attention.');
-}
-
-async function saveEdits(endpoint, form) {
-  const values = formValues(form);
-  updated(
-    await api.updateEndpoint(endpoint.id, {
-      url: values.url,
-      description: values.description ?? '',
-      events: checkedValues(byId('edit-events'), 'events'),
-    }),
+function showFacts() {
+  byId('detail-url').textContent = current.url;
+  setChildren(
+    byId('detail-summary'),
+    el('span', { id: 'detail-status' }, statusBadge(current)),
+    current.description ? el('span', { id: 'detail-description', class: 'description' }, current.description) : null,
   );
-  announce('Changes saved.');
-}
-
-async function rotate(endpoint, form) {
-  const rotated = await api.rotateSecret(endpoint.id, Number(formValues(form).gracePeriodSeconds));
-  showSecret({ url: endpoint.url, ...rotated }, { rotated: true, returnFocusTo: byId('rotate-heading') });
-  updated(await api.getEndpoint(endpoint.id));
-  announce('New secret created. Copy it now: it is shown only once.');
-}
-
-function askToDelete(asking) {
-  byId('delete-confirm').hidden = !asking;
-  byId('delete-endpoint').hidden = asking;
-  if (current) byId('delete-question').textContent = `Delete ${current.url} for good?`;
-  if (asking) byId('delete-no').focus();
-}
-
-async function remove(endpoint) {
-  await api.deleteEndpoint(endpoint.id);
-  closeEndpoint();
-  announce(`Endpoint ${endpoint.url} deleted.`);
-  deleted(endpoint.id);
+  setChildren(byId('detail-events'), ...current.events.map((type) => el('code', { class: 'event-name' }, type)));
+  byId('detail-coalesce').textContent = coalesceText(current.coalesceSeconds);
+  byId('detail-failures').textContent = String(current.consecutiveFailures);
+  setChildren(byId('detail-next-attempt'), current.nextAttemptAt ? time(current.nextAttemptAt) : 'none due');
+  setChildren(byId('detail-created'), time(current.createdAt));
 }

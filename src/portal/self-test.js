@@ -1,4 +1,4 @@
-import { byId, el } from './dom.js';
+import { byId, el, setChildren } from './dom.js';
 
 /** Renders the answer of `POST /api/webhooks/:id/verify-receiver`: the verdict first, then each probe. */
 
@@ -10,7 +10,8 @@ const PROBES = {
 
 export function renderSelfTest(report) {
   const good = report.verdict === 'ok';
-  byId('self-test-result').replaceChildren(
+  setChildren(
+    byId('self-test-result'),
     el(
       'p',
       { class: good ? 'verdict ok' : 'verdict warn', 'data-verdict': report.verdict },
@@ -54,5 +55,5 @@ export function renderSelfTest(report) {
 }
 
 export function clearSelfTest() {
-  byId('self-test-result').replaceChildren();
+  setChildren(byId('self-test-result'));
 }

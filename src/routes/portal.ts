@@ -7,13 +7,14 @@ import type { FastifyInstance } from 'fastify';
 /** Where the portal lives: `/portal` is its page, `/portal/<file>` its stylesheet and modules. */
 export const PORTAL_PATH = '/portal';
 
-/** Plain HTML, CSS and ES modules, served as they are: no build step, nothing from elsewhere. */
+/** Plain HTML, CSS, ES modules and an SVG icon, served as they are: no build step, nothing from elsewhere. */
 export const PORTAL_DIR = fileURLToPath(new URL('../portal/', import.meta.url));
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
   '.css': 'text/css; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
+  '.svg': 'image/svg+xml',
 };
 
 /**

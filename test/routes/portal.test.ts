@@ -51,14 +51,18 @@ describe('the portal is served at /portal', () => {
     expect(res.headers['x-content-type-options']).toBe('nosniff');
   });
 
-  it('serves every stylesheet and module the page loads, with its type', async () => {
+  it('serves every stylesheet, module and icon the page loads, with its type', async () => {
     const urls = portalUrls();
     expect(urls).toContain('/portal/main.js');
     expect(urls).toContain('/portal/portal.css');
+    expect(urls).toContain('/portal/favicon.svg');
     for (const url of urls) {
       const res = await t.app.inject({ method: 'GET', url });
       expect(res.statusCode, url).toBe(200);
-      expect(res.headers['content-type'], url).toBe(url.endsWith('.css') ? 'text/css; charset=utf-8' : 'text/javascript; charset=utf-8');
+      const type = { '.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.svg': 'image/svg+xml' }[
+        path.extname(url)
+      ];
+      expect(res.headers['content-type'], url).toBe(type);
       expect(res.headers['content-security-policy'], url).toContain("default-src 'none'");
     }
   });
@@ -92,6 +96,13 @@ describe('the portal is served at /portal', () => {
         .replace(/\/\*[\s\S]*?\*\//g, '')
         .replace(/^\s*\/\/.*$/gm, '');
       expect(source, name).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function|srcdoc/);
+    }
+  });
+
+  it('fills elements only through dom.js, since the DOM writes a skipped (null) child as the text "null"', () => {
+    for (const name of readdirSync(PORTAL_DIR).filter((file) => file.endsWith('.js') && file !== 'dom.js')) {
+      const source = readFileSync(path.join(PORTAL_DIR, name), 'utf8');
+      expect(source, name).not.toMatch(/\.(replaceChildren|append|prepend)\(/);
     }
   });
 });

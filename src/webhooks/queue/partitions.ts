@@ -50,8 +50,8 @@ export async function createDayPartitions(sql: SqlRunner, now: Date, daysAhead: 
 }
 
 /**
- * Drops the day partitions that ended before `olderThan`, except while a queued delivery created
- * before that day's end still waits: its event's bytes are in that day. Returns the names dropped.
+ * Drops the day partitions that ended before `olderThan`, except a day of which a queued delivery
+ * still waits: its event's bytes are in that day. Returns the names dropped.
  */
 export async function dropDayPartitions(sql: SqlRunner, olderThan: Date): Promise<string[]> {
   const rows = await sql.query<{ name: string }>(
@@ -66,9 +66,11 @@ export async function dropDayPartitions(sql: SqlRunner, olderThan: Date): Promis
     if (!match) continue;
     const dayEnd = new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3])) + DAY_MS);
     if (dayEnd > olderThan) continue;
+    const dayStart = new Date(dayEnd.getTime() - DAY_MS);
+    // Queue rows carry their creation time in their UUIDv7 id (created_at is set only for older ids).
     const waiting = await sql.query<{ found: boolean }>(
-      'SELECT EXISTS (SELECT 1 FROM webhook_queue WHERE created_at < $1 OR (created_at IS NULL AND delivery_id < $2::uuid)) AS found',
-      [dayEnd.toISOString(), uuid7Floor(dayEnd)],
+      'SELECT EXISTS (SELECT 1 FROM webhook_queue WHERE delivery_id >= $1::uuid AND delivery_id < $2::uuid) AS found',
+      [uuid7Floor(dayStart), uuid7Floor(dayEnd)],
     );
     if (waiting[0]?.found) continue;
     await sql.exec(`DROP TABLE IF EXISTS "${name}"`);

@@ -75,8 +75,11 @@ const REFUSED = `(${SIGNATURE_REFUSED_CODES.join(', ')})`;
  * not a join: the planner then looks their attempts up by key instead of hashing the tables.
  */
 const HISTORY = `recent AS (
-     SELECT ARRAY(SELECT r.id FROM (SELECT l.id FROM webhook_delivery_log l WHERE l.endpoint_id = $1::uuid
-                                    UNION ALL SELECT q.delivery_id FROM webhook_queue q WHERE q.endpoint_id = $1::uuid) r
+     SELECT ARRAY(SELECT r.id FROM ((SELECT l.id FROM webhook_delivery_log l WHERE l.endpoint_id = $1::uuid
+                                     ORDER BY l.id DESC LIMIT ${ROTATION_HINT_DELIVERIES})
+                                    UNION ALL
+                                    (SELECT q.delivery_id FROM webhook_queue q WHERE q.endpoint_id = $1::uuid
+                                     ORDER BY q.delivery_id DESC LIMIT ${ROTATION_HINT_DELIVERIES})) r
                   ORDER BY r.id DESC LIMIT ${ROTATION_HINT_DELIVERIES}) AS ids
    ),
    history AS MATERIALIZED (
@@ -84,7 +87,8 @@ const HISTORY = `recent AS (
      FROM webhook_earlier_attempts a, recent WHERE a.delivery_id = ANY(recent.ids)
      UNION ALL
      SELECT l.id, l.attempts, l.attempt_started_at, l.response_code, coalesce(string_to_array(l.signed_with, ' '), ARRAY[]::text[])
-     FROM webhook_delivery_log l, recent WHERE l.endpoint_id = $1::uuid AND l.id = ANY(recent.ids) AND l.attempt_started_at IS NOT NULL
+     FROM recent, unnest(recent.ids) AS r(id) JOIN webhook_delivery_log l ON l.endpoint_id = $1::uuid AND l.id = r.id
+     WHERE l.attempt_started_at IS NOT NULL
    )`;
 
 /**

@@ -101,7 +101,7 @@ CREATE TABLE "webhook_earlier_attempts" (
   "signature_timestamp" BIGINT,
   "body_bytes" INTEGER,
   "body_sha256" TEXT,
-  "signed_with" TEXT[] NOT NULL DEFAULT ARRAY[]::TEXT[],
+  "signed_with" TEXT[] DEFAULT ARRAY[]::TEXT[],
   "response_date" TIMESTAMPTZ(3),
   CONSTRAINT "webhook_earlier_attempts_pkey" PRIMARY KEY ("delivery_id", "attempt_number")
 ) PARTITION BY RANGE ("delivery_id");
@@ -198,7 +198,7 @@ LEFT JOIN LATERAL (
 
 CREATE VIEW "webhook_delivery_attempts" AS
 SELECT a.delivery_id, a.attempt_number, a.started_at, a.duration_ms, a.response_code, a.response_body, a.error,
-       a.signature_timestamp, a.body_bytes, a.body_sha256, a.signed_with, a.response_date
+       a.signature_timestamp, a.body_bytes, a.body_sha256, coalesce(a.signed_with, ARRAY[]::text[]), a.response_date
 FROM webhook_earlier_attempts a
 UNION ALL
 SELECT l.id, l.attempts, l.attempt_started_at, l.attempt_duration_ms, l.response_code, l.response_body, l.error,

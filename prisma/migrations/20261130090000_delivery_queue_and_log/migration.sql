@@ -198,7 +198,7 @@ LEFT JOIN LATERAL (
 
 CREATE VIEW "webhook_delivery_attempts" AS
 SELECT a.delivery_id, a.attempt_number, a.started_at, a.duration_ms, a.response_code, a.response_body, a.error,
-       a.signature_timestamp, a.body_bytes, a.body_sha256, coalesce(a.signed_with, ARRAY[]::text[]), a.response_date
+       a.signature_timestamp, a.body_bytes, a.body_sha256, coalesce(a.signed_with, ARRAY[]::text[]) AS signed_with, a.response_date
 FROM webhook_earlier_attempts a
 UNION ALL
 SELECT l.id, l.attempts, l.attempt_started_at, l.attempt_duration_ms, l.response_code, l.response_body, l.error,

@@ -133,6 +133,15 @@ const eventsValue = fc.oneof(
   fc.subarray([...SUBSCRIBABLE_EVENT_TYPES], { minLength: 1 }),
   fc.array(fc.oneof(fc.constantFrom(...EVENT_TYPES), nastyString), { maxLength: 8 }),
 );
+/** Instants around the retention window (past, future, offsets, not ISO at all). */
+const instantValue = fc.oneof(
+  fc
+    .date({ min: new Date(Date.now() - 40 * 86_400_000), max: new Date(Date.now() + 86_400_000), noInvalidDate: true })
+    .map((date) => date.toISOString()),
+  fc.constantFrom('2026-11-30', '2026-11-30T09:00:00', '2026-11-30T09:00:00+02:00', '+275760-09-13T00:00:00Z', '0000-01-01T00:00:00Z'),
+  nastyNumber,
+  nastyString,
+);
 
 // ---------------------------------------------------------------------------------------------
 // Every route, with a body shape where it takes one
@@ -204,6 +213,11 @@ const ROUTES: RouteSpec[] = [
   { method: 'GET', path: '/api/webhooks/:id/deliveries/:deliveryId/attempts' },
   { method: 'POST', path: '/api/webhooks/:id/deliveries/:deliveryId/redeliver' },
   { method: 'POST', path: '/api/webhooks/:id/test' },
+  {
+    method: 'POST',
+    path: '/api/webhooks/:id/recover',
+    body: () => shapedObject({ since: instantValue, until: instantValue }),
+  },
   { method: 'POST', path: '/api/webhooks/:id/verify-receiver' },
   { method: 'GET', path: '/health' },
   { method: 'GET', path: '/metrics' },

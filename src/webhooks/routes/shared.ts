@@ -21,7 +21,7 @@ export interface WebhookServices {
   endpoints: WebhookEndpointService;
   secrets: SecretRotation;
   deliveryLog: DeliveryLog;
-  dispatcher: Pick<DeliveryDispatcher, 'redeliver' | 'sendTestEvent'>;
+  dispatcher: Pick<DeliveryDispatcher, 'redeliver' | 'sendTestEvent' | 'recover'>;
   receiverCheck: ReceiverCheck;
 }
 

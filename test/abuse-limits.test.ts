@@ -156,6 +156,7 @@ describe('rate limits on every route that does work for a caller', () => {
     ['GET', '/api/webhooks/:id/deliveries'],
     ['GET', '/api/webhooks/:id/deliveries/:deliveryId'],
     ['GET', '/api/webhooks/:id/deliveries/:deliveryId/attempts'],
+    ['GET', '/api/webhooks/:id/health'],
     ['POST', '/api/webhooks/:id/deliveries/:deliveryId/redeliver'],
     ['POST', '/api/webhooks/:id/test'],
     ['POST', '/api/webhooks/:id/recover'],

@@ -211,6 +211,7 @@ const ROUTES: RouteSpec[] = [
   { method: 'GET', path: '/api/webhooks/:id/deliveries' },
   { method: 'GET', path: '/api/webhooks/:id/deliveries/:deliveryId' },
   { method: 'GET', path: '/api/webhooks/:id/deliveries/:deliveryId/attempts' },
+  { method: 'GET', path: '/api/webhooks/:id/health' },
   { method: 'POST', path: '/api/webhooks/:id/deliveries/:deliveryId/redeliver' },
   { method: 'POST', path: '/api/webhooks/:id/test' },
   {
@@ -273,10 +274,10 @@ function paramValue(fx: Fixtures, name: string): fc.Arbitrary<string> {
   );
 }
 
-const QUERY_KEYS = ['page', 'limit', 'status', 'eventType', 'source', 'utm_source', '__proto__'];
+const QUERY_KEYS = ['page', 'limit', 'status', 'eventType', 'source', 'window', 'utm_source', '__proto__'];
 const queryValue = fc.oneof(
   fc.constantFrom('1', '2', '100', '101', '0', '-1', '1.5', '1e2', '1e20', 'NaN', 'Infinity', '', '0x10', ' 5 ', '9007199254740993'),
-  fc.constantFrom('pending', 'success', 'failed', 'cancelled', 'delivered', ...EVENT_TYPES, ...VIEW_SOURCES, 'QR'),
+  fc.constantFrom('pending', 'success', 'failed', 'cancelled', 'delivered', ...EVENT_TYPES, ...VIEW_SOURCES, 'QR', '24h', '7d', '30d'),
   nastyString.filter((s) => s.length < 3_000),
   nastyNumber.map(String),
 );

@@ -19,6 +19,7 @@ const WEBHOOK_ROUTES: Array<[HttpMethod, string]> = [
   ['GET', '/api/webhooks/:id/deliveries/:deliveryId'],
   ['POST', '/api/webhooks/:id/verify-receiver'],
   ['POST', '/api/webhooks/:id/recover'],
+  ['GET', '/api/webhooks/:id/health'],
 ];
 
 /** Every other route of the contract: documented whenever this build registers it. */

@@ -26,7 +26,7 @@ describe('POST /api/webhooks/:id/recover', () => {
       env: {
         WEBHOOK_MAX_ATTEMPTS_PER_DELIVERY: String(MAX_ATTEMPTS),
         WEBHOOK_RETENTION_DAYS: String(RETENTION_DAYS),
-        WEBHOOK_MAX_ENDPOINTS_PER_USER: '20',
+        WEBHOOK_MAX_ENDPOINTS_PER_USER: '100',
       },
     });
     alice = await signUp(t.app);
@@ -143,6 +143,28 @@ describe('POST /api/webhooks/:id/recover', () => {
     expect(res.json().error.code).toBe('ENDPOINT_DISABLED');
     expect(await logRows(endpointId)).toEqual([{ id: failed, status: 'failed', attempts: 1 }]);
     expect(await queueRows(endpointId)).toEqual([]);
+  });
+
+  // On PostgreSQL the two requests run on separate connections and truly race; the embedded store
+  // runs them one after the other, where the rule must hold just the same.
+  it('never leaves a delivery pending once a disable racing it has answered', async () => {
+    for (let round = 0; round < 30; round++) {
+      const { id: endpointId } = await createEndpoint(t.app, alice, `https://hooks.example.com/race-${round}`);
+      const failed = [await log(endpointId, 30, 'failed'), await log(endpointId, 20, 'failed')];
+      const [recovered, disabled] = await Promise.all([
+        recover(alice, endpointId, { since: minutesAgo(60).toISOString() }),
+        asUser(t.app, alice, { method: 'PATCH', url: `/api/webhooks/${endpointId}`, payload: { isActive: false } }),
+      ]);
+      expect(disabled.statusCode).toBe(200);
+      expect(await queueRows(endpointId), `round ${round}`).toEqual([]);
+      // Requeued before the disable: cancelled with the endpoint's other pending deliveries. Refused: still failed.
+      const status = recovered.statusCode === 202 ? 'cancelled' : 'failed';
+      if (recovered.statusCode !== 202) expect(recovered.json().error.code).toBe('ENDPOINT_DISABLED');
+      expect(
+        (await logRows(endpointId)).map((row) => [row.id, row.status]),
+        `round ${round}`,
+      ).toEqual(failed.map((id) => [id, status]));
+    }
   });
 
   it("answers 404 for another user's endpoint and for a missing one, and moves nothing", async () => {

@@ -129,7 +129,9 @@ describe('recover sends oldest first, paced by the per-endpoint cap', () => {
     const res = await asUser(t.app, user, { method: 'POST', url: `/api/webhooks/${endpointId}/recover`, payload: { since: outage.since } });
     expect(res.json()).toMatchObject({ requeued: outage.failed.length });
 
-    // One attempt in flight per endpoint: the order the receiver sees is the order they were sent.
+    // One attempt in flight per endpoint: the receiver sees them in the order they were started,
+    // which is the order they came due from one claim to the next, and within a claim the order
+    // of its rows (here, on a queue that held nothing before, the order they were queued in).
     let inFlight = 0;
     let mostInFlight = 0;
     receiver.handle((_request, response) => {

@@ -21,7 +21,7 @@ export type HealthQuery = z.input<typeof healthQuery>;
 const count = z.int().min(0);
 const latency = z.int().nullable();
 
-export const healthBucketSchema = z.object({
+const healthBucketSchema = z.object({
   start: z.date().describe('The hour, from this time (included) to an hour later (excluded)'),
   success: count,
   failed: count,

@@ -19,8 +19,8 @@ const failures = { 401: errorResponseSchema, 404: errorResponseSchema, 409: erro
 
 /**
  * Actions on an endpoint: redeliver a delivery, recover the failed deliveries of a window, or send
- * a test event (these only write rows and answer 202; the worker makes the HTTP attempts), and the receiver self-test, which
- * sends its probes during the request. Another user's endpoint or
+ * a test event (these only write rows and answer 202; the worker makes the HTTP attempts), and the
+ * receiver self-test, which sends its probes during the request. Another user's endpoint or
  * delivery is the same 404 as a missing one. Registered under the `/api/webhooks` prefix.
  */
 export const actionRoutes: FastifyPluginAsyncZod<{ services: WebhookServices }> = async (app, { services }) => {

@@ -48,6 +48,7 @@ describe('body size limit', () => {
       ['POST', '/api/webhooks'],
       ['PATCH', `/api/webhooks/${endpointId}`],
       ['PATCH', `/api/webhooks/${endpointId}/rotate-secret`],
+      ['POST', `/api/webhooks/${endpointId}/recover`],
     ] as const;
 
   it(`answers 413 PAYLOAD_TOO_LARGE past ${BODY_LIMIT_BYTES} bytes on every route with a body, and stores nothing`, async () => {
@@ -155,8 +156,10 @@ describe('rate limits on every route that does work for a caller', () => {
     ['GET', '/api/webhooks/:id/deliveries'],
     ['GET', '/api/webhooks/:id/deliveries/:deliveryId'],
     ['GET', '/api/webhooks/:id/deliveries/:deliveryId/attempts'],
+    ['GET', '/api/webhooks/:id/health'],
     ['POST', '/api/webhooks/:id/deliveries/:deliveryId/redeliver'],
     ['POST', '/api/webhooks/:id/test'],
+    ['POST', '/api/webhooks/:id/recover'],
     // Its own, smaller budget (min of the API limit and VERIFY_RECEIVER_PER_MINUTE).
     ['POST', '/api/webhooks/:id/verify-receiver'],
   ] as const;

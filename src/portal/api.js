@@ -80,4 +80,6 @@ export const api = {
   listDeliveries: (id, query) => call('GET', `${hook(id)}/deliveries?${new URLSearchParams(query)}`),
   getDelivery: (id, deliveryId) => call('GET', `${hook(id)}/deliveries/${encodeURIComponent(deliveryId)}`),
   redeliver: (id, deliveryId) => call('POST', `${hook(id)}/deliveries/${encodeURIComponent(deliveryId)}/redeliver`),
+  recover: (id, window) => call('POST', `${hook(id)}/recover`, window),
+  health: (id, window) => call('GET', `${hook(id)}/health?${new URLSearchParams({ window })}`),
 };

@@ -25,6 +25,18 @@ export function el(tag, attributes = {}, ...children) {
   return setChildren(node, children);
 }
 
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** `el` for SVG elements (charts drawn by the page itself), which live in their own namespace. */
+export function svg(tag, attributes = {}, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === null || value === undefined || value === false) continue;
+    node.setAttribute(name, String(value));
+  }
+  return setChildren(node, children);
+}
+
 /**
  * Replaces `node`'s children as `el` adds them. Never the DOM's `replaceChildren(a, null)`
  * directly: it writes a skipped child as the text "null".

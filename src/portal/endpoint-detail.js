@@ -1,9 +1,11 @@
 import { api } from './api.js';
 import { byId, el, setChildren, time } from './dom.js';
+import { closeHealth, initHealth, loadHealth, openHealth } from './delivery-health.js';
 import { closeLog, loadLog, openLog } from './delivery-log.js';
 import { statusBadge } from './endpoint-list.js';
 import { fillSettingsForm, initSettings, showActiveState } from './endpoint-settings.js';
 import { fillTestTab, initTestTab } from './endpoint-testing.js';
+import { initRecover } from './recover.js';
 import { ENDPOINT_TABS, endpointHref } from './routes.js';
 import { fillSecretTab, hideSecret, initSecretTab } from './secret.js';
 import { clearSelfTest } from './self-test.js';
@@ -40,6 +42,11 @@ export function initEndpointDetail({ onChanged, onDeleted, eventTypes }) {
   initSettings(endpoint, onDeleted);
   initSecretTab(endpoint);
   initTestTab(endpoint, eventTypes);
+  initHealth();
+  initRecover(endpoint, () => {
+    void loadLog();
+    void loadHealth();
+  });
 }
 
 /** Shows `detail` (GET /api/webhooks/:id); the sections start afresh when it is another endpoint. */
@@ -57,6 +64,7 @@ export function openEndpoint(detail) {
     fillSettingsForm(detail);
     fillTestTab(detail);
     openLog(detail.id);
+    openHealth(detail.id);
   }
 }
 
@@ -64,18 +72,22 @@ export function closeEndpoint() {
   current = null;
   tab = null;
   closeLog();
+  closeHealth();
   hideSecret();
   clearSelfTest();
 }
 
-/** Shows one section; the delivery log reloads each time it is shown. */
+/** Shows one section; the delivery log and the health charts reload each time it is shown. */
 export function showTab(name, { focus = false } = {}) {
   for (const other of ENDPOINT_TABS) byId(`tab-${other}`).hidden = other !== name;
   for (const link of document.querySelectorAll('.tabs [data-tab]')) {
     if (link.dataset.tab === name) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
-  if (name === 'deliveries' && tab !== name) void loadLog();
+  if (name === 'deliveries' && tab !== name) {
+    void loadLog();
+    void loadHealth();
+  }
   tab = name;
   if (focus) byId(TAB_HEADINGS[name]).focus();
 }

@@ -1,5 +1,6 @@
 import { byId, el, setChildren, time } from './dom.js';
 import { endpointHref } from './routes.js';
+import { fillSparklines } from './sparklines.js';
 
 /** The list of the user's endpoints: one row each, its URL the link that opens it. */
 
@@ -15,6 +16,7 @@ export function statusBadge(endpoint) {
 export function renderEndpointList(endpoints) {
   byId('endpoints-empty').hidden = endpoints.length > 0;
   byId('endpoint-table').hidden = endpoints.length === 0;
+  const sparklineCells = new Map(endpoints.map((endpoint) => [endpoint.id, el('td', { class: 'health-cell' }, '…')]));
   setChildren(
     byId('endpoint-list'),
     ...endpoints.map((endpoint) =>
@@ -29,6 +31,7 @@ export function renderEndpointList(endpoints) {
           endpoint.description ? el('span', { class: 'description truncate', title: endpoint.description }, endpoint.description) : null,
         ),
         el('td', {}, statusBadge(endpoint)),
+        sparklineCells.get(endpoint.id),
         el(
           'td',
           {},
@@ -38,4 +41,5 @@ export function renderEndpointList(endpoints) {
       ),
     ),
   );
+  void fillSparklines(sparklineCells);
 }

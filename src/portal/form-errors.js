@@ -122,3 +122,18 @@ export function secondsField(form, name) {
   }
   return Number(input.value);
 }
+
+/**
+ * The local date and time of the field `name` as an ISO instant; undefined when it is left empty
+ * and may be (`optional`); null after saying why not, as the API would, at the field.
+ */
+export function dateTimeField(form, name, { optional = false } = {}) {
+  const input = form.elements.namedItem(name);
+  if (optional && input.value === '' && !input.validity.badInput) return undefined;
+  const at = new Date(input.value);
+  if (input.validity.badInput || Number.isNaN(at.getTime())) {
+    showFieldError(form, name, 'must be a date and time');
+    return null;
+  }
+  return at.toISOString();
+}

@@ -3,6 +3,8 @@ import type { SqlRunner } from '../db/sql-runner.ts';
 import { AppError } from '../errors.ts';
 import { coalescingOf } from './coalesce.ts';
 import { deliveryNotFound, findOwnEndpoint } from './endpoints/find-own-endpoint.ts';
+import { parseInput } from './endpoints/schemas.ts';
+import { recoverInput, recoverWindow, type RecoverInput, type Recovered } from './endpoints/recover-window.ts';
 import { buildEnvelope, renderBody } from './envelope.ts';
 import type { EventData, SubscribableEventType, WebhookTestData } from './events.ts';
 import { TEST_EVENT_TYPE } from './events.ts';
@@ -38,6 +40,8 @@ export interface DispatcherOptions {
   notify: boolean;
   /** Attempts one delivery may have in all; redeliver refuses past it (config.webhooks.maxAttemptsPerDelivery). */
   maxAttemptsPerDelivery: number;
+  /** How long finished deliveries are kept (config.webhooks.retentionDays): a recover window starts no earlier. */
+  retentionDays: number;
 }
 
 /** What `withEvents` hands its function: the transaction, and the events to raise in it. */
@@ -181,6 +185,30 @@ export class DeliveryDispatcher {
     }
     if (scheduled) this.#handOver([{ id: deliveryId, endpointId, nextRetryAt: new Date() }]);
     return { deliveryId };
+  }
+
+  /**
+   * Recovery after an outage: the endpoint's failed deliveries created in the window get another
+   * attempt each (same ids; attempts keep counting), oldest first, except those at the attempt
+   * cap, which are counted as skipped. 400 for a malformed window or one reaching past retention,
+   * 404 unless the endpoint is the user's, 409 when it is disabled.
+   */
+  async recover(params: { userId: string; endpointId: string; window: RecoverInput }): Promise<Recovered> {
+    const { userId, endpointId } = params;
+    const window = recoverWindow(parseInput(recoverInput, params.window), { now: new Date(), retentionDays: this.#o.retentionDays });
+    const endpoint = await findOwnEndpoint(this.#o.db.prisma, userId, endpointId, { isActive: true });
+    if (!endpoint.isActive) throw new AppError('ENDPOINT_DISABLED');
+    const result = await this.#o.queue.requeueFailed({
+      endpointId,
+      ...window,
+      maxAttempts: this.#o.maxAttemptsPerDelivery,
+      notify: this.#o.notify,
+    });
+    // Disabled between the two statements.
+    if (!result.active) throw new AppError('ENDPOINT_DISABLED');
+    // The rows come due from now on, oldest first: the worker's claims take them in that order.
+    if (result.requeued > 0) this.#o.worker?.expectDue(0);
+    return { requeued: result.requeued, skipped: result.skipped, ...window };
   }
 
   /** The test event for one of the user's endpoints: 404 / 409 as for redeliver. */

@@ -5,6 +5,7 @@ import type { WebhookConfig } from '../config.ts';
 import type { Database } from '../db/database.ts';
 import type { DeliveryDispatcher } from './dispatch.ts';
 import { EndpointKeyCache } from './delivery/endpoint-keys.ts';
+import { DeliveryHealth } from './endpoints/delivery-health.ts';
 import { DeliveryLog } from './endpoints/delivery-log.ts';
 import { WebhookEndpointService } from './endpoints/endpoint-service.ts';
 import { SecretRotation } from './endpoints/secret-rotation.ts';
@@ -126,6 +127,7 @@ export const webhooksPlugin = fp(
         endpoints: new WebhookEndpointService({ db, config, secretBox, lookup, onEndpointChanged: endpointChanged }),
         secrets: new SecretRotation({ db, secretBox, onEndpointChanged: endpointChanged }),
         deliveryLog: new DeliveryLog({ db, retryScheduleMs: config.webhooks.retryScheduleMs }),
+        deliveryHealth: new DeliveryHealth({ db }),
         dispatcher,
         receiverCheck: new ReceiverCheck({ db, keys, sender }),
       },

@@ -133,6 +133,15 @@ const eventsValue = fc.oneof(
   fc.subarray([...SUBSCRIBABLE_EVENT_TYPES], { minLength: 1 }),
   fc.array(fc.oneof(fc.constantFrom(...EVENT_TYPES), nastyString), { maxLength: 8 }),
 );
+/** Instants around the retention window (past, future, offsets, not ISO at all). */
+const instantValue = fc.oneof(
+  fc
+    .date({ min: new Date(Date.now() - 40 * 86_400_000), max: new Date(Date.now() + 86_400_000), noInvalidDate: true })
+    .map((date) => date.toISOString()),
+  fc.constantFrom('2026-11-30', '2026-11-30T09:00:00', '2026-11-30T09:00:00+02:00', '+275760-09-13T00:00:00Z', '0000-01-01T00:00:00Z'),
+  nastyNumber,
+  nastyString,
+);
 
 // ---------------------------------------------------------------------------------------------
 // Every route, with a body shape where it takes one
@@ -202,8 +211,14 @@ const ROUTES: RouteSpec[] = [
   { method: 'GET', path: '/api/webhooks/:id/deliveries' },
   { method: 'GET', path: '/api/webhooks/:id/deliveries/:deliveryId' },
   { method: 'GET', path: '/api/webhooks/:id/deliveries/:deliveryId/attempts' },
+  { method: 'GET', path: '/api/webhooks/:id/health' },
   { method: 'POST', path: '/api/webhooks/:id/deliveries/:deliveryId/redeliver' },
   { method: 'POST', path: '/api/webhooks/:id/test' },
+  {
+    method: 'POST',
+    path: '/api/webhooks/:id/recover',
+    body: () => shapedObject({ since: instantValue, until: instantValue }),
+  },
   { method: 'POST', path: '/api/webhooks/:id/verify-receiver' },
   { method: 'GET', path: '/health' },
   { method: 'GET', path: '/metrics' },
@@ -259,10 +274,10 @@ function paramValue(fx: Fixtures, name: string): fc.Arbitrary<string> {
   );
 }
 
-const QUERY_KEYS = ['page', 'limit', 'status', 'eventType', 'source', 'utm_source', '__proto__'];
+const QUERY_KEYS = ['page', 'limit', 'status', 'eventType', 'source', 'window', 'utm_source', '__proto__'];
 const queryValue = fc.oneof(
   fc.constantFrom('1', '2', '100', '101', '0', '-1', '1.5', '1e2', '1e20', 'NaN', 'Infinity', '', '0x10', ' 5 ', '9007199254740993'),
-  fc.constantFrom('pending', 'success', 'failed', 'cancelled', 'delivered', ...EVENT_TYPES, ...VIEW_SOURCES, 'QR'),
+  fc.constantFrom('pending', 'success', 'failed', 'cancelled', 'delivered', ...EVENT_TYPES, ...VIEW_SOURCES, 'QR', '24h', '7d', '30d'),
   nastyString.filter((s) => s.length < 3_000),
   nastyNumber.map(String),
 );

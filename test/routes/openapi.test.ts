@@ -18,6 +18,8 @@ const WEBHOOK_ROUTES: Array<[HttpMethod, string]> = [
   ['GET', '/api/webhooks/:id/deliveries'],
   ['GET', '/api/webhooks/:id/deliveries/:deliveryId'],
   ['POST', '/api/webhooks/:id/verify-receiver'],
+  ['POST', '/api/webhooks/:id/recover'],
+  ['GET', '/api/webhooks/:id/health'],
 ];
 
 /** Every other route of the contract: documented whenever this build registers it. */
@@ -150,6 +152,7 @@ describe('OpenAPI document', () => {
     expect(doc.paths['/api/webhooks']!.post!.requestBody).toBeDefined();
     expect(doc.paths['/api/webhooks/{id}']!.patch!.requestBody).toBeDefined();
     expect(doc.paths['/api/webhooks/{id}/extend-previous-secret']!.post!.requestBody).toBeDefined();
+    expect(doc.paths['/api/webhooks/{id}/recover']!.post!.requestBody).toBeDefined();
   });
 
   it('documents the signature debugger fields of the delivery detail and the overlap of the endpoint detail', () => {

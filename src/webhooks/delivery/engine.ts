@@ -95,6 +95,7 @@ export function createDeliveryEngine(options: DeliveryEngineOptions): DeliveryEn
     // Without a local worker, tell worker processes at once instead of at their next sweep.
     notify: !worker && db.kind === 'postgres',
     maxAttemptsPerDelivery: config.webhooks.maxAttemptsPerDelivery,
+    retentionDays: config.webhooks.retentionDays,
   });
   const listener = worker && db.kind === 'postgres' && config.databaseUrl ? new DueListener(config.databaseUrl, worker, logger) : undefined;
   // Other processes may change endpoints: until the listener is up, the worker reads before it sends.

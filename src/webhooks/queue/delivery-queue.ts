@@ -1,6 +1,6 @@
 /**
  * The delivery queue: the engine's raw SQL, one file per operation (insert, claim, complete,
- * release, due, retention, read-endpoint), behind this class.
+ * release, requeue, due, retention, read-endpoint), behind this class.
  *
  * Where a delivery lives (the migration 20261130090000_delivery_queue_and_log): its event's bytes
  * in `webhook_events`, a `webhook_queue` row while it is pending, an insert-only
@@ -30,6 +30,7 @@ import { insertForEndpoint, insertForSubscribers, type InsertForEndpointParams, 
 import { readEndpoint } from './read-endpoint.ts';
 import { makeDue, releaseClaims, releaseDeliveries, type MadeDue } from './release.ts';
 import { createDayPartitions, dropDayPartitions } from './partitions.ts';
+import { requeueFailed, type RequeuedFailed, type RequeueFailedParams } from './requeue.ts';
 import { forgetExpiredPreviousSecrets, pruneDeliveries, pruneDeliveriesOverCap } from './retention.ts';
 import type { AppliedAttempt, AttemptRecord, ClaimOptions, ClaimResult, DispatchedRow, StoredEndpointConfig } from './types.ts';
 
@@ -71,6 +72,10 @@ export class DeliveryQueue {
 
   makeDue(endpointId: string, deliveryId: string, maxAttempts: number): Promise<MadeDue> {
     return makeDue(this.#sql, endpointId, deliveryId, maxAttempts);
+  }
+
+  requeueFailed(params: RequeueFailedParams): Promise<RequeuedFailed> {
+    return requeueFailed(this.#sql, params);
   }
 
   readEndpoint(endpointId: string): Promise<StoredEndpointConfig | undefined> {

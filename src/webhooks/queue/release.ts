@@ -43,6 +43,28 @@ export async function releaseDeliveries(
   return rows[0]?.n ?? 0;
 }
 
+/**
+ * CTEs that put finished deliveries back in the queue, for a statement with a CTE `reopened`
+ * (log rows it deleted, `RETURNING l.*`): each gets a queue row due at `dueAt` (an expression
+ * over `reopened`'s columns) with its id and attempt count, and its final attempt, no longer the
+ * final one, joins the earlier attempts. The CTE `back` returns one row per delivery requeued.
+ */
+export function requeueReopened(dueAt: string): string {
+  return `final_attempt AS (
+     INSERT INTO webhook_earlier_attempts (delivery_id, attempt_number, started_at, duration_ms, response_code, response_body, error,
+                                           signature_timestamp, body_bytes, body_sha256, signed_with, response_date)
+     SELECT id, attempts, attempt_started_at, attempt_duration_ms, response_code, response_body, error,
+            signature_timestamp, body_bytes, encode(body_sha256, 'hex'), coalesce(string_to_array(signed_with, ' '), ARRAY[]::text[]),
+            response_date
+     FROM reopened WHERE attempt_started_at IS NOT NULL
+   ),
+   back AS (
+     INSERT INTO webhook_queue (endpoint_id, delivery_id, event_id, event_type, attempts, due_at, coalesced_payload, created_at)
+     SELECT endpoint_id, id, event_id, event_type, attempts, ${dueAt}, body::jsonb, created_at FROM reopened
+     RETURNING 1
+   )`;
+}
+
 const MAKE_DUE = `WITH target AS (
      SELECT attempts >= $3::int AS attempt_limit_reached FROM webhook_queue WHERE endpoint_id = $2::uuid AND delivery_id = $1::uuid
      UNION ALL
@@ -59,20 +81,7 @@ const MAKE_DUE = `WITH target AS (
      WHERE l.endpoint_id = $2::uuid AND l.id = $1::uuid AND l.attempts < $3::int
      RETURNING l.*
    ),
-   final_attempt AS (
-     -- No longer the final one: it joins the earlier attempts.
-     INSERT INTO webhook_earlier_attempts (delivery_id, attempt_number, started_at, duration_ms, response_code, response_body, error,
-                                           signature_timestamp, body_bytes, body_sha256, signed_with, response_date)
-     SELECT id, attempts, attempt_started_at, attempt_duration_ms, response_code, response_body, error,
-            signature_timestamp, body_bytes, encode(body_sha256, 'hex'), coalesce(string_to_array(signed_with, ' '), ARRAY[]::text[]),
-            response_date
-     FROM reopened WHERE attempt_started_at IS NOT NULL
-   ),
-   back AS (
-     INSERT INTO webhook_queue (endpoint_id, delivery_id, event_id, event_type, attempts, due_at, coalesced_payload, created_at)
-     SELECT endpoint_id, id, event_id, event_type, attempts, now(), body::jsonb, created_at FROM reopened
-     RETURNING 1
-   )
+   ${requeueReopened('now()')}
    SELECT EXISTS (SELECT 1 FROM requeued UNION ALL SELECT 1 FROM back) AS scheduled, t.attempt_limit_reached FROM target t`;
 
 /**

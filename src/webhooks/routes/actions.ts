@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errorResponseSchema } from '../../errors.ts';
+import { recoveredSchema, recoverInput } from '../endpoints/recover-window.ts';
 import { receiverCheckSchema, STALE_PROBE_AGE_SECONDS } from '../receiver-check.ts';
 import {
   deliveryParams,
@@ -17,9 +18,9 @@ export const VERIFY_RECEIVER_PER_MINUTE = 10;
 const failures = { 401: errorResponseSchema, 404: errorResponseSchema, 409: errorResponseSchema, 429: errorResponseSchema };
 
 /**
- * Actions on an endpoint: redeliver a delivery or send a test event (both only write a row, due
- * now, and answer 202; the worker makes the HTTP attempt), and the receiver self-test, which
- * sends its probes during the request. Another user's endpoint or
+ * Actions on an endpoint: redeliver a delivery, recover the failed deliveries of a window, or send
+ * a test event (these only write rows and answer 202; the worker makes the HTTP attempts), and the
+ * receiver self-test, which sends its probes during the request. Another user's endpoint or
  * delivery is the same 404 as a missing one. Registered under the `/api/webhooks` prefix.
  */
 export const actionRoutes: FastifyPluginAsyncZod<{ services: WebhookServices }> = async (app, { services }) => {
@@ -45,6 +46,31 @@ export const actionRoutes: FastifyPluginAsyncZod<{ services: WebhookServices }> 
         endpointId: request.params.id,
         deliveryId: request.params.deliveryId,
       });
+      return reply.status(202).send(result);
+    },
+  );
+
+  app.post(
+    '/:id/recover',
+    {
+      schema: {
+        tags,
+        summary: 'Send the failed deliveries of a time window again',
+        description:
+          'After an outage of your receiver: every failed delivery of this endpoint created from `since` to `until` ' +
+          "(default: now) gets another attempt, oldest first, at the pace of the endpoint's concurrency: same delivery ids " +
+          'and `webhook-id`, attempts keep counting. Deliveries that have had WEBHOOK_MAX_ATTEMPTS_PER_DELIVERY attempts are ' +
+          'left alone and counted in `skipped`. 400 VALIDATION_ERROR for a window that is not ISO 8601, is empty or ' +
+          'reversed, or reaches into the future; 400 WINDOW_BEYOND_RETENTION when `since` is older than ' +
+          'WEBHOOK_RETENTION_DAYS; 409 ENDPOINT_DISABLED for a disabled endpoint.',
+        security,
+        params: endpointParams,
+        body: recoverInput,
+        response: { 202: recoveredSchema, 400: errorResponseSchema, 413: errorResponseSchema, 415: errorResponseSchema, ...failures },
+      },
+    },
+    async (request, reply) => {
+      const result = await dispatcher.recover({ userId: signedInUserId(request), endpointId: request.params.id, window: request.body });
       return reply.status(202).send(result);
     },
   );

@@ -6,6 +6,7 @@ import { inputGuardPlugin } from '../../plugins/input-guard.ts';
 import { perUserRateLimit, RATE_LIMIT_OPTIONS } from '../../plugins/rate-limits.ts';
 import { actionRoutes } from './actions.ts';
 import { deliveryRoutes } from './deliveries.ts';
+import { deliveryHealthRoutes } from './delivery-health.ts';
 import { endpointRoutes } from './endpoints.ts';
 import { eventTypeRoutes } from './event-types.ts';
 import type { WebhookServices } from './shared.ts';
@@ -44,5 +45,6 @@ export async function webhookRoutes(app: FastifyInstance, opts: WebhookRoutesOpt
   await app.register(eventTypeRoutes);
   await app.register(endpointRoutes, { services: opts.services });
   await app.register(deliveryRoutes, { services: opts.services });
+  await app.register(deliveryHealthRoutes, { services: opts.services });
   await app.register(actionRoutes, { services: opts.services });
 }

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError } from '../../errors.ts';
 import type { DeliveryDispatcher } from '../dispatch.ts';
+import type { DeliveryHealth } from '../endpoints/delivery-health.ts';
 import type { DeliveryLog } from '../endpoints/delivery-log.ts';
 import type { WebhookEndpointService } from '../endpoints/endpoint-service.ts';
 import type { SecretRotation } from '../endpoints/secret-rotation.ts';
@@ -21,7 +22,8 @@ export interface WebhookServices {
   endpoints: WebhookEndpointService;
   secrets: SecretRotation;
   deliveryLog: DeliveryLog;
-  dispatcher: Pick<DeliveryDispatcher, 'redeliver' | 'sendTestEvent'>;
+  deliveryHealth: DeliveryHealth;
+  dispatcher: Pick<DeliveryDispatcher, 'redeliver' | 'sendTestEvent' | 'recover'>;
   receiverCheck: ReceiverCheck;
 }
 

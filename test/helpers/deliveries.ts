@@ -174,9 +174,10 @@ export async function setDelivery(db: Database, id: string, changes: DeliveryCha
   } else if (current.status === 'pending') {
     await db.sql.query(
       `WITH dequeued AS (DELETE FROM webhook_queue WHERE delivery_id = $1::uuid RETURNING *)
-       INSERT INTO webhook_delivery_log (endpoint_id, id, event_id, event_type, status, attempts, error, response_code, finished_at, body)
+       INSERT INTO webhook_delivery_log (endpoint_id, id, event_id, event_type, status, attempts, error, response_code, finished_at,
+                                         created_at, body)
        SELECT endpoint_id, delivery_id, event_id, event_type, $2::webhook_delivery_status, $3::int, $4::text, $5::int, now(),
-              coalesced_payload::text
+              created_at, coalesced_payload::text
        FROM dequeued`,
       [id, status, attempts, valueOf(changes, current, 'errorMessage'), valueOf(changes, current, 'responseCode')],
     );

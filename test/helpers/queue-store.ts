@@ -49,13 +49,15 @@ export function standaloneWorker(
   box: SecretBox,
   overrides: Partial<DeliveryWorkerOptions> = {},
 ): DeliveryWorker {
+  // The sender gives up at the worker's attempt timeout, as the app's does (one setting for both).
+  const timeoutMs = overrides.timeoutMs ?? 1000;
   return new DeliveryWorker({
     queue,
     logger,
     keys: new EndpointKeyCache(box),
-    sender: new WebhookSender({ timeoutMs: 1000, allowPrivateNetworks: true, userAgent: 'test' }),
+    sender: new WebhookSender({ timeoutMs, allowPrivateNetworks: true, userAgent: 'test' }),
     retryScheduleMs: [100],
-    timeoutMs: 1000,
+    timeoutMs,
     sweepIntervalMs: 50,
     ...overrides,
   });

@@ -10,6 +10,7 @@ import { generateEndpointSecret, sealedSecretFingerprint, type SecretBox } from 
 import { checkWebhookUrl } from '../url-policy.ts';
 import type { LookupFn } from '../dns-lookup.ts';
 import { endpointNotFound, findOwnEndpoint } from './find-own-endpoint.ts';
+import { assertOwnCards } from './own-cards.ts';
 import {
   createEndpointInput,
   endpointSelect,
@@ -80,7 +81,7 @@ export class WebhookEndpointService {
    * concurrent creates for one user count and insert one after another.
    */
   async create(userId: string, input: CreateEndpointInput): Promise<CreatedEndpointData> {
-    const { url, events, description, coalesceSeconds } = parseInput(createEndpointInput, input);
+    const { url, events, description, coalesceSeconds, cardIds } = parseInput(createEndpointInput, input);
     await this.#assertUrlAllowed(url);
     const secret = generateEndpointSecret();
     const secretEncrypted = this.#secretBox.seal(secret);
@@ -95,8 +96,9 @@ export class WebhookEndpointService {
           if (count >= max) {
             throw new AppError('ENDPOINT_LIMIT_REACHED', `You can have at most ${max} webhook endpoints`, { limit: max });
           }
+          await assertOwnCards(tx, userId, cardIds);
           return tx.webhookEndpoint.create({
-            data: { userId, url, events, description, coalesceSeconds, secretEncrypted },
+            data: { userId, url, events, description, coalesceSeconds, cardIds, secretEncrypted },
             select: endpointSelect,
           });
         },
@@ -150,8 +152,8 @@ export class WebhookEndpointService {
   }
 
   /**
-   * Changes url, events, description, isActive or coalesceSeconds. Disabling cancels the endpoint's pending
-   * deliveries (they are never attempted); re-enabling clears the disable and the failure count.
+   * Changes url, events, description, isActive, coalesceSeconds or cardIds. Disabling cancels the endpoint's
+   * pending deliveries (they are never attempted); re-enabling clears the disable and the failure count.
    */
   async update(userId: string, endpointId: string, input: UpdateEndpointInput): Promise<EndpointData> {
     const changes = parseInput(updateEndpointInput, input);
@@ -164,6 +166,8 @@ export class WebhookEndpointService {
     if (changes.description !== undefined) data.description = changes.description;
     // Applies to views from now on; an open coalescing delivery keeps the due time it was opened with.
     if (changes.coalesceSeconds !== undefined) data.coalesceSeconds = changes.coalesceSeconds;
+    // Applies to events from now on, like events: deliveries already made stay.
+    if (changes.cardIds !== undefined) data.cardIds = changes.cardIds;
     if (changes.isActive === true) {
       Object.assign(data, { isActive: true, disabledAt: null, disabledReason: null, consecutiveFailures: 0 });
     } else if (changes.isActive === false && current.isActive) {
@@ -176,6 +180,7 @@ export class WebhookEndpointService {
 
     try {
       const updated = await this.#prisma.$transaction(async (tx) => {
+        if (changes.cardIds !== undefined) await assertOwnCards(tx, userId, changes.cardIds);
         const row = await tx.webhookEndpoint.update({ where: { id: endpointId }, data, select: endpointSelect });
         if (changes.isActive === false) await cancelPendingDeliveries(tx, endpointId);
         if (changesSending) await announceEndpointChange(tx, endpointId);

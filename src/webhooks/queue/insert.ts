@@ -20,6 +20,8 @@ export interface FanOutParams {
   eventType: string;
   /** The exact bytes every non-coalesced delivery of the event signs and sends, around the subscriber's id. */
   body: SubscriberBody;
+  /** The card the event is about (null: the profile): endpoints listing cards take only theirs. */
+  cardId: string | null;
   notify: boolean;
   claim?: InsertClaim;
   coalesce?: Coalescing;
@@ -54,7 +56,7 @@ export interface FanOutRow {
 }
 
 /** How many values fanOutValues gives: the fan-out's parameters are $offset+1 … $offset+FAN_OUT_PARAMS. */
-export const FAN_OUT_PARAMS = 10;
+export const FAN_OUT_PARAMS = 11;
 
 const DATA_USER_ID = '"data":{"userId":"';
 
@@ -85,6 +87,8 @@ export function fanOutCtes(subscriber: string, offset: number, notify: boolean):
        FROM ${subscriber} s
        JOIN webhook_endpoints e ON e.user_id = s.user_id
        WHERE e.is_active AND ${$(2)}::text = ANY(e.events)
+         -- An endpoint listing cards takes only their events; a profile event (no card) only goes where none are listed.
+         AND (cardinality(e.card_ids) = 0 OR ${$(11)}::uuid = ANY(e.card_ids))
      ),
      fan_out_event AS (
        INSERT INTO webhook_events (id, event_type, body)
@@ -149,6 +153,7 @@ export function fanOutValues(params: FanOutParams): unknown[] {
     coalesce?.key ?? null,
     coalesce ? JSON.stringify(coalesce.payload) : null,
     MAX_COALESCED_VIEWERS,
+    params.cardId,
   ];
 }
 

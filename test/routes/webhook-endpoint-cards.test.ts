@@ -5,6 +5,7 @@ import { createCard } from '../helpers/cards.ts';
 import { insertDelivery } from '../helpers/deliveries.ts';
 import { asUser, signUp, uniqueUsername, type Session } from '../helpers/users.ts';
 import { buildWebhookTestApp } from '../helpers/webhook-api.ts';
+import { ownCardsStatement } from '../../src/webhooks/endpoints/own-cards.ts';
 
 /** `cardIds` on create and update: only the user's own cards, refused alike whether another user's or nobody's. */
 describe('webhook endpoint cardIds', () => {
@@ -129,5 +130,15 @@ describe('webhook endpoint cardIds', () => {
     await t.db.prisma.user.delete({ where: { id: carol.id } });
     expect(await t.db.prisma.webhookEndpoint.count({ where: { id } })).toBe(0);
     expect(await t.db.prisma.card.count({ where: { id: card } })).toBe(0);
+  });
+});
+
+describe('the cards option of the webhooks module', () => {
+  it('reads a host’s cards wherever it keeps them, and refuses names that are not plain identifiers at setup', () => {
+    expect(ownCardsStatement({ table: 'member_cards', ownerColumn: 'owner' })).toContain('FROM "member_cards" WHERE "owner" = $1::uuid');
+    for (const bad of ['cards; DROP TABLE users', 'Cards', 'public.cards', '']) {
+      expect(() => ownCardsStatement({ table: bad, ownerColumn: 'owner_id' })).toThrow(/plain lower-case SQL identifier/);
+      expect(() => ownCardsStatement({ table: 'cards', ownerColumn: bad })).toThrow(/plain lower-case SQL identifier/);
+    }
   });
 });

@@ -1,17 +1,19 @@
 -- Issue 14, item 4: an endpoint may take the events of some of its owner's cards only.
 -- `card_ids` lists them; empty (the default) is every card and the profile. An array on the
 -- endpoint row rather than a table of pairs: the fan-out filters on the row it reads anyway, so
--- a view costs no extra lookup and no extra WAL. No foreign key can point from an array, so the
--- trigger below does on delete what one would do.
+-- a view costs no extra lookup and no extra WAL.
 ALTER TABLE "webhook_endpoints" ADD COLUMN "card_ids" UUID[] NOT NULL DEFAULT ARRAY[]::UUID[];
 
+-- What deleting cards does to the endpoints that list them. The cards table is the host's, so
+-- the host's own trigger calls this (this repository's: 20261130100500_cards_leave_webhook_endpoints).
 -- A deleted card leaves every list it was on. An endpoint whose list that empties is disabled
 -- rather than left with an empty list, which would mean every card: an endpoint meant for one
 -- card must never start receiving the others'. Disabling is what any other disable does: the
--- reason recorded, the revision bumped, pending deliveries cancelled, other processes told.
--- Today only deleting a user deletes cards (and that user's endpoints with them); a route that
--- deletes a card must also tell its in-process worker (WebhookEngine.endpointChanged).
-CREATE FUNCTION webhook_endpoints_cards_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+-- reason recorded, the revision bumped, pending deliveries cancelled, other processes told. An
+-- in-process worker is not: a route that deletes cards calls WebhookEngine.endpointChanged too.
+-- `owners` are the cards' owners: a user's endpoints list only that user's cards (the API checks
+-- it), so their index finds the endpoints without reading them all.
+CREATE FUNCTION "webhook_endpoints_forget_cards"(cards uuid[], owners uuid[]) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
   disabled uuid[];
 BEGIN
@@ -24,11 +26,10 @@ BEGIN
       revision = CASE WHEN k.disabling THEN e.revision + 1 ELSE e.revision END,
       updated_at = now()
     FROM (
-      SELECT x.id, kept, x.is_active AND cardinality(kept) = 0 AS disabling
+      SELECT x.id, l.kept, x.is_active AND cardinality(l.kept) = 0 AS disabling
       FROM webhook_endpoints x
-      CROSS JOIN LATERAL (SELECT ARRAY(SELECT c FROM unnest(x.card_ids) AS c WHERE c NOT IN (SELECT id FROM gone)) AS kept) l
-      -- A user's endpoints list only that user's cards (the API checks it), so the owners' index finds them.
-      WHERE x.user_id IN (SELECT owner_id FROM gone) AND x.card_ids && ARRAY(SELECT id FROM gone)
+      CROSS JOIN LATERAL (SELECT ARRAY(SELECT c FROM unnest(x.card_ids) AS c WHERE c <> ALL(cards)) AS kept) l
+      WHERE x.user_id = ANY(owners) AND x.card_ids && cards
     ) k
     WHERE e.id = k.id
     RETURNING e.id, k.disabling
@@ -46,8 +47,5 @@ BEGIN
   FROM cancelled c;
 
   PERFORM pg_notify('webhook_endpoint_changed', id::text) FROM unnest(disabled) AS id;
-  RETURN NULL;
 END
 $$;
-CREATE TRIGGER webhook_endpoints_cards_deleted AFTER DELETE ON cards
-  REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION webhook_endpoints_cards_deleted();

@@ -10,7 +10,7 @@ import { generateEndpointSecret, sealedSecretFingerprint, type SecretBox } from 
 import { checkWebhookUrl } from '../url-policy.ts';
 import type { LookupFn } from '../dns-lookup.ts';
 import { endpointNotFound, findOwnEndpoint } from './find-own-endpoint.ts';
-import { assertOwnCards } from './own-cards.ts';
+import { assertOwnCards, DEFAULT_CARD_TABLE, ownCardsStatement, type CardTable } from './own-cards.ts';
 import {
   createEndpointInput,
   endpointSelect,
@@ -33,6 +33,8 @@ export interface EndpointServiceDeps {
   secretBox: SecretBox;
   /** DNS resolver for the URL policy; tests inject one. */
   lookup?: LookupFn;
+  /** Where the host keeps its cards, whose ids `cardIds` may list (DEFAULT_CARD_TABLE when absent). */
+  cards?: CardTable;
   /**
    * Called once a change of an endpoint's url, secrets or isActive, or its deletion, is
    * committed, before the service returns: the in-process worker stops sending with what it
@@ -47,6 +49,7 @@ export class WebhookEndpointService {
   readonly #config: Pick<Config, 'webhooks'>;
   readonly #secretBox: SecretBox;
   readonly #lookup: LookupFn | undefined;
+  readonly #ownCards: string;
   readonly #onEndpointChanged: (endpointId: string) => void;
 
   constructor(deps: EndpointServiceDeps) {
@@ -54,6 +57,7 @@ export class WebhookEndpointService {
     this.#config = deps.config;
     this.#secretBox = deps.secretBox;
     this.#lookup = deps.lookup;
+    this.#ownCards = ownCardsStatement(deps.cards ?? DEFAULT_CARD_TABLE);
     this.#onEndpointChanged = deps.onEndpointChanged ?? (() => {});
   }
 
@@ -96,7 +100,7 @@ export class WebhookEndpointService {
           if (count >= max) {
             throw new AppError('ENDPOINT_LIMIT_REACHED', `You can have at most ${max} webhook endpoints`, { limit: max });
           }
-          await assertOwnCards(tx, userId, cardIds);
+          await assertOwnCards(tx, this.#ownCards, userId, cardIds);
           return tx.webhookEndpoint.create({
             data: { userId, url, events, description, coalesceSeconds, cardIds, secretEncrypted },
             select: endpointSelect,
@@ -180,7 +184,7 @@ export class WebhookEndpointService {
 
     try {
       const updated = await this.#prisma.$transaction(async (tx) => {
-        if (changes.cardIds !== undefined) await assertOwnCards(tx, userId, changes.cardIds);
+        if (changes.cardIds !== undefined) await assertOwnCards(tx, this.#ownCards, userId, changes.cardIds);
         const row = await tx.webhookEndpoint.update({ where: { id: endpointId }, data, select: endpointSelect });
         if (changes.isActive === false) await cancelPendingDeliveries(tx, endpointId);
         if (changesSending) await announceEndpointChange(tx, endpointId);

@@ -85,7 +85,7 @@ export class WebhookEndpointService {
    * concurrent creates for one user count and insert one after another.
    */
   async create(userId: string, input: CreateEndpointInput): Promise<CreatedEndpointData> {
-    const { url, events, description, coalesceSeconds, cardIds } = parseInput(createEndpointInput, input);
+    const { url, events, description, coalesceSeconds, cardIds, maxPerSecond } = parseInput(createEndpointInput, input);
     await this.#assertUrlAllowed(url);
     const secret = generateEndpointSecret();
     const secretEncrypted = this.#secretBox.seal(secret);
@@ -102,7 +102,7 @@ export class WebhookEndpointService {
           }
           await assertOwnCards(tx, this.#ownCards, userId, cardIds);
           return tx.webhookEndpoint.create({
-            data: { userId, url, events, description, coalesceSeconds, cardIds, secretEncrypted },
+            data: { userId, url, events, description, coalesceSeconds, cardIds, maxPerSecond, secretEncrypted },
             select: endpointSelect,
           });
         },
@@ -156,7 +156,7 @@ export class WebhookEndpointService {
   }
 
   /**
-   * Changes url, events, description, isActive, coalesceSeconds or cardIds. Disabling cancels the endpoint's
+   * Changes url, events, description, isActive, coalesceSeconds, cardIds or maxPerSecond. Disabling cancels the endpoint's
    * pending deliveries (they are never attempted); re-enabling clears the disable and the failure count.
    */
   async update(userId: string, endpointId: string, input: UpdateEndpointInput): Promise<EndpointData> {
@@ -172,6 +172,8 @@ export class WebhookEndpointService {
     if (changes.coalesceSeconds !== undefined) data.coalesceSeconds = changes.coalesceSeconds;
     // Applies to events from now on, like events: deliveries already made stay.
     if (changes.cardIds !== undefined) data.cardIds = changes.cardIds;
+    // Paces the next claim on. The pacing state stays: the turns already given are still owed, at the new rate.
+    if (changes.maxPerSecond !== undefined) data.maxPerSecond = changes.maxPerSecond;
     if (changes.isActive === true) {
       Object.assign(data, { isActive: true, disabledAt: null, disabledReason: null, consecutiveFailures: 0 });
     } else if (changes.isActive === false && current.isActive) {

@@ -3,6 +3,7 @@ import { AppError } from '../../errors.ts';
 import { isStorableText } from '../../storable-text.ts';
 import type { Prisma, WebhookDeliveryStatus } from '../../generated/prisma/client.ts';
 import { EVENT_TYPES, SUBSCRIBABLE_EVENT_TYPES } from '../events.ts';
+import { MAX_PER_SECOND_LIMIT } from '../queue/pacing.ts';
 import { previousSecretOverlapSchema } from '../secret-overlap.ts';
 import { signatureDebugSchema, signatureHintSchema } from '../signature-debug.ts';
 import { uuidSchema } from '../../ids.ts';
@@ -62,6 +63,16 @@ const cardIdsInput = z
       'A card deleted later leaves the list; an endpoint whose list that empties is disabled.',
   );
 
+const maxPerSecondInput = z
+  .int('must be a whole number of attempts a second')
+  .min(1, 'must be at least 1')
+  .max(MAX_PER_SECOND_LIMIT, `must be at most ${MAX_PER_SECOND_LIMIT}`)
+  .nullable()
+  .describe(
+    'At most this many attempts a second to this endpoint (1–1000), however many workers deliver; ' +
+      `bursts of up to a tenth of a second's worth. Deliveries beyond it wait in the queue for their turn. null (the default): no limit.`,
+  );
+
 const descriptionInput = descriptionText.nullish().transform((value) => value || null);
 
 export const createEndpointInput = z.strictObject({
@@ -70,6 +81,7 @@ export const createEndpointInput = z.strictObject({
   description: descriptionInput,
   coalesceSeconds: coalesceSecondsInput.default(0),
   cardIds: cardIdsInput.default([]),
+  maxPerSecond: maxPerSecondInput.default(null),
 });
 export type CreateEndpointInput = z.input<typeof createEndpointInput>;
 
@@ -84,9 +96,10 @@ export const updateEndpointInput = z
     isActive: z.boolean().optional(),
     coalesceSeconds: coalesceSecondsInput.optional(),
     cardIds: cardIdsInput.optional(),
+    maxPerSecond: maxPerSecondInput.optional(),
   })
   .refine((body) => Object.values(body).some((value) => value !== undefined), {
-    message: 'send at least one of url, events, description, isActive, coalesceSeconds, cardIds',
+    message: 'send at least one of url, events, description, isActive, coalesceSeconds, cardIds, maxPerSecond',
   });
 export type UpdateEndpointInput = z.input<typeof updateEndpointInput>;
 
@@ -130,6 +143,7 @@ export const endpointSchema = z.object({
   consecutiveFailures: z.int(),
   coalesceSeconds: z.int().describe('card.viewed coalescing window in seconds; 0: one delivery per view'),
   cardIds: z.array(uuidSchema).describe('The cards whose events this endpoint takes; empty: every card and the profile'),
+  maxPerSecond: z.int().nullable().describe('At most this many attempts a second to this endpoint; null: no limit'),
   previousSecretExpiresAt: z.date().nullable(),
   createdAt: z.date(),
   updatedAt: z.date(),
@@ -235,6 +249,7 @@ export const endpointSelect = {
   consecutiveFailures: true,
   coalesceSeconds: true,
   cardIds: true,
+  maxPerSecond: true,
   previousSecretExpiresAt: true,
   createdAt: true,
   updatedAt: true,

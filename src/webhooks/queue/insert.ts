@@ -82,7 +82,7 @@ export function fanOutCtes(subscriber: string, offset: number, notify: boolean):
   return `fan_out_targets AS MATERIALIZED (
        SELECT s.user_id, e.id AS endpoint_id, webhook_uuid7() AS delivery_id,
               ${$(8)}::text IS NOT NULL AND e.coalesce_seconds > 0 AS coalescing, e.coalesce_seconds,
-              ${$(5)}::uuid IS NOT NULL AND e.id <> ALL(${$(7)}::uuid[]) AS claimed,
+              ${$(5)}::uuid IS NOT NULL AND e.id <> ALL(${$(7)}::uuid[]) AND e.max_per_second IS NULL AS claimed,
               e.revision, e.url, e.secret_encrypted, e.previous_secret_encrypted, e.previous_secret_expires_at
        FROM ${subscriber} s
        JOIN webhook_endpoints e ON e.user_id = s.user_id
@@ -173,7 +173,8 @@ const FAN_OUT_NOTIFY = standalone(true);
  *
  * With `claim` (an in-process worker with room), the rows are written already claimed by it
  * — token stamped, leased, exactly as a claim leaves them — except for the endpoints in
- * `claim.saturated`, whose rows stay unclaimed for any worker. The claimed rows come back with
+ * `claim.saturated`, whose rows stay unclaimed for any worker, and for paced endpoints
+ * (`max_per_second`), whose rows only a claim may take, when their turn comes (pacing.ts). The claimed rows come back with
  * what the worker needs to send them, so a dispatch costs one statement instead of an insert
  * and then a claim.
  *

@@ -15,6 +15,11 @@ const RATE = 5;
 const BURST = 1;
 const TOTAL = 30;
 const WINDOW_MS = 1_000;
+/**
+ * The rule binds when attempts are claimed; the receiver sees when they arrive, after a send a
+ * loaded machine may start late. One attempt of slack for that: without pacing it is far more.
+ */
+const MOST_IN_A_WINDOW = RATE + BURST + 1;
 
 /** The most arrivals within any WINDOW_MS, from each arrival on. */
 /** The local TCP ports of the sockets process `pid` holds open (Linux: its fds, matched by inode in /proc/net/tcp). */
@@ -97,8 +102,9 @@ describe('delivery engine: a paced endpoint', { timeout: 90_000 }, () => {
     const startedAt = Date.now();
     await burst(t, owner);
     // The other endpoint of the same worker is not held up by the paced one's queue.
-    await waitFor(() => fast.requests.length === TOTAL, { timeoutMs: 3_000, what: 'every delivery to the unpaced endpoint' });
-    expect(Date.now() - startedAt).toBeLessThan(3_000);
+    await waitFor(() => fast.requests.length === TOTAL, { timeoutMs: 4_000, what: 'every delivery to the unpaced endpoint' });
+    // Well before the paced endpoint's 5.8 s.
+    expect(Date.now() - startedAt).toBeLessThan(4_000);
 
     // While the paced rows drain, those waiting for their turn stay in the queue, unclaimed.
     let mostClaimed = 0;
@@ -113,7 +119,7 @@ describe('delivery engine: a paced endpoint', { timeout: 90_000 }, () => {
     expect(mostWaiting).toBeGreaterThan(TOTAL / 2);
 
     const arrivals = slow.requests.map((r) => r.receivedAt);
-    expect(busiestWindow(arrivals)).toBeLessThanOrEqual(RATE + BURST);
+    expect(busiestWindow(arrivals)).toBeLessThanOrEqual(MOST_IN_A_WINDOW);
     const spanMs = Math.max(...arrivals) - Math.min(...arrivals);
     // 30 attempts one turn (200 ms) apart after the first: 5.8 s, less what a receiver's clock can shave off.
     expect(spanMs).toBeGreaterThan(((TOTAL - BURST) / RATE) * 1000 - 300);
@@ -143,7 +149,7 @@ describe('delivery engine: a paced endpoint', { timeout: 90_000 }, () => {
 
     const arrivals = slow.requests.map((r) => r.receivedAt);
     // Each process pacing on its own would make it twice the rate.
-    expect(busiestWindow(arrivals)).toBeLessThanOrEqual(RATE + BURST);
+    expect(busiestWindow(arrivals)).toBeLessThanOrEqual(MOST_IN_A_WINDOW);
     expect(Math.max(...arrivals) - Math.min(...arrivals)).toBeGreaterThan(((TOTAL - BURST) / RATE) * 1000 - 300);
     await waitFor(async () => (await pendingOf(api, paced, false)) + (await pendingOf(api, paced, true)) === 0, {
       what: 'every paced delivery recorded',

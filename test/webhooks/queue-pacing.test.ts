@@ -117,6 +117,14 @@ describe('DeliveryQueue: paced endpoints', () => {
     expect(claimedOf(second, paced.id)).toBe(0);
   });
 
+  it('an endpoint no longer paced has its rows claimed at once, whatever turn it was owed', async () => {
+    const once = await endpoint(1);
+    await pendingRows(once.id, 5);
+    expect(claimedOf(await queue.claimDueDeliveries(options()), once.id)).toBe(1);
+    await db.prisma.webhookEndpoint.update({ where: { id: once.id }, data: { maxPerSecond: null } });
+    expect(claimedOf(await queue.claimDueDeliveries(options()), once.id)).toBe(4);
+  });
+
   it('an unpaced endpoint is never locked nor written by a claim', async () => {
     const free = await endpoint();
     await pendingRows(free.id, 3);

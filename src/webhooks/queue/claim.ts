@@ -189,7 +189,7 @@ export function claimStatement(
        FROM pacing p
        JOIN (SELECT endpoint_id, count(*)::int AS claimed FROM claimed GROUP BY endpoint_id) n ON n.endpoint_id = p.endpoint_id
        WHERE e.id = p.endpoint_id
-       RETURNING e.id AS endpoint_id, e.max_per_second, e.paced_until
+       RETURNING e.id AS endpoint_id, e.paced_until
      ),
      next_turn AS (
        -- The earliest next turn among the endpoints this claim left rows of for want of one.

@@ -16,7 +16,7 @@ const NEXT_DUE_IN_MS = `SELECT greatest(0, ceil(extract(epoch FROM (min(at) - no
      UNION ALL
      (SELECT ${nextSendAt('e')}
       FROM webhook_endpoints e
-      WHERE e.max_per_second IS NOT NULL AND ${pacedOut('e')}
+      WHERE ${pacedOut('e')}
         AND EXISTS (SELECT 1 FROM webhook_queue q WHERE q.endpoint_id = e.id AND q.claim_token IS NULL))
    ) next`;
 

@@ -28,11 +28,14 @@ const rate = (e: string) => `least(greatest(${e}.max_per_second, 1), ${MAX_PER_S
 const interval = (e: string) => `(interval '1 second' / ${rate(e)})`;
 const burst = (e: string) => `greatest(1, ceil(${rate(e)} * ${PACING_BURST_MS} / 1000.0))::int`;
 
-/** When the next attempt of paced endpoint `e` may start; null when it may now and never was paced, or unpaced. */
+/** When the next attempt of paced endpoint `e` may start; null when it never started one. */
 export const nextSendAt = (e: string) => `(${e}.paced_until - (${burst(e)} - 1) * ${interval(e)})`;
 
-/** Whether paced endpoint `e` may start no attempt now (false for an unpaced one). */
-export const pacedOut = (e: string) => `coalesce(${nextSendAt(e)} > now(), false)`;
+/**
+ * Whether endpoint `e` is paced and may start no attempt now. An endpoint no longer paced keeps its
+ * last `paced_until`, which must not hold it back.
+ */
+export const pacedOut = (e: string) => `(${e}.max_per_second IS NOT NULL AND coalesce(${nextSendAt(e)} > now(), false))`;
 
 /** How many attempts of paced endpoint `e` may start now (none when a claim with a later clock took them all). */
 export const sendsAllowedNow = (e: string) =>

@@ -11,6 +11,7 @@ export const ERRORS = {
   URL_NOT_ALLOWED: { status: 400, message: 'This URL is not allowed as a webhook destination' },
   CANNOT_SAVE_OWN_CARD: { status: 400, message: 'You cannot save your own card' },
   WINDOW_BEYOND_RETENTION: { status: 400, message: 'The window starts before the oldest deliveries kept' },
+  UNKNOWN_CARD: { status: 400, message: 'Not one of your cards' },
   UNAUTHORIZED: { status: 401, message: 'Authentication required' },
   INVALID_TOKEN: { status: 401, message: 'The bearer token is invalid or expired' },
   INVALID_CREDENTIALS: { status: 401, message: 'Wrong login or password' },

@@ -32,11 +32,22 @@ export async function registerUser(origin: string, prefix: string): Promise<Owne
   return { id: user.id, username, token };
 }
 
-/** Registers `urls` as the owner's endpoints (card.viewed); returns each path's secret for the receiver. */
-export async function createEndpoints(origin: string, owner: Owner, urls: readonly string[]): Promise<Record<string, string>> {
+/** Registers `urls` as the owner's endpoints (card.viewed, with `settings` such as cardIds); returns each path's secret for the receiver. */
+export async function createEndpoints(
+  origin: string,
+  owner: Owner,
+  urls: readonly string[],
+  settings: Record<string, unknown> = {},
+): Promise<Record<string, string>> {
   const secrets: Record<string, string> = {};
   for (const url of urls) {
-    const endpoint = await call<{ secret: string }>(origin, 'POST', '/api/webhooks', { url, events: ['card.viewed'] }, owner.token);
+    const endpoint = await call<{ secret: string }>(
+      origin,
+      'POST',
+      '/api/webhooks',
+      { url, events: ['card.viewed'], ...settings },
+      owner.token,
+    );
     secrets[new URL(url).pathname] = endpoint.secret;
   }
   return secrets;

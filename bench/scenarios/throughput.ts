@@ -7,6 +7,12 @@
  * tree and every process of the PostgreSQL server used, and the WAL the server wrote
  * (`pg_stat_wal`), per delivery (see lib/cost.ts). The deliveries/s figure is handed to the
  * dispatch-latency scenario, which offers half of it.
+ *
+ * The same run again with issue 14's per-endpoint settings, each on a fresh store, next to the
+ * plain one: views of one card (its own view statement), then with every endpoint listing that
+ * card (`cardIds`, the fan-out's filter), then also paced at 1,000 a second (`maxPerSecond`, which
+ * does not bind at these rates but sends every delivery through a claim). Issue 13's cost goals
+ * apply to the unpaced runs; the paced one shows what pacing costs.
  */
 import { randomUUID } from 'node:crypto';
 import { Pool } from 'undici';
@@ -14,12 +20,12 @@ import { decodeSecret, signWithKeys } from '../../src/webhooks/signing.ts';
 import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT } from '../../src/webhooks/delivery/worker-options.ts';
 import pg from 'pg';
 import { splitSchema } from '../../src/db/database.ts';
-import { createEndpoints, registerUser } from '../lib/api.ts';
+import { createCard, createEndpoints, registerUser } from '../lib/api.ts';
 import { nowMs, sleep } from '../lib/clock.ts';
 import { markWal, walBreakdown, type WalMark } from '../lib/wal-breakdown.ts';
 import { findPostmaster, readWal, startCpuWindow, STATS_FLUSH_MS, type CostWindow, type Wal } from '../lib/cost.ts';
 import { sendViews } from '../lib/load.ts';
-import type { Measurement, Scenario } from '../lib/scenario.ts';
+import type { Goal, Measurement, Scenario, ScenarioContext } from '../lib/scenario.ts';
 import { settle, withStore } from '../lib/scenario.ts';
 import { countPending } from '../lib/seed.ts';
 
@@ -36,102 +42,53 @@ const GOAL_CPU_MICROS = 250;
 const GOAL_WAL_RECORDS = 10;
 const GOAL_WAL_BYTES = 1024;
 
+/** One measured run: the endpoints' settings, and which page the views are of. */
+interface Variant {
+  /** How the variant's rows are named; empty for the plain run. */
+  label: string;
+  /** Views of one card rather than of the profile. */
+  cardViews: boolean;
+  /** The endpoints list the viewed card. */
+  cardIds: boolean;
+  maxPerSecond: number | null;
+  /** Issue 13's cost goals apply (not to paced endpoints, whose deliveries are claimed: docs/delivery-semantics.md). */
+  goals: boolean;
+}
+
+const PLAIN: Variant = { label: '', cardViews: false, cardIds: false, maxPerSecond: null, goals: true };
+const VARIANTS: Variant[] = [
+  { label: 'card views', cardViews: true, cardIds: false, maxPerSecond: null, goals: true },
+  { label: 'card views, cardIds', cardViews: true, cardIds: true, maxPerSecond: null, goals: true },
+  { label: 'card views, cardIds + maxPerSecond 1,000', cardViews: true, cardIds: true, maxPerSecond: 1_000, goals: false },
+];
+
+interface EngineRun {
+  perSecond: number;
+  viewsPerSecond: number;
+  cost: CostWindow;
+  walPerDelivery: Wal | undefined;
+}
+
 export const throughputScenario: Scenario = {
   name: '1. delivery throughput',
   async run(ctx) {
-    const { receiver } = ctx;
     const views = VIEWS[ctx.kind];
     const deliveries = views * ENDPOINTS;
     const perEndpoint = DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT;
-    const urls = receiver.origins.slice(0, ENDPOINTS).map((origin, i) => `${origin}/throughput/${i}`);
+    const urls = ctx.receiver.origins.slice(0, ENDPOINTS).map((origin, i) => `${origin}/throughput/${i}`);
 
-    const engine = await withStore(ctx, async (store, start) => {
-      const service = await start('server');
-      const owner = await registerUser(service.origin, 'tp');
-      const secrets = await createEndpoints(service.origin, owner, urls);
-      await receiver.setSecrets(secrets);
-      const path = `/api/u/${owner.username}`;
-      // Warm-up (JIT, connection pools), not measured.
-      await receiver.reset();
-      await sendViews(service.origin, path, WARMUP_VIEWS, VIEW_CLIENTS);
-      await receiver.waitForUnique(WARMUP_VIEWS * ENDPOINTS, 60_000);
-
-      // PostgreSQL: one connection of our own on the scenario's schema for everything in the window.
-      let admin: pg.Client | undefined;
-      if (store.pool) {
-        const { connectionString, schema } = splitSchema(store.env.DATABASE_URL as string);
-        admin = new pg.Client({ connectionString, options: `-c search_path="${schema}"` });
-        await admin.connect();
-      }
-      try {
-        let postmaster: number | undefined;
-        let walBefore: Wal | undefined;
-        let walMark: WalMark | undefined;
-        if (admin) {
-          postmaster = await findPostmaster(admin);
-          // Every backend's counters so far reach pg_stat_wal; then the window starts on clean buffers.
-          await sleep(STATS_FLUSH_MS);
-          await settle(ctx.databaseUrl);
-          walBefore = await readWal(admin);
-          if (ctx.walBreakdown) walMark = await markWal(admin);
-        }
-
-        await receiver.reset();
-        const cpu = startCpuWindow(service.pid, postmaster);
-        const startedAt = nowMs();
-        await sendViews(service.origin, path, views, VIEW_CLIENTS);
-        const viewsDoneAt = nowMs();
-        const stats = await receiver.waitForUnique(deliveries, 180_000);
-        if (stats.badSignatures > 0) throw new Error(`${stats.badSignatures} deliveries failed signature verification`);
-        if (admin) {
-          // Outcomes are committed after the receiver answers; all of them must be, shortly.
-          const deadline = Date.now() + 10_000;
-          while ((await countPending(admin)) > 0 && Date.now() < deadline) await sleep(50);
-        }
-        const cost = cpu();
-
-        let walPerDelivery: Wal | undefined;
-        if (admin && walBefore) {
-          // The service's backends report their WAL counters when they exit; ours when told to.
-          await service.stop();
-          await sleep(1_000);
-          await admin.query('SELECT pg_stat_force_next_flush()').catch(() => {});
-          const walAfter = await readWal(admin);
-          walPerDelivery = {
-            records: (walAfter.records - walBefore.records) / deliveries,
-            bytes: (walAfter.bytes - walBefore.bytes) / deliveries,
-          };
-          if (walMark) {
-            const breakdown = await walBreakdown(admin, walMark, deliveries);
-            for (const line of breakdown ?? ['WAL breakdown: pg_waldump cannot read the WAL here']) ctx.log(`  ${line}`);
-          }
-        }
-        ctx.log(
-          `views took ${Math.round(viewsDoneAt - startedAt)} ms, deliveries ${Math.round(stats.lastAt - startedAt)} ms, duplicates ${stats.duplicates}`,
-        );
-        const serviceLine = `CPU per delivery: service ${Math.round(cost.serviceMicros / deliveries)} µs`;
-        ctx.log(
-          admin
-            ? `${serviceLine}, PostgreSQL ${Math.round(cost.postgresMicros / deliveries)} µs` +
-                (walPerDelivery
-                  ? `; WAL per delivery ${walPerDelivery.records.toFixed(2)} records, ${Math.round(walPerDelivery.bytes)} B`
-                  : '') +
-                ' (PostgreSQL CPU and WAL are server-wide: other work on the server during the window counts too)'
-            : `${serviceLine} (the embedded store included)`,
-        );
-        return {
-          perSecond: (deliveries / (stats.lastAt - startedAt)) * 1000,
-          viewsPerSecond: (views / (viewsDoneAt - startedAt)) * 1000,
-          cost,
-          walPerDelivery,
-        };
-      } finally {
-        await admin?.end().catch(() => {});
-      }
-    });
+    const engine = await measureEngine(ctx, PLAIN, urls, views);
     ctx.shared.throughput[ctx.kind] = engine.perSecond;
-
     const ceiling = await rawCeiling(urls, perEndpoint, deliveries, ctx);
+    const variants: Measurement[] = [];
+    for (const variant of VARIANTS) {
+      const run = await measureEngine(ctx, variant, urls, views);
+      variants.push(
+        { figure: `deliveries/s (${variant.label})`, unit: '/s', value: run.perSecond },
+        { figure: `deliveries/s vs plain (${variant.label})`, unit: '', value: run.perSecond / engine.perSecond },
+        ...costRows(ctx.kind === 'postgres', run.cost, run.walPerDelivery, deliveries, variant),
+      );
+    }
     return [
       { figure: 'deliveries measured (views × 5)', unit: '', value: deliveries },
       { figure: 'deliveries/s', unit: '/s', value: engine.perSecond },
@@ -140,27 +97,125 @@ export const throughputScenario: Scenario = {
       { figure: 'ratio to ceiling', unit: '', value: engine.perSecond / ceiling, goal: { op: '>=', value: GOAL_RATIO } },
       { figure: `deliveries/s for ${GOAL_RATIO}× ceiling (goal)`, unit: '/s', value: GOAL_RATIO * ceiling },
       { figure: `deliveries/s for ${STRETCH_RATIO}× ceiling (stretch)`, unit: '/s', value: STRETCH_RATIO * ceiling },
-      ...costRows(ctx.kind === 'postgres', engine.cost, engine.walPerDelivery, deliveries),
+      ...costRows(ctx.kind === 'postgres', engine.cost, engine.walPerDelivery, deliveries, PLAIN),
+      ...variants,
     ];
   },
 };
 
+/** `views` views on a fresh store and service, delivered to `urls` set up as `variant` says. */
+async function measureEngine(ctx: ScenarioContext, variant: Variant, urls: readonly string[], views: number): Promise<EngineRun> {
+  const { receiver } = ctx;
+  const deliveries = views * ENDPOINTS;
+  const name = variant.label ? ` (${variant.label})` : '';
+  return withStore(ctx, async (store, start) => {
+    const service = await start('server');
+    const owner = await registerUser(service.origin, 'tp');
+    const card = variant.cardViews ? await createCard(service.origin, owner, 'Throughput') : undefined;
+    const secrets = await createEndpoints(service.origin, owner, urls, {
+      ...(variant.cardIds && card && { cardIds: [card] }),
+      ...(variant.maxPerSecond !== null && { maxPerSecond: variant.maxPerSecond }),
+    });
+    await receiver.setSecrets(secrets);
+    const path = card ? `/api/u/card/${card}` : `/api/u/${owner.username}`;
+    // Warm-up (JIT, connection pools), not measured.
+    await receiver.reset();
+    await sendViews(service.origin, path, WARMUP_VIEWS, VIEW_CLIENTS);
+    await receiver.waitForUnique(WARMUP_VIEWS * ENDPOINTS, 60_000);
+
+    // PostgreSQL: one connection of our own on the scenario's schema for everything in the window.
+    let admin: pg.Client | undefined;
+    if (store.pool) {
+      const { connectionString, schema } = splitSchema(store.env.DATABASE_URL as string);
+      admin = new pg.Client({ connectionString, options: `-c search_path="${schema}"` });
+      await admin.connect();
+    }
+    try {
+      let postmaster: number | undefined;
+      let walBefore: Wal | undefined;
+      let walMark: WalMark | undefined;
+      if (admin) {
+        postmaster = await findPostmaster(admin);
+        // Every backend's counters so far reach pg_stat_wal; then the window starts on clean buffers.
+        await sleep(STATS_FLUSH_MS);
+        await settle(ctx.databaseUrl);
+        walBefore = await readWal(admin);
+        if (ctx.walBreakdown) walMark = await markWal(admin);
+      }
+
+      await receiver.reset();
+      const cpu = startCpuWindow(service.pid, postmaster);
+      const startedAt = nowMs();
+      await sendViews(service.origin, path, views, VIEW_CLIENTS);
+      const viewsDoneAt = nowMs();
+      const stats = await receiver.waitForUnique(deliveries, 180_000);
+      if (stats.badSignatures > 0) throw new Error(`${stats.badSignatures} deliveries failed signature verification`);
+      if (admin) {
+        // Outcomes are committed after the receiver answers; all of them must be, shortly.
+        const deadline = Date.now() + 10_000;
+        while ((await countPending(admin)) > 0 && Date.now() < deadline) await sleep(50);
+      }
+      const cost = cpu();
+
+      let walPerDelivery: Wal | undefined;
+      if (admin && walBefore) {
+        // The service's backends report their WAL counters when they exit; ours when told to.
+        await service.stop();
+        await sleep(1_000);
+        await admin.query('SELECT pg_stat_force_next_flush()').catch(() => {});
+        const walAfter = await readWal(admin);
+        walPerDelivery = {
+          records: (walAfter.records - walBefore.records) / deliveries,
+          bytes: (walAfter.bytes - walBefore.bytes) / deliveries,
+        };
+        if (walMark) {
+          const breakdown = await walBreakdown(admin, walMark, deliveries);
+          for (const line of breakdown ?? ['WAL breakdown: pg_waldump cannot read the WAL here']) ctx.log(`  ${line}`);
+        }
+      }
+      ctx.log(
+        `views${name} took ${Math.round(viewsDoneAt - startedAt)} ms, deliveries ${Math.round(stats.lastAt - startedAt)} ms, duplicates ${stats.duplicates}`,
+      );
+      const serviceLine = `CPU per delivery${name}: service ${Math.round(cost.serviceMicros / deliveries)} µs`;
+      ctx.log(
+        admin
+          ? `${serviceLine}, PostgreSQL ${Math.round(cost.postgresMicros / deliveries)} µs` +
+              (walPerDelivery
+                ? `; WAL per delivery ${walPerDelivery.records.toFixed(2)} records, ${Math.round(walPerDelivery.bytes)} B`
+                : '') +
+              ' (PostgreSQL CPU and WAL are server-wide: other work on the server during the window counts too)'
+          : `${serviceLine} (the embedded store included)`,
+      );
+      return {
+        perSecond: (deliveries / (stats.lastAt - startedAt)) * 1000,
+        viewsPerSecond: (views / (viewsDoneAt - startedAt)) * 1000,
+        cost,
+        walPerDelivery,
+      };
+    } finally {
+      await admin?.end().catch(() => {});
+    }
+  });
+}
+
 /** CPU and WAL per delivery. The embedded store runs inside the service, so its CPU is all in the service's. */
-function costRows(postgres: boolean, cost: CostWindow, wal: Wal | undefined, deliveries: number): Measurement[] {
+function costRows(postgres: boolean, cost: CostWindow, wal: Wal | undefined, deliveries: number, variant: Variant): Measurement[] {
   const service = cost.serviceMicros / deliveries;
   const server = cost.postgresMicros / deliveries;
   const serverValue = postgres ? (Number.isNaN(server) ? 'not local' : server) : 'in service';
+  const name = variant.label ? ` (${variant.label})` : '';
+  const goal = (value: Goal) => (variant.goals ? { goal: value } : {});
   return [
-    { figure: 'CPU per delivery: service', unit: 'µs', value: service },
-    { figure: 'CPU per delivery: PostgreSQL (all processes)', unit: 'µs', value: serverValue },
+    { figure: `CPU per delivery: service${name}`, unit: 'µs', value: service },
+    { figure: `CPU per delivery: PostgreSQL (all processes)${name}`, unit: 'µs', value: serverValue },
     {
-      figure: 'CPU per delivery: service + PostgreSQL',
+      figure: `CPU per delivery: service + PostgreSQL${name}`,
       unit: 'µs',
       value: typeof serverValue === 'number' ? service + serverValue : postgres ? 'not local' : service,
-      goal: { op: '<=', value: GOAL_CPU_MICROS },
+      ...goal({ op: '<=', value: GOAL_CPU_MICROS }),
     },
-    { figure: 'WAL records per delivery', unit: '', value: wal?.records ?? 'n/a', goal: { op: '<=', value: GOAL_WAL_RECORDS } },
-    { figure: 'WAL bytes per delivery', unit: 'B', value: wal?.bytes ?? 'n/a', goal: { op: '<=', value: GOAL_WAL_BYTES } },
+    { figure: `WAL records per delivery${name}`, unit: '', value: wal?.records ?? 'n/a', ...goal({ op: '<=', value: GOAL_WAL_RECORDS }) },
+    { figure: `WAL bytes per delivery${name}`, unit: 'B', value: wal?.bytes ?? 'n/a', ...goal({ op: '<=', value: GOAL_WAL_BYTES }) },
   ];
 }
 

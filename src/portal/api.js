@@ -69,6 +69,7 @@ export const api = {
   login: (login, password) => call('POST', '/auth/login', { login, password }),
   register: (input) => call('POST', '/auth/register', input),
   eventTypes: () => call('GET', '/api/webhooks/event-types'),
+  listCards: () => call('GET', '/api/cards'),
   listEndpoints: () => call('GET', '/api/webhooks'),
   getEndpoint: (id) => call('GET', hook(id)),
   createEndpoint: (input) => call('POST', '/api/webhooks', input),

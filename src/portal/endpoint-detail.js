@@ -1,4 +1,5 @@
 import { api } from './api.js';
+import { cardsText, rateText } from './card-choices.js';
 import { byId, el, setChildren, time } from './dom.js';
 import { closeHealth, initHealth, loadHealth, openHealth } from './delivery-health.js';
 import { closeLog, loadLog, openLog } from './delivery-log.js';
@@ -105,6 +106,8 @@ function showFacts() {
   );
   setChildren(byId('detail-events'), ...current.events.map((type) => el('code', { class: 'event-name' }, type)));
   byId('detail-coalesce').textContent = coalesceText(current.coalesceSeconds);
+  byId('detail-cards').textContent = cardsText(current.cardIds);
+  byId('detail-rate').textContent = rateText(current.maxPerSecond);
   byId('detail-failures').textContent = String(current.consecutiveFailures);
   setChildren(byId('detail-next-attempt'), current.nextAttemptAt ? time(current.nextAttemptAt) : 'none due');
   setChildren(byId('detail-created'), time(current.createdAt));

@@ -1,7 +1,8 @@
 import { api } from './api.js';
 import { byId, checkedValues, formValues } from './dom.js';
 import { confirmAction } from './confirm.js';
-import { onSubmit, secondsField } from './form-errors.js';
+import { renderCardChoices } from './card-choices.js';
+import { MAX_PER_SECOND_UNREADABLE, onSubmit, optionalNumberField, secondsField } from './form-errors.js';
 import { act, announce } from './messages.js';
 
 /** The Settings section: the edit form, pausing and resuming deliveries, and deleting the endpoint. */
@@ -15,7 +16,9 @@ export function fillSettingsForm(endpoint) {
   byId('edit-url').value = endpoint.url;
   byId('edit-description').value = endpoint.description ?? '';
   byId('edit-coalesce').value = String(endpoint.coalesceSeconds);
+  byId('edit-max-per-second').value = endpoint.maxPerSecond === null ? '' : String(endpoint.maxPerSecond);
   setCheckedEvents(byId('edit-events'), endpoint.events);
+  renderCardChoices(byId('edit-cards'), 'edit-card', endpoint.cardIds);
 }
 
 export function showActiveState(endpoint) {
@@ -31,6 +34,8 @@ export function initSettings(endpoint, onDeleted) {
   onSubmit(byId('edit-form'), async (form) => {
     const coalesceSeconds = secondsField(form, 'coalesceSeconds');
     if (coalesceSeconds === null) return;
+    const maxPerSecond = optionalNumberField(form, 'maxPerSecond', MAX_PER_SECOND_UNREADABLE);
+    if (maxPerSecond === undefined) return;
     const values = formValues(form);
     const { id } = endpoint.current();
     await api.updateEndpoint(id, {
@@ -38,6 +43,8 @@ export function initSettings(endpoint, onDeleted) {
       description: values.description ?? '',
       events: checkedValues(byId('edit-events'), 'events'),
       coalesceSeconds,
+      cardIds: checkedValues(byId('edit-cards'), 'cardIds'),
+      maxPerSecond,
     });
     await endpoint.reload();
     fillSettingsForm(endpoint.current());

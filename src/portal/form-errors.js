@@ -137,3 +137,19 @@ export function dateTimeField(form, name, { optional = false } = {}) {
   }
   return at.toISOString();
 }
+
+/** The API's words for a rate it cannot read. */
+export const MAX_PER_SECOND_UNREADABLE = 'must be a whole number of attempts a second';
+
+/**
+ * The number in the optional number field `name`: null when it is empty, undefined after saying
+ * (as `secondsField` does) that the browser cannot read it. Its range is the API's to refuse.
+ */
+export function optionalNumberField(form, name, message) {
+  const input = form.elements.namedItem(name);
+  if (input.validity.badInput) {
+    showFieldError(form, name, message);
+    return undefined;
+  }
+  return input.value.trim() === '' ? null : Number(input.value);
+}

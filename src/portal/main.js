@@ -5,7 +5,8 @@ import { initDeliveryLog, setLogEventTypes } from './delivery-log.js';
 import { closeEndpoint, initEndpointDetail, openEndpoint, openEndpointId, showTab } from './endpoint-detail.js';
 import { renderEndpointList } from './endpoint-list.js';
 import { renderEventChoices, renderEventHelp } from './event-help.js';
-import { onSubmit, secondsField } from './form-errors.js';
+import { renderCardChoices, setCards } from './card-choices.js';
+import { MAX_PER_SECOND_UNREADABLE, onSubmit, optionalNumberField, secondsField } from './form-errors.js';
 import { announce, clearMessages, initFeedback, reportError } from './messages.js';
 import { endpointHref, parseRoute } from './routes.js';
 import { showSecret } from './secret.js';
@@ -94,9 +95,10 @@ async function enterPortal({ focus }) {
   byId('signed-in-as').textContent = session.username();
   byId('session-bar').hidden = false;
   byId('site-nav').hidden = false;
-  eventTypes = await api.eventTypes();
+  [eventTypes] = await Promise.all([api.eventTypes(), api.listCards().then(setCards)]);
   const types = eventTypes.map((entry) => entry.type);
   renderEventChoices(byId('create-events'), eventTypes, 'create-event', types);
+  renderCardChoices(byId('create-cards'), 'create-card', []);
   renderEventChoices(byId('edit-events'), eventTypes, 'edit-event', []);
   setLogEventTypes([...types, TEST_EVENT_TYPE]);
   await route({ focus });
@@ -111,8 +113,17 @@ function signedIn(user, token, form, message) {
 async function createEndpoint(form) {
   const coalesceSeconds = secondsField(form, 'coalesceSeconds');
   if (coalesceSeconds === null) return;
+  const maxPerSecond = optionalNumberField(form, 'maxPerSecond', MAX_PER_SECOND_UNREADABLE);
+  if (maxPerSecond === undefined) return;
   const { url, description } = formValues(form);
-  const created = await api.createEndpoint({ url, description, events: checkedValues(byId('create-events'), 'events'), coalesceSeconds });
+  const created = await api.createEndpoint({
+    url,
+    description,
+    events: checkedValues(byId('create-events'), 'events'),
+    coalesceSeconds,
+    cardIds: checkedValues(byId('create-cards'), 'cardIds'),
+    maxPerSecond,
+  });
   form.reset();
   pending.secret = { id: created.id, url: created.url, secret: created.secret };
   navigate(endpointHref(created.id, 'secret'), 'Endpoint added. Copy its signing secret now: it is shown only once.');

@@ -139,6 +139,7 @@ export class DeliveryDispatcher {
       eventId,
       eventType: type,
       body: splitAtSubscriber(renderBody(eventId, type, envelope)),
+      cardId: data.cardId,
       notify: this.#o.notify,
       claim: this.#o.worker?.reserveClaim(),
       coalesce: coalescingOf(envelope),

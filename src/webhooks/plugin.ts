@@ -8,6 +8,7 @@ import { EndpointKeyCache } from './delivery/endpoint-keys.ts';
 import { DeliveryHealth } from './endpoints/delivery-health.ts';
 import { DeliveryLog } from './endpoints/delivery-log.ts';
 import { WebhookEndpointService } from './endpoints/endpoint-service.ts';
+import type { CardTable } from './endpoints/own-cards.ts';
 import { SecretRotation } from './endpoints/secret-rotation.ts';
 import { createDeliveryEngine, USER_AGENT } from './delivery/engine.ts';
 import { ReceiverCheck } from './receiver-check.ts';
@@ -62,6 +63,12 @@ export interface WebhooksPluginOptions {
   registry?: Registry;
   /** DNS resolver for the URL policy and the sender; tests inject one to simulate names and rebinding. */
   lookup?: LookupFn;
+  /**
+   * Where the host keeps its cards, so an endpoint's `cardIds` can be checked as the user's own
+   * (default: `cards`, owner in `owner_id`). The host also wires its card deletes to
+   * `webhook_endpoints_forget_cards` (docs/adopting.md).
+   */
+  cards?: CardTable;
 }
 
 export const DEFAULT_PREFIX = '/api/webhooks';
@@ -124,7 +131,7 @@ export const webhooksPlugin = fp(
       authenticate,
       apiPerMinute: config.rateLimits.apiPerMinute,
       services: {
-        endpoints: new WebhookEndpointService({ db, config, secretBox, lookup, onEndpointChanged: endpointChanged }),
+        endpoints: new WebhookEndpointService({ db, config, secretBox, lookup, cards: opts.cards, onEndpointChanged: endpointChanged }),
         secrets: new SecretRotation({ db, secretBox, onEndpointChanged: endpointChanged }),
         deliveryLog: new DeliveryLog({ db, retryScheduleMs: config.webhooks.retryScheduleMs }),
         deliveryHealth: new DeliveryHealth({ db }),

@@ -63,7 +63,10 @@ export function standaloneWorker(
   });
 }
 
-export interface FanOutEvent<T extends SubscribableEventType> extends Pick<FanOutParams, 'eventId' | 'eventType' | 'body' | 'coalesce'> {
+export interface FanOutEvent<T extends SubscribableEventType> extends Pick<
+  FanOutParams,
+  'eventId' | 'eventType' | 'body' | 'cardId' | 'coalesce'
+> {
   /** Its envelope, the subscriber's id left empty (the fan-out fills it in). */
   envelope: EventEnvelope<T>;
   /** The bytes a delivery of it to `userId`'s endpoints sends. */
@@ -82,6 +85,7 @@ export function fanOutEvent<T extends SubscribableEventType>(type: T, data: Omit
     eventId,
     eventType: type,
     body,
+    cardId: data.cardId,
     coalesce: coalescingOf(envelope),
     envelope,
     bodyFor: (userId) => body.prefix + userId + body.suffix,

@@ -8,6 +8,8 @@ export interface ReceivedRequest {
   headers: IncomingHttpHeaders;
   body: string;
   receivedAt: number;
+  /** The sender's port: which connection, hence which process, it came on. */
+  remotePort: number | undefined;
 }
 
 export type ReceiverHandler = (request: ReceivedRequest, res: ServerResponse) => void;
@@ -45,6 +47,7 @@ export async function startReceiver(handler: ReceiverHandler = answer(200, 'ok')
         headers: req.headers,
         body: Buffer.concat(chunks).toString('utf8'),
         receivedAt: Date.now(),
+        remotePort: req.socket.remotePort,
       };
       requests.push(request);
       current(request, res);

@@ -3,11 +3,12 @@
  * the loop that sends, as graphile/worker keeps its prefetch buffer (localQueue.ts) apart from
  * its workers. Rows reach the worker already claimed in one of three ways:
  * - a dispatch in this process writes its rows claimed for this worker when it has room
- *   (`reserveClaim`; the worker then adopts them); endpoints holding their share are left out,
- *   their rows wait for the backlog claim (`noteBacklog`);
+ *   (`reserveClaim`; the worker then adopts them); endpoints holding their share, and paced
+ *   endpoints, are left out, their rows wait for the backlog claim (`noteBacklog`);
  * - other rows a dispatch hands over due now are claimed by id at once (`enqueue`);
  * - everything else due (retries, rows of other processes, expired leases of crashed workers)
- *   is claimed by a sweep, or by the backlog claim once what the worker holds runs low.
+ *   is claimed by a sweep, or by the backlog claim once what the worker holds runs low;
+ *   a paced endpoint's rows only as its turns come (queue/pacing.ts), the wake timer aimed at the next.
  * Claims run CLAIM_AHEAD times the in-flight bounds ahead, the surplus waiting in memory so a
  * freed slot starts the next attempt without a round trip.
  */
@@ -214,6 +215,8 @@ export class ClaimPump {
   }
 
   #handOver(result: ClaimResult, claimedAt: number): void {
+    // Rows of a paced endpoint wait in the queue, unclaimed, for its next turn: come back then.
+    if (result.pacedWaitMs !== undefined) this.#o.scheduleWake(result.pacedWaitMs);
     if (result.cancelled > 0) {
       this.#o.logger.info({ cancelled: result.cancelled }, 'webhook worker cancelled due deliveries of disabled endpoints');
     }

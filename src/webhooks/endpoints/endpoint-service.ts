@@ -10,6 +10,7 @@ import { generateEndpointSecret, sealedSecretFingerprint, type SecretBox } from 
 import { checkWebhookUrl } from '../url-policy.ts';
 import type { LookupFn } from '../dns-lookup.ts';
 import { endpointNotFound, findOwnEndpoint } from './find-own-endpoint.ts';
+import { assertOwnCards, DEFAULT_CARD_TABLE, ownCardsStatement, type CardTable } from './own-cards.ts';
 import {
   createEndpointInput,
   endpointSelect,
@@ -32,6 +33,8 @@ export interface EndpointServiceDeps {
   secretBox: SecretBox;
   /** DNS resolver for the URL policy; tests inject one. */
   lookup?: LookupFn;
+  /** Where the host keeps its cards, whose ids `cardIds` may list (DEFAULT_CARD_TABLE when absent). */
+  cards?: CardTable;
   /**
    * Called once a change of an endpoint's url, secrets or isActive, or its deletion, is
    * committed, before the service returns: the in-process worker stops sending with what it
@@ -46,6 +49,7 @@ export class WebhookEndpointService {
   readonly #config: Pick<Config, 'webhooks'>;
   readonly #secretBox: SecretBox;
   readonly #lookup: LookupFn | undefined;
+  readonly #ownCards: string;
   readonly #onEndpointChanged: (endpointId: string) => void;
 
   constructor(deps: EndpointServiceDeps) {
@@ -53,6 +57,7 @@ export class WebhookEndpointService {
     this.#config = deps.config;
     this.#secretBox = deps.secretBox;
     this.#lookup = deps.lookup;
+    this.#ownCards = ownCardsStatement(deps.cards ?? DEFAULT_CARD_TABLE);
     this.#onEndpointChanged = deps.onEndpointChanged ?? (() => {});
   }
 
@@ -80,7 +85,7 @@ export class WebhookEndpointService {
    * concurrent creates for one user count and insert one after another.
    */
   async create(userId: string, input: CreateEndpointInput): Promise<CreatedEndpointData> {
-    const { url, events, description, coalesceSeconds } = parseInput(createEndpointInput, input);
+    const { url, events, description, coalesceSeconds, cardIds, maxPerSecond } = parseInput(createEndpointInput, input);
     await this.#assertUrlAllowed(url);
     const secret = generateEndpointSecret();
     const secretEncrypted = this.#secretBox.seal(secret);
@@ -95,8 +100,9 @@ export class WebhookEndpointService {
           if (count >= max) {
             throw new AppError('ENDPOINT_LIMIT_REACHED', `You can have at most ${max} webhook endpoints`, { limit: max });
           }
+          await assertOwnCards(tx, this.#ownCards, userId, cardIds);
           return tx.webhookEndpoint.create({
-            data: { userId, url, events, description, coalesceSeconds, secretEncrypted },
+            data: { userId, url, events, description, coalesceSeconds, cardIds, maxPerSecond, secretEncrypted },
             select: endpointSelect,
           });
         },
@@ -150,8 +156,8 @@ export class WebhookEndpointService {
   }
 
   /**
-   * Changes url, events, description, isActive or coalesceSeconds. Disabling cancels the endpoint's pending
-   * deliveries (they are never attempted); re-enabling clears the disable and the failure count.
+   * Changes url, events, description, isActive, coalesceSeconds, cardIds or maxPerSecond. Disabling cancels the endpoint's
+   * pending deliveries (they are never attempted); re-enabling clears the disable and the failure count.
    */
   async update(userId: string, endpointId: string, input: UpdateEndpointInput): Promise<EndpointData> {
     const changes = parseInput(updateEndpointInput, input);
@@ -164,6 +170,10 @@ export class WebhookEndpointService {
     if (changes.description !== undefined) data.description = changes.description;
     // Applies to views from now on; an open coalescing delivery keeps the due time it was opened with.
     if (changes.coalesceSeconds !== undefined) data.coalesceSeconds = changes.coalesceSeconds;
+    // Applies to events from now on, like events: deliveries already made stay.
+    if (changes.cardIds !== undefined) data.cardIds = changes.cardIds;
+    // Paces the next claim on. The pacing state stays: the turns already given are still owed, at the new rate.
+    if (changes.maxPerSecond !== undefined) data.maxPerSecond = changes.maxPerSecond;
     if (changes.isActive === true) {
       Object.assign(data, { isActive: true, disabledAt: null, disabledReason: null, consecutiveFailures: 0 });
     } else if (changes.isActive === false && current.isActive) {
@@ -176,6 +186,7 @@ export class WebhookEndpointService {
 
     try {
       const updated = await this.#prisma.$transaction(async (tx) => {
+        if (changes.cardIds !== undefined) await assertOwnCards(tx, this.#ownCards, userId, changes.cardIds);
         const row = await tx.webhookEndpoint.update({ where: { id: endpointId }, data, select: endpointSelect });
         if (changes.isActive === false) await cancelPendingDeliveries(tx, endpointId);
         if (changesSending) await announceEndpointChange(tx, endpointId);

@@ -3,6 +3,7 @@ import { AppError } from '../../errors.ts';
 import { isStorableText } from '../../storable-text.ts';
 import type { Prisma, WebhookDeliveryStatus } from '../../generated/prisma/client.ts';
 import { EVENT_TYPES, SUBSCRIBABLE_EVENT_TYPES } from '../events.ts';
+import { MAX_PER_SECOND_LIMIT } from '../queue/pacing.ts';
 import { previousSecretOverlapSchema } from '../secret-overlap.ts';
 import { signatureDebugSchema, signatureHintSchema } from '../signature-debug.ts';
 import { uuidSchema } from '../../ids.ts';
@@ -14,6 +15,8 @@ export const DEFAULT_GRACE_PERIOD_SECONDS = 86_400;
 export const MAX_GRACE_PERIOD_SECONDS = 604_800;
 /** Longest coalescing window of `card.viewed`: a delivery waits at most this long for more views. */
 export const MAX_COALESCE_SECONDS = 3_600;
+/** Most cards one endpoint may list. */
+export const MAX_CARD_IDS = 100;
 export const DELIVERIES_DEFAULT_LIMIT = 20;
 export const DELIVERIES_MAX_LIMIT = 100;
 /** The delivery detail embeds this many of its newest attempts; GET …/attempts pages through all. */
@@ -46,6 +49,30 @@ const coalesceSecondsInput = z
       '0 (the default): one delivery per view.',
   );
 
+// Whose cards they are is the service's check (endpoints/own-cards.ts): it needs the database.
+const cardIdsInput = z
+  .array(
+    z.guid('must be a card id').transform((id) => id.toLowerCase()),
+    { error: 'must be an array of card ids' },
+  )
+  .max(MAX_CARD_IDS, `must list at most ${MAX_CARD_IDS} cards`)
+  .refine((ids) => new Set(ids).size === ids.length, 'must not contain duplicates')
+  .describe(
+    'Only events of these cards of yours (card.viewed of the card, contact.saved of the card) reach the endpoint; ' +
+      'empty (the default): every card and your profile. A profile view (cardId null) reaches only endpoints with no cardIds. ' +
+      'A card deleted later leaves the list; an endpoint whose list that empties is disabled.',
+  );
+
+const maxPerSecondInput = z
+  .int('must be a whole number of attempts a second')
+  .min(1, 'must be at least 1')
+  .max(MAX_PER_SECOND_LIMIT, `must be at most ${MAX_PER_SECOND_LIMIT}`)
+  .nullable()
+  .describe(
+    'At most this many attempts a second to this endpoint (1–1000), however many workers deliver; ' +
+      `bursts of up to a tenth of a second's worth. Deliveries beyond it wait in the queue for their turn. null (the default): no limit.`,
+  );
+
 const descriptionInput = descriptionText.nullish().transform((value) => value || null);
 
 export const createEndpointInput = z.strictObject({
@@ -53,6 +80,8 @@ export const createEndpointInput = z.strictObject({
   events: eventsInput,
   description: descriptionInput,
   coalesceSeconds: coalesceSecondsInput.default(0),
+  cardIds: cardIdsInput.default([]),
+  maxPerSecond: maxPerSecondInput.default(null),
 });
 export type CreateEndpointInput = z.input<typeof createEndpointInput>;
 
@@ -66,9 +95,11 @@ export const updateEndpointInput = z
       .optional(),
     isActive: z.boolean().optional(),
     coalesceSeconds: coalesceSecondsInput.optional(),
+    cardIds: cardIdsInput.optional(),
+    maxPerSecond: maxPerSecondInput.optional(),
   })
   .refine((body) => Object.values(body).some((value) => value !== undefined), {
-    message: 'send at least one of url, events, description, isActive, coalesceSeconds',
+    message: 'send at least one of url, events, description, isActive, coalesceSeconds, cardIds, maxPerSecond',
   });
 export type UpdateEndpointInput = z.input<typeof updateEndpointInput>;
 
@@ -111,6 +142,8 @@ export const endpointSchema = z.object({
   disabledReason: z.string().nullable(),
   consecutiveFailures: z.int(),
   coalesceSeconds: z.int().describe('card.viewed coalescing window in seconds; 0: one delivery per view'),
+  cardIds: z.array(uuidSchema).describe('The cards whose events this endpoint takes; empty: every card and the profile'),
+  maxPerSecond: z.int().nullable().describe('At most this many attempts a second to this endpoint; null: no limit'),
   previousSecretExpiresAt: z.date().nullable(),
   createdAt: z.date(),
   updatedAt: z.date(),
@@ -215,6 +248,8 @@ export const endpointSelect = {
   disabledReason: true,
   consecutiveFailures: true,
   coalesceSeconds: true,
+  cardIds: true,
+  maxPerSecond: true,
   previousSecretExpiresAt: true,
   createdAt: true,
   updatedAt: true,

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { SqlRunner } from '../../db/sql-runner.ts';
 import { renderBody } from '../envelope.ts';
+import { nextSendAt, pacedOut, pacedUntilAfter, sendsAllowedNow } from './pacing.ts';
 import type { ClaimedDelivery, ClaimOptions, ClaimResult } from './types.ts';
 
 /** How far past the claim limit a claim looks, so one endpoint's backlog cannot hide the others'. */
@@ -17,6 +18,8 @@ const CANCELLED_DISABLED = 'endpoint disabled before the attempt';
 interface RawClaimRow {
   scanned: number;
   cancelled: number;
+  paced_left: number;
+  paced_wait_ms: number | null;
   id: string | null;
   endpoint_id: string;
   event_id: string;
@@ -47,7 +50,7 @@ async function runClaim(sql: SqlRunner, options: ClaimOptions, ids: readonly str
   const token = randomUUID();
   const claim = claimStatement(options, ids, token);
   const rows = await sql.query<RawClaimRow>(claim.text, claim.params);
-  const summary = rows[0] ?? { scanned: 0, cancelled: 0 };
+  const summary = rows[0] ?? { scanned: 0, cancelled: 0, paced_left: 0, paced_wait_ms: null };
   const deliveries: ClaimedDelivery[] = [];
   for (const row of rows) {
     if (row.id === null) continue;
@@ -68,11 +71,13 @@ async function runClaim(sql: SqlRunner, options: ClaimOptions, ids: readonly str
       previousSecretExpiresAt: row.previous_secret_expires_at,
     });
   }
-  const untouched = summary.scanned - deliveries.length - summary.cancelled;
+  // Rows waiting for their endpoint's turn are not more to claim now: the wake timer comes back for them.
+  const untouched = summary.scanned - deliveries.length - summary.cancelled - summary.paced_left;
   return {
     deliveries,
     cancelled: summary.cancelled,
     mayHaveMore: untouched > 0 || (!ids && summary.scanned >= claim.scan) || claim.saturated,
+    ...(summary.paced_wait_ms !== null && { pacedWaitMs: summary.paced_wait_ms }),
   };
 }
 
@@ -104,12 +109,19 @@ export function claimStatement(
   // clears an open coalescing key), so its update is HOT: no index entry is written. The window
   // function must sit in its own CTE: PostgreSQL refuses FOR UPDATE next to one. Rows of a
   // disabled endpoint are cancelled (logged, never sent); rows of a deleted one only removed.
+  //
+  // A paced endpoint (pacing.ts) gives no more rows than its turns allow: `pacing` locks its
+  // pacing state before any queue row is locked, `paced` charges it for the rows claimed. Rows of
+  // an endpoint with no turn now are left out of `due` altogether, so a paced backlog cannot fill
+  // the scan; the claim reports when the next turn of an endpoint it left rows of comes.
   const text = `WITH due AS (
-       SELECT q.endpoint_id, q.delivery_id, q.due_at, e.is_active, e.id IS NOT NULL AS endpoint_exists
+       SELECT q.endpoint_id, q.delivery_id, q.due_at, e.is_active, e.id IS NOT NULL AS endpoint_exists,
+              e.max_per_second IS NOT NULL AS paced
        FROM webhook_queue q
        LEFT JOIN webhook_endpoints e ON e.id = q.endpoint_id
        WHERE q.due_at <= now() AND (q.claim_token IS NULL OR q.lease_until <= now())
          AND NOT (q.endpoint_id = ANY($1::uuid[]))
+         AND NOT ${pacedOut('e')}
          ${ids ? 'AND q.delivery_id = ANY($9::uuid[])' : ''}
        ORDER BY q.due_at
        LIMIT $2
@@ -118,13 +130,27 @@ export function claimStatement(
        SELECT due.*, row_number() OVER (PARTITION BY due.endpoint_id ORDER BY due.due_at, due.delivery_id) AS endpoint_rank
        FROM due
      ),
+     pacing AS MATERIALIZED (
+       -- Locked in id order, so concurrent claims never deadlock; the lock also reads the latest
+       -- committed state, so a claim that waited for another is allowed only what that one left.
+       SELECT e.id AS endpoint_id, e.max_per_second, e.paced_until, ${sendsAllowedNow('e')} AS allowed
+       FROM webhook_endpoints e
+       WHERE e.id = ANY(ARRAY(SELECT DISTINCT endpoint_id FROM due WHERE paced AND is_active)) AND e.max_per_second IS NOT NULL
+       ORDER BY e.id
+       FOR NO KEY UPDATE OF e
+     ),
      to_claim AS (
        SELECT r.endpoint_id, r.delivery_id
        FROM ranked r
        LEFT JOIN unnest($3::uuid[], $4::int[]) AS busy(endpoint_id, in_flight) ON busy.endpoint_id = r.endpoint_id
+       LEFT JOIN pacing p ON p.endpoint_id = r.endpoint_id
        WHERE r.is_active AND r.endpoint_rank <= $5::int - coalesce(busy.in_flight, 0)
+         AND (p.allowed IS NULL OR r.endpoint_rank <= p.allowed)
        ORDER BY r.due_at
        LIMIT $6
+     ),
+     paced_left AS (
+       SELECT r.endpoint_id FROM ranked r JOIN pacing p ON p.endpoint_id = r.endpoint_id WHERE r.is_active AND r.endpoint_rank > p.allowed
      ),
      to_cancel AS (
        SELECT endpoint_id, delivery_id, endpoint_exists FROM ranked WHERE NOT coalesce(is_active, false)
@@ -157,10 +183,27 @@ export function claimStatement(
        SET claim_token = $7::uuid, lease_until = now() + $8::int * interval '1 millisecond', coalesce_key = NULL
        WHERE q.ctid = ANY(ARRAY(SELECT row_id FROM locked WHERE NOT cancel))
        RETURNING q.delivery_id AS id, q.endpoint_id, q.event_id, q.event_type, q.coalesced_payload, q.attempts
+     ),
+     paced AS (
+       UPDATE webhook_endpoints e SET paced_until = ${pacedUntilAfter('p', 'n.claimed')}
+       FROM pacing p
+       JOIN (SELECT endpoint_id, count(*)::int AS claimed FROM claimed GROUP BY endpoint_id) n ON n.endpoint_id = p.endpoint_id
+       WHERE e.id = p.endpoint_id
+       RETURNING e.id AS endpoint_id, e.paced_until
+     ),
+     next_turn AS (
+       -- The earliest next turn among the endpoints this claim left rows of for want of one.
+       SELECT min(${nextSendAt('t')}) AS at
+       FROM (SELECT p.max_per_second, coalesce(u.paced_until, p.paced_until) AS paced_until
+             FROM pacing p LEFT JOIN paced u ON u.endpoint_id = p.endpoint_id
+             WHERE p.endpoint_id IN (SELECT endpoint_id FROM paced_left)) t
      )
-     SELECT s.scanned, s.cancelled, c.id, c.endpoint_id, c.event_id, c.event_type, ev.body, c.coalesced_payload, c.attempts,
+     SELECT s.scanned, s.cancelled, s.paced_left, s.paced_wait_ms,
+            c.id, c.endpoint_id, c.event_id, c.event_type, ev.body, c.coalesced_payload, c.attempts,
             e.revision, e.url, e.secret_encrypted, e.previous_secret_encrypted, e.previous_secret_expires_at
-     FROM (SELECT (SELECT count(*) FROM due)::int AS scanned, (SELECT count(*) FROM dequeued)::int AS cancelled) s
+     FROM (SELECT (SELECT count(*) FROM due)::int AS scanned, (SELECT count(*) FROM dequeued)::int AS cancelled,
+                  (SELECT count(*) FROM paced_left)::int AS paced_left,
+                  (SELECT greatest(0, ceil(extract(epoch FROM (at - now())) * 1000))::int FROM next_turn) AS paced_wait_ms) s
      LEFT JOIN (claimed c
                 JOIN webhook_endpoints e ON e.id = c.endpoint_id
                 LEFT JOIN webhook_events ev ON ev.id = c.event_id AND c.coalesced_payload IS NULL) ON true`;

@@ -20,6 +20,8 @@ export interface FanOutParams {
   eventType: string;
   /** The exact bytes every non-coalesced delivery of the event signs and sends, around the subscriber's id. */
   body: SubscriberBody;
+  /** The card the event is about (null: the profile): endpoints listing cards take only theirs. */
+  cardId: string | null;
   notify: boolean;
   claim?: InsertClaim;
   coalesce?: Coalescing;
@@ -54,7 +56,7 @@ export interface FanOutRow {
 }
 
 /** How many values fanOutValues gives: the fan-out's parameters are $offset+1 … $offset+FAN_OUT_PARAMS. */
-export const FAN_OUT_PARAMS = 10;
+export const FAN_OUT_PARAMS = 11;
 
 const DATA_USER_ID = '"data":{"userId":"';
 
@@ -80,11 +82,13 @@ export function fanOutCtes(subscriber: string, offset: number, notify: boolean):
   return `fan_out_targets AS MATERIALIZED (
        SELECT s.user_id, e.id AS endpoint_id, webhook_uuid7() AS delivery_id,
               ${$(8)}::text IS NOT NULL AND e.coalesce_seconds > 0 AS coalescing, e.coalesce_seconds,
-              ${$(5)}::uuid IS NOT NULL AND e.id <> ALL(${$(7)}::uuid[]) AS claimed,
+              ${$(5)}::uuid IS NOT NULL AND e.id <> ALL(${$(7)}::uuid[]) AND e.max_per_second IS NULL AS claimed,
               e.revision, e.url, e.secret_encrypted, e.previous_secret_encrypted, e.previous_secret_expires_at
        FROM ${subscriber} s
        JOIN webhook_endpoints e ON e.user_id = s.user_id
        WHERE e.is_active AND ${$(2)}::text = ANY(e.events)
+         -- An endpoint listing cards takes only their events; a profile event (no card) only goes where none are listed.
+         AND (cardinality(e.card_ids) = 0 OR ${$(11)}::uuid = ANY(e.card_ids))
      ),
      fan_out_event AS (
        INSERT INTO webhook_events (id, event_type, body)
@@ -149,6 +153,7 @@ export function fanOutValues(params: FanOutParams): unknown[] {
     coalesce?.key ?? null,
     coalesce ? JSON.stringify(coalesce.payload) : null,
     MAX_COALESCED_VIEWERS,
+    params.cardId,
   ];
 }
 
@@ -168,7 +173,8 @@ const FAN_OUT_NOTIFY = standalone(true);
  *
  * With `claim` (an in-process worker with room), the rows are written already claimed by it
  * — token stamped, leased, exactly as a claim leaves them — except for the endpoints in
- * `claim.saturated`, whose rows stay unclaimed for any worker. The claimed rows come back with
+ * `claim.saturated`, whose rows stay unclaimed for any worker, and for paced endpoints
+ * (`max_per_second`), whose rows only a claim may take, when their turn comes (pacing.ts). The claimed rows come back with
  * what the worker needs to send them, so a dispatch costs one statement instead of an insert
  * and then a claim.
  *

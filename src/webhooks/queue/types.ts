@@ -48,6 +48,8 @@ export interface ClaimResult {
   cancelled: number;
   /** True when due rows may remain that this claim did not take (capacity, window, other workers). */
   mayHaveMore: boolean;
+  /** Set when it left rows of a paced endpoint for want of a turn: the next of those turns comes in this many milliseconds. */
+  pacedWaitMs?: number;
 }
 
 /** What one attempt signed, as sent: kept on its attempt row for the signature debugger. */

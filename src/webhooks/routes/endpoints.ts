@@ -34,7 +34,9 @@ export const endpointRoutes: FastifyPluginAsyncZod<{ services: WebhookServices }
           'The answer carries the signing `secret`; it is shown this once. The URL must be https and ' +
           'must not be, or resolve to, a private address (400 `URL_NOT_ALLOWED`). 409 `ENDPOINT_LIMIT_REACHED` ' +
           'past the per-user limit, 409 `ENDPOINT_URL_EXISTS` for a URL you already registered. ' +
-          '`coalesceSeconds` (0–3600, default 0) turns views of one card within that window into one `card.viewed` delivery.',
+          '`coalesceSeconds` (0–3600, default 0) turns views of one card within that window into one `card.viewed` delivery. ' +
+          '`cardIds` limits the endpoint to the events of those of your cards (400 `UNKNOWN_CARD` for an id that is not one of them). ' +
+          '`maxPerSecond` (1–1000, default null: none) paces the attempts to it; the rest wait their turn in the queue.',
         security,
         body: createEndpointInput,
         response: { 201: createdEndpointSchema, 400: e, 401: e, 409: e, 413: e, 415: e, 429: e },
@@ -84,7 +86,7 @@ export const endpointRoutes: FastifyPluginAsyncZod<{ services: WebhookServices }
         description:
           '`isActive: false` pauses the endpoint and cancels its pending deliveries; `isActive: true` ' +
           're-enables it and resets `consecutiveFailures`. A new URL is checked like at registration. ' +
-          'A new `coalesceSeconds` applies to views from then on.',
+          'A new `coalesceSeconds` or `cardIds` applies to events from then on; a new `maxPerSecond` to the next attempts.',
         security,
         params: endpointParams,
         body: updateEndpointInput,

@@ -125,10 +125,17 @@ describe('DeliveryQueue: paced endpoints', () => {
     expect(claimedOf(await queue.claimDueDeliveries(options()), once.id)).toBe(4);
   });
 
-  it('an unpaced endpoint is never locked nor written by a claim', async () => {
+  it('an unpaced endpoint is never locked nor written by a claim (no WAL for its row); a paced one is', async () => {
     const free = await endpoint();
+    const paced = await endpoint(1000);
     await pendingRows(free.id, 3);
-    await queue.claimDueDeliveries(options());
+    await pendingRows(paced.id, 3);
+    expect((await queue.claimDueDeliveries(options())).deliveries).toHaveLength(6);
+    // A row lock or an update leaves its transaction id in the row's xmax.
+    const xmax = async (id: string) =>
+      (await db.sql.query<{ xmax: string }>('SELECT xmax::text AS xmax FROM webhook_endpoints WHERE id = $1::uuid', [id]))[0]?.xmax;
+    expect(await xmax(free.id)).toBe('0');
+    expect(await xmax(paced.id)).not.toBe('0');
     expect((await db.prisma.webhookEndpoint.findUniqueOrThrow({ where: { id: free.id } })).pacedUntil).toBeNull();
   });
 

@@ -1,8 +1,9 @@
 -- Issue 14, item 4: an endpoint may take the events of some of its owner's cards only.
 -- `card_ids` lists them; empty (the default) is every card and the profile. An array on the
 -- endpoint row rather than a table of pairs: the fan-out filters on the row it reads anyway, so
--- a view costs no extra lookup and no extra WAL.
-ALTER TABLE "webhook_endpoints" ADD COLUMN "card_ids" UUID[] NOT NULL DEFAULT ARRAY[]::UUID[];
+-- a view costs no extra lookup and no extra WAL. Nullable, as Prisma makes its list columns (and
+-- the schema test expects); statements read NULL as empty.
+ALTER TABLE "webhook_endpoints" ADD COLUMN "card_ids" UUID[] DEFAULT ARRAY[]::UUID[];
 
 -- What deleting cards does to the endpoints that list them. The cards table is the host's, so
 -- the host's own trigger calls this (this repository's: 20261130100500_cards_leave_webhook_endpoints).

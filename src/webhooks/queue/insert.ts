@@ -88,7 +88,7 @@ export function fanOutCtes(subscriber: string, offset: number, notify: boolean):
        JOIN webhook_endpoints e ON e.user_id = s.user_id
        WHERE e.is_active AND ${$(2)}::text = ANY(e.events)
          -- An endpoint listing cards takes only their events; a profile event (no card) only goes where none are listed.
-         AND (cardinality(e.card_ids) = 0 OR ${$(11)}::uuid = ANY(e.card_ids))
+         AND (coalesce(cardinality(e.card_ids), 0) = 0 OR ${$(11)}::uuid = ANY(e.card_ids))
      ),
      fan_out_event AS (
        INSERT INTO webhook_events (id, event_type, body)

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SqlRunner } from '../../src/db/sql-runner.ts';
 import { DeliveryHealth } from '../../src/webhooks/endpoints/delivery-health.ts';
 import { requeueFailed } from '../../src/webhooks/queue/requeue.ts';
 import { collectScans, type PlanScan } from '../../bench/lib/query-plan.ts';
+import type { SqlRunner } from '../../src/db/sql-runner.ts';
+import { explaining } from '../helpers/explaining.ts';
 import { openQueueStore, type QueueStore } from '../helpers/queue-store.ts';
 
 /** Where a delivery and its attempts are (the migration 20261130090000_delivery_queue_and_log). */
@@ -64,18 +65,6 @@ describe('health and recover queries', () => {
   });
   afterAll(async () => fixture?.close());
 
-  /** Runs each statement as the code does, after recording its plan. */
-  function explaining(plans: unknown[]): SqlRunner {
-    return {
-      async query<T>(text: string, params?: unknown[]) {
-        const [row] = await sql.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) ${text}`, params);
-        plans.push(typeof row?.['QUERY PLAN'] === 'string' ? JSON.parse(row['QUERY PLAN']) : row?.['QUERY PLAN']);
-        return sql.query<T>(text, params);
-      },
-      exec: (script) => sql.exec(script),
-    };
-  }
-
   /**
    * The scans of history tables: those of a partitioned table are named by the partition read
    * (here each table's DEFAULT one), and a bitmap index scan by its index only.
@@ -85,7 +74,7 @@ describe('health and recover queries', () => {
 
   it.each(['24h', '7d'] as const)('the %s health chart reads the window through the keys only', async (window) => {
     const plans: unknown[] = [];
-    const health = new DeliveryHealth({ db: { ...fixture!.db, sql: explaining(plans) } });
+    const health = new DeliveryHealth({ db: { ...fixture!.db, sql: explaining(sql, plans) } });
     const { buckets } = await health.get(fixture!.userId, endpointId, { window });
     expect(buckets.reduce((sum, b) => sum + b.success + b.failed, 0)).toBeGreaterThan(100);
     expect(buckets.some((b) => b.pending > 0 && b.p95Ms !== null)).toBe(true);
@@ -101,7 +90,7 @@ describe('health and recover queries', () => {
 
   it('the recover moves the window through the keys only', async () => {
     const plans: unknown[] = [];
-    const result = await requeueFailed(explaining(plans), {
+    const result = await requeueFailed(explaining(sql, plans), {
       endpointId,
       since: new Date(Date.now() - 6 * 3_600_000),
       until: new Date(),

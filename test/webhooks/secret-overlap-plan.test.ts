@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SqlRunner } from '../../src/db/sql-runner.ts';
 import { endpointReceiverOnDroppedSecrets, receiverOnDroppedSecrets } from '../../src/webhooks/secret-overlap.ts';
 import { collectScans } from '../../bench/lib/query-plan.ts';
+import type { SqlRunner } from '../../src/db/sql-runner.ts';
+import { explaining } from '../helpers/explaining.ts';
 import { openQueueStore, type QueueStore } from '../helpers/queue-store.ts';
 
 /** Where a delivery and its attempts are (the migration 20261130090000_delivery_queue_and_log). */
@@ -66,21 +67,9 @@ describe('rotation hint queries', () => {
   });
   afterAll(async () => fixture?.close());
 
-  /** Runs each statement as the code does, after recording its plan. */
-  function explaining(plans: unknown[]): SqlRunner {
-    return {
-      async query<T>(text: string, params?: unknown[]) {
-        const [row] = await sql.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (FORMAT JSON) ${text}`, params);
-        plans.push(typeof row?.['QUERY PLAN'] === 'string' ? JSON.parse(row['QUERY PLAN']) : row?.['QUERY PLAN']);
-        return sql.query<T>(text, params);
-      },
-      exec: (script) => sql.exec(script),
-    };
-  }
-
   it('label the refused attempt, reading deliveries and attempts through indexes only', async () => {
     const plans: unknown[] = [];
-    const runner = explaining(plans);
+    const runner = explaining(sql, plans);
     expect(await endpointReceiverOnDroppedSecrets(runner, endpointId)).toEqual(['0ld0ld00']);
     expect((await receiverOnDroppedSecrets(runner, endpointId, refusedDeliveryId, [1])).get(1)).toEqual(['0ld0ld00']);
     expect(plans.length).toBeGreaterThanOrEqual(2);

@@ -1,8 +1,10 @@
 /**
  * Where a window's WAL went, by relation and record type: `pg_waldump` over the window's LSN
- * range, keeping the records of the scenario's database, with relfilenodes named from
- * `pg_class`. Only where the server's data directory is readable here (the bench prints
- * nothing otherwise); `--wal-breakdown` asks for it.
+ * range, keeping the records of the scenario's own relations (its schema: other clients of the
+ * same server, such as test runs on other schemas, write WAL too), with relfilenodes named from
+ * `pg_class`, and their total. Records of no relation (commits, for one) cannot be told apart by
+ * schema and are listed as all of the database's. Only where the server's data directory is
+ * readable here (the bench prints nothing otherwise); `--wal-breakdown` asks for it.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -44,24 +46,36 @@ export async function walBreakdown(client: pg.Client, from: WalMark, deliveries:
   } catch {
     return undefined;
   }
+  // The client's search_path is the scenario's schema (lib/stores.ts).
   const names = new Map<string, string>();
-  const rels = await client.query<{ node: string; name: string }>('SELECT relfilenode::text AS node, relname AS name FROM pg_class');
+  const rels = await client.query<{ node: string; name: string }>(
+    'SELECT relfilenode::text AS node, relname AS name FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relfilenode <> 0',
+  );
   for (const r of rels.rows) names.set(r.node, r.name);
   const lines = new Map<string, Line>();
+  const ours: Line = { what: "the scenario's relations", records: 0, bytes: 0 };
   for (const record of output.split('\n')) {
     const rmgr = /^rmgr: (\w+)\s+len \(rec\/tot\):\s+\d+\/\s*(\d+),.*desc: (\w+)/.exec(record);
     if (!rmgr) continue;
     const rel = /rel \d+\/(\d+)\/(\d+)/.exec(record);
-    if (rel && Number(rel[1]) !== from.databaseOid) continue;
-    const relation = rel ? (names.get(rel[2]!) ?? `relfilenode ${rel[2]}`) : '(no relation)';
+    if (rel && (Number(rel[1]) !== from.databaseOid || !names.has(rel[2]!))) continue;
+    const relation = rel ? names.get(rel[2]!)! : '(no relation)';
     const what = `${relation} ${rmgr[1]}/${rmgr[3]}`;
     const line = lines.get(what) ?? { what, records: 0, bytes: 0 };
     line.records += 1;
     line.bytes += Number(rmgr[2]);
     lines.set(what, line);
+    if (rel) {
+      ours.records += 1;
+      ours.bytes += Number(rmgr[2]);
+    }
   }
-  return [...lines.values()]
-    .sort((a, b) => b.bytes - a.bytes)
-    .filter((l) => l.records / deliveries >= 0.01)
-    .map((l) => `${l.what}: ${(l.records / deliveries).toFixed(2)} records, ${Math.round(l.bytes / deliveries)} B`);
+  const perDelivery = (l: Line) => `${l.what}: ${(l.records / deliveries).toFixed(2)} records, ${Math.round(l.bytes / deliveries)} B`;
+  return [
+    perDelivery(ours),
+    ...[...lines.values()]
+      .sort((a, b) => b.bytes - a.bytes)
+      .filter((l) => l.records / deliveries >= 0.01)
+      .map(perDelivery),
+  ];
 }

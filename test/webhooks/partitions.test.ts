@@ -13,6 +13,8 @@ import { openQueueStore, type QueueStore } from '../helpers/queue-store.ts';
 describe('day partitions', () => {
   const DAY_MS = 86_400_000;
   let fixture: QueueStore | undefined;
+  /** Another store; on PostgreSQL another schema of the same database, whose partitions are not ours. */
+  let other: QueueStore | undefined;
   let db: Database;
   let queue: DeliveryQueue;
   let endpointId: string;
@@ -26,7 +28,10 @@ describe('day partitions', () => {
     });
     endpointId = endpoint.id;
   });
-  afterAll(async () => fixture?.close());
+  afterAll(async () => {
+    await fixture?.close();
+    await other?.close();
+  });
 
   const partitionOf = async (table: string, key: string, id: string) =>
     (await db.sql.query<{ part: string }>(`SELECT tableoid::regclass::text AS part FROM ${table} WHERE ${key} = $1::uuid`, [id]))[0]?.part;
@@ -54,10 +59,18 @@ describe('day partitions', () => {
     const waitingDay = new Date(Math.floor(now.getTime() / DAY_MS) * DAY_MS + 2 * DAY_MS + 3_600_000);
     const waiting = await insertDelivery(db, { endpointId, status: 'pending', createdAt: waitingDay, nextRetryAt: inFourDays });
 
+    other = await openQueueStore('partitions-other');
+    const othersPartitions = await other.queue.createDayPartitions(now, 3);
+
     const dropped = await queue.dropDayPartitions(inFourDays);
     const names = (day: Date) => PARTITIONED_TABLES.map((t) => `${t}_p${day.toISOString().slice(0, 10).replaceAll('-', '')}`);
     const tomorrow = new Date(now.getTime() + DAY_MS);
     expect(dropped.sort()).toEqual([...names(tomorrow), ...names(new Date(now.getTime() + 3 * DAY_MS))].sort());
+    const othersLeft = await other.db.sql.query<{ name: string }>(
+      'SELECT t AS name FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NOT NULL',
+      [othersPartitions],
+    );
+    expect(othersLeft).toHaveLength(othersPartitions.length);
     // The day of the waiting delivery is kept, with its event's bytes.
     expect(await partitionOf('webhook_events', 'id', waiting.eventId)).toMatch(/_p\d{8}$/);
     expect(await db.prisma.webhookDelivery.count({ where: { id: waiting.id } })).toBe(1);

@@ -55,9 +55,9 @@ export async function createDayPartitions(sql: SqlRunner, now: Date, daysAhead: 
  */
 export async function dropDayPartitions(sql: SqlRunner, olderThan: Date): Promise<string[]> {
   const rows = await sql.query<{ name: string }>(
-    `SELECT c.relname AS name FROM pg_inherits i
-     JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
-     WHERE p.relname = ANY($1::text[])`,
+    // Parents resolved through the search path, as every statement here is: only this schema's.
+    `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+     WHERE i.inhparent IN (SELECT to_regclass(t) FROM unnest($1::text[]) AS t)`,
     [PARTITIONED_TABLES],
   );
   const dropped: string[] = [];

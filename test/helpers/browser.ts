@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { beforeEach } from 'vitest';
 
 /** Debian's `chromium` package; `.ci/run` installs it. playwright-core never downloads a browser. */
 export const CHROMIUM_PATH = '/usr/bin/chromium';
@@ -54,5 +55,19 @@ export async function accessibilityViolations(page: Page): Promise<AxeViolation[
     };
     const result = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
     return result.violations.map(({ id, impact, help, nodes }) => ({ id, impact, help, nodes: nodes.map(({ target }) => ({ target })) }));
+  });
+}
+
+/**
+ * For a describe whose steps share one page: after a failed step the rest are skipped, since
+ * they would only time out one by one. Call it in the describe's body.
+ */
+export function skipStepsAfterAFailure(): void {
+  let failedStep = false;
+  beforeEach(({ skip, onTestFailed }) => {
+    if (failedStep) skip();
+    onTestFailed(() => {
+      failedStep = true;
+    });
   });
 }

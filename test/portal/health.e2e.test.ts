@@ -3,10 +3,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import type { Browser, Locator, Page } from 'playwright-core';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { accessibilityViolations, collectPageProblems, launchChromium } from '../helpers/browser.ts';
+import { accessibilityViolations, collectPageProblems, launchChromium, skipStepsAfterAFailure } from '../helpers/browser.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { signUp, TEST_PASSWORD, uniqueUsername, type Session } from '../helpers/users.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -201,14 +201,7 @@ describe('delivery health and recovery in the portal (headless Chromium)', () =>
     problems = collectPageProblems(page);
   });
 
-  // The steps share one page: after a failed step the rest would only time out one by one.
-  let failedStep = false;
-  beforeEach(({ skip, onTestFailed }) => {
-    if (failedStep) skip();
-    onTestFailed(() => {
-      failedStep = true;
-    });
-  });
+  skipStepsAfterAFailure();
 
   afterAll(async () => {
     await browser?.close();

@@ -1,8 +1,8 @@
 import type { AddressInfo } from 'node:net';
 import type { Browser, Locator, Page } from 'playwright-core';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { accessibilityViolations, collectPageProblems, launchChromium } from '../helpers/browser.ts';
+import { accessibilityViolations, collectPageProblems, launchChromium, skipStepsAfterAFailure } from '../helpers/browser.ts';
 import { createCard } from '../helpers/cards.ts';
 import { signUp, TEST_PASSWORD, uniqueUsername, type Session } from '../helpers/users.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -39,13 +39,7 @@ describe('portal: cards and rate limit of an endpoint (headless Chromium)', () =
     await t?.close();
   });
 
-  let failedStep = false;
-  beforeEach(({ skip, onTestFailed }) => {
-    if (failedStep) skip();
-    onTestFailed(() => {
-      failedStep = true;
-    });
-  });
+  skipStepsAfterAFailure();
 
   const create = () => page.locator('#create-form');
   const edit = () => page.locator('#edit-form');

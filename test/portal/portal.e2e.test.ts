@@ -4,10 +4,10 @@ import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { Webhook } from 'standardwebhooks';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { secretFingerprint } from '../../src/webhooks/secrets.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { accessibilityViolations, collectPageProblems, launchChromium } from '../helpers/browser.ts';
+import { accessibilityViolations, collectPageProblems, launchChromium, skipStepsAfterAFailure } from '../helpers/browser.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { signUp, uniqueUsername, type Session } from '../helpers/users.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -91,14 +91,7 @@ describe('portal at /portal (headless Chromium)', () => {
     page.on('response', (response) => responses.push([response.status(), response.url()]));
   });
 
-  // The steps share one page: after a failed step the rest would only time out one by one.
-  let failedStep = false;
-  beforeEach(({ skip, onTestFailed }) => {
-    if (failedStep) skip();
-    onTestFailed(() => {
-      failedStep = true;
-    });
-  });
+  skipStepsAfterAFailure();
 
   afterAll(async () => {
     await browser?.close();

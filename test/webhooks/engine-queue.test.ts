@@ -308,6 +308,13 @@ describe('DeliveryQueue', () => {
     expect((await row(heldElsewhere.id)).status).toBe('pending');
   });
 
+  it('has no next due time while nothing is pending, so an idle worker sleeps', async () => {
+    expect(await queue.nextDueInMs()).toBeUndefined();
+    const ep = await endpoint();
+    await pending(ep.id, 60_000);
+    expect(await queue.nextDueInMs()).toBeGreaterThan(50_000);
+  });
+
   it('releases claims: due now, unclaimed', async () => {
     const ep = await endpoint();
     const a = await pending(ep.id);

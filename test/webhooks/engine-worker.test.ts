@@ -106,6 +106,26 @@ describe('delivery worker: failures of its own', () => {
   const worker = (queue: DeliveryQueue, logger: WorkerLogger, overrides: Partial<DeliveryWorkerOptions> = {}) =>
     standaloneWorker(queue, logger, box, overrides);
 
+  // First in this block: it needs the queue empty.
+  it('sleeps while nothing is pending: no claim runs between sweeps', async () => {
+    let claims = 0;
+    const counting = new (class extends DeliveryQueue {
+      override async claimDueDeliveries(...args: Parameters<DeliveryQueue['claimDueDeliveries']>) {
+        claims++;
+        return super.claimDueDeliveries(...args);
+      }
+    })(db.sql);
+    const w = worker(counting, recordingLogger().logger, { sweepIntervalMs: 600_000 });
+    w.start();
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      // The sweep at start, and nothing after it (the wake timer's shortest delay is 25 ms).
+      expect(claims).toBe(1);
+    } finally {
+      await w.stop();
+    }
+  });
+
   it('delivers a row due beyond its wake horizon on time, with no sweep to find it', async () => {
     const row = await dueDelivery('beyond-horizon');
     const [{ dueAt: due }] = (await makeDueNow(db, { deliveryId: row.id }, 1_500)) as [{ id: string; dueAt: Date }];

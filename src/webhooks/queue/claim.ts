@@ -77,7 +77,8 @@ async function runClaim(sql: SqlRunner, options: ClaimOptions, ids: readonly str
     deliveries,
     cancelled: summary.cancelled,
     mayHaveMore: untouched > 0 || (!ids && summary.scanned >= claim.scan) || claim.saturated,
-    ...(summary.paced_wait_ms !== null && { pacedWaitMs: summary.paced_wait_ms }),
+    // Clamped here, not by greatest() in SQL: that ignores a NULL, and no paced endpoint left behind would read as a turn now.
+    ...(summary.paced_wait_ms !== null && { pacedWaitMs: Math.max(0, summary.paced_wait_ms) }),
   };
 }
 
@@ -203,7 +204,7 @@ export function claimStatement(
             e.revision, e.url, e.secret_encrypted, e.previous_secret_encrypted, e.previous_secret_expires_at
      FROM (SELECT (SELECT count(*) FROM due)::int AS scanned, (SELECT count(*) FROM dequeued)::int AS cancelled,
                   (SELECT count(*) FROM paced_left)::int AS paced_left,
-                  (SELECT greatest(0, ceil(extract(epoch FROM (at - now())) * 1000))::int FROM next_turn) AS paced_wait_ms) s
+                  (SELECT ceil(extract(epoch FROM (at - now())) * 1000)::int FROM next_turn) AS paced_wait_ms) s
      LEFT JOIN (claimed c
                 JOIN webhook_endpoints e ON e.id = c.endpoint_id
                 LEFT JOIN webhook_events ev ON ev.id = c.event_id AND c.coalesced_payload IS NULL) ON true`;

@@ -5,7 +5,8 @@ import type { SqlRunner } from '../../db/sql-runner.ts';
 // each paced endpoint that may not but has unclaimed rows (found through the partial index of paced
 // endpoints). Rows waiting for a turn are due already: counted as due, they would wake the worker
 // at once, over and over, until their turn came.
-const NEXT_DUE_IN_MS = `SELECT greatest(0, ceil(extract(epoch FROM (min(at) - now())) * 1000))::int AS delay_ms
+// Not greatest(0, …) in SQL: greatest ignores a NULL, and an empty queue would read as due now.
+const NEXT_DUE_IN_MS = `SELECT ceil(extract(epoch FROM (min(at) - now())) * 1000)::int AS delay_ms
    FROM (
      (SELECT q.due_at AS at
       FROM webhook_queue q
@@ -28,7 +29,7 @@ const NEXT_DUE_IN_MS = `SELECT greatest(0, ceil(extract(epoch FROM (min(at) - no
 export async function nextDueInMs(sql: SqlRunner): Promise<number | undefined> {
   const rows = await sql.query<{ delay_ms: number | null }>(NEXT_DUE_IN_MS);
   const delay = rows[0]?.delay_ms;
-  return delay === null || delay === undefined ? undefined : delay;
+  return delay === null || delay === undefined ? undefined : Math.max(0, delay);
 }
 
 const COUNT_DUE = `SELECT count(*)::int AS n FROM webhook_queue

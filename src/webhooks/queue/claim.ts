@@ -116,7 +116,7 @@ export function claimStatement(
   // an endpoint with no turn now are left out of `due` altogether, so a paced backlog cannot fill
   // the scan; the claim reports when the next turn of an endpoint it left rows of comes.
   const text = `WITH due AS (
-       SELECT q.endpoint_id, q.delivery_id, q.due_at, e.is_active, e.id IS NOT NULL AS endpoint_exists,
+       SELECT q.ctid AS row_id, q.endpoint_id, q.delivery_id, q.due_at, e.is_active, e.id IS NOT NULL AS endpoint_exists,
               e.max_per_second IS NOT NULL AS paced
        FROM webhook_queue q
        LEFT JOIN webhook_endpoints e ON e.id = q.endpoint_id
@@ -141,7 +141,7 @@ export function claimStatement(
        FOR NO KEY UPDATE OF e
      ),
      to_claim AS (
-       SELECT r.endpoint_id, r.delivery_id
+       SELECT r.row_id, r.endpoint_id, r.delivery_id
        FROM ranked r
        LEFT JOIN unnest($3::uuid[], $4::int[]) AS busy(endpoint_id, in_flight) ON busy.endpoint_id = r.endpoint_id
        LEFT JOIN pacing p ON p.endpoint_id = r.endpoint_id
@@ -154,16 +154,18 @@ export function claimStatement(
        SELECT r.endpoint_id FROM ranked r JOIN pacing p ON p.endpoint_id = r.endpoint_id WHERE r.is_active AND r.endpoint_rank > p.allowed
      ),
      to_cancel AS (
-       SELECT endpoint_id, delivery_id, endpoint_exists FROM ranked WHERE NOT coalesce(is_active, false)
+       SELECT row_id, endpoint_id, delivery_id, endpoint_exists FROM ranked WHERE NOT coalesce(is_active, false)
      ),
      locked AS (
-       -- Key arrays rather than a join, so the rows are found through the primary key; the
-       -- statements below then reach each locked row by its ctid, which its lock keeps stable.
+       -- Each chosen row is reached by the ctid \`due\` read it at: a TID scan reads no index, so a
+       -- queue full of rows of the same endpoints costs nothing here (the primary key, given key
+       -- arrays, was read for every row of those endpoints). A row changed since is locked at its
+       -- latest version and taken only if that version is still due and unheld; \`row_id\` is the
+       -- locked version's ctid, which the lock keeps stable for the statements below.
        SELECT q.ctid AS row_id, q.delivery_id, c.delivery_id IS NOT NULL AS cancel, coalesce(c.endpoint_exists, true) AS endpoint_exists
        FROM webhook_queue q
        LEFT JOIN to_cancel c ON c.endpoint_id = q.endpoint_id AND c.delivery_id = q.delivery_id
-       WHERE q.endpoint_id = ANY(ARRAY(SELECT endpoint_id FROM to_claim UNION SELECT endpoint_id FROM to_cancel))
-         AND q.delivery_id = ANY(ARRAY(SELECT delivery_id FROM to_claim UNION ALL SELECT delivery_id FROM to_cancel))
+       WHERE q.ctid = ANY(ARRAY(SELECT row_id FROM to_claim UNION ALL SELECT row_id FROM to_cancel))
          AND q.due_at <= now() AND (q.claim_token IS NULL OR q.lease_until <= now())
        FOR UPDATE OF q SKIP LOCKED
      ),

@@ -46,6 +46,8 @@ export class ClaimPump {
    * batches rather than one scan per finished attempt.
    */
   #backlog = false;
+  /** Counts noteBacklog calls: one made while a claim was out is not undone by that claim's answer. */
+  #backlogNotes = 0;
   #fastIds: string[] = [];
   /** When each claim a dispatch stamps was reserved (reserveClaim → reservedAt). */
   readonly #reservedAt = new WeakMap<InsertClaim, number>();
@@ -103,6 +105,7 @@ export class ClaimPump {
   /** Rows a dispatch left unclaimed although it had a claim (their endpoints hold their share). */
   noteBacklog(endpointIds: readonly string[]): void {
     this.#backlog = true;
+    this.#backlogNotes += 1;
     // Their attempts may all have finished while the insert ran: then nothing else would ask.
     if (endpointIds.some((id) => this.#runningLow(id))) this.#claimBacklog();
   }
@@ -173,9 +176,11 @@ export class ClaimPump {
         this.#backlog = true;
       } else {
         const claimedAt = performance.now();
+        const notes = this.#backlogNotes;
         const result = await this.#o.queue.claimDueDeliveries(this.#claimOptions(capacity));
         this.#handOver(result, claimedAt);
-        this.#backlog = result.mayHaveMore;
+        // Rows a dispatch left meanwhile were not seen by this claim: they are still backlog.
+        this.#backlog = result.mayHaveMore || this.#backlogNotes !== notes;
       }
     }
 

@@ -65,7 +65,9 @@ const COMPLETE_ATTEMPTS = `WITH input AS (
      FROM updated u
      GROUP BY u.endpoint_id
    ),
-   delta AS (
+   delta AS MATERIALIZED (
+     -- Materialised: inlined, its failure count became a subplan for each of the dozen places the
+     -- update below reads it, every one of them set up again on every execution.
      SELECT s.endpoint_id, s.gone, s.last_success IS NOT NULL AS reset, e.is_active AS was_active,
             (SELECT count(*) FROM updated u
              WHERE u.endpoint_id = s.endpoint_id AND u.outcome = 'failed' AND u.ord > coalesce(s.last_success, -1))::int AS failures

@@ -26,10 +26,14 @@ async function refuseAttemptRows(exec: (sql: string) => Promise<void>, which: 'p
       IF ${condition} THEN RAISE EXCEPTION 'attempt row refused' USING ERRCODE = '${errcode}'; END IF;
       RETURN NEW;
     END $$;
-    ${ATTEMPT_TABLES.map((table) => `CREATE TRIGGER reject_poisoned_attempt BEFORE INSERT ON ${table} FOR EACH ROW EXECUTE FUNCTION reject_poisoned_attempt();`).join('\n')}
+    ${ATTEMPT_TABLES.map((table) => `CREATE OR REPLACE TRIGGER reject_poisoned_attempt BEFORE INSERT ON ${table} FOR EACH ROW EXECUTE FUNCTION reject_poisoned_attempt();`).join('\n')}
   `);
 }
-const REFUSAL_OFF = ATTEMPT_TABLES.map((table) => `DROP TRIGGER IF EXISTS reject_poisoned_attempt ON ${table};`).join('\n');
+/**
+ * Refusal ends by making the trigger function accept every row: dropping the triggers locks both
+ * tables, one after the other, while the worker's result write holds them (a deadlock).
+ */
+const REFUSAL_OFF = `CREATE OR REPLACE FUNCTION reject_poisoned_attempt() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;`;
 
 /**
  * The worker writes results in batches: what one receiver answers must never keep another

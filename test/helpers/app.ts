@@ -33,7 +33,7 @@ export interface TestApp {
 
 /** A fresh app on its own migrated store (or on `store`, to share one between apps). */
 export async function buildTestApp(options: { env?: Record<string, string>; store?: TestStore; lookup?: LookupFn } = {}): Promise<TestApp> {
-  const store = options.store ?? (await createTestStore());
+  const store = options.store ?? (await createTestStore({ migrated: true }));
   const config = testConfig(store, options.env);
   const db = await store.open();
   await db.migrate();

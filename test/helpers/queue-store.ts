@@ -24,7 +24,7 @@ export interface QueueStore {
 
 /** The delivery queue on a fresh migrated store, without an app or a worker around it. */
 export async function openQueueStore(username: string): Promise<QueueStore> {
-  const store = await createTestStore();
+  const store = await createTestStore({ migrated: true });
   const db = await store.open();
   await db.migrate();
   const user = await db.prisma.user.create({

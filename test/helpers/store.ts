@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { openDatabase, splitSchema, type Database } from '../../src/db/database.ts';
+import { inject } from 'vitest';
+import { migratedEmbeddedImage, openDatabase, splitSchema, type Database } from '../../src/db/database.ts';
 
 /**
  * An isolated store for one test file: a fresh schema in the PostgreSQL of DATABASE_URL when
@@ -18,15 +19,34 @@ export interface TestStore {
   drop(): Promise<void>;
 }
 
-export async function createTestStore(options: { persistent?: boolean } = {}): Promise<TestStore> {
+/** The run's migrated image (test/setup/embedded-image.ts), read once per test process. */
+let migratedImage: Promise<Blob> | undefined;
+async function readMigratedImage(): Promise<Blob> {
+  const file = inject('embeddedImageFile');
+  // Outside vitest's global setup (a script using these helpers): made here instead.
+  return file ? new Blob([await readFile(file)]) : migratedEmbeddedImage();
+}
+
+/**
+ * `migrated`: an in-memory embedded store opens with every migration applied already (the
+ * store's own `migrate()` then finds nothing to do), which saves its initdb. PostgreSQL schemas
+ * start empty either way.
+ */
+export async function createTestStore(options: { persistent?: boolean; migrated?: boolean } = {}): Promise<TestStore> {
   const baseUrl = process.env.DATABASE_URL;
   if (baseUrl) return createPostgresSchema(baseUrl);
 
   const dataDir = options.persistent ? await mkdtemp(path.join(tmpdir(), 'devcard-test-')) : 'memory';
+  const fromImage = options.migrated && dataDir === 'memory';
   return {
     kind: 'embedded',
     env: { DATA_DIR: dataDir },
-    open: () => openDatabase({ databaseUrl: undefined, dataDir }),
+    open: async () =>
+      openDatabase({
+        databaseUrl: undefined,
+        dataDir,
+        ...(fromImage && { embeddedImage: await (migratedImage ??= readMigratedImage()) }),
+      }),
     drop: async () => {
       if (dataDir !== 'memory') await rm(dataDir, { recursive: true, force: true });
     },

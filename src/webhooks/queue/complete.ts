@@ -16,12 +16,12 @@ const COMPLETE_ATTEMPTS = `WITH input AS (
      -- Each result's queue row by one primary-key lookup (a subquery per result is always run that
      -- way): joined to the recordset, whose size the planner cannot see, a queue holding a backlog
      -- was read whole for every batch of results. The statements below reach the rows by ctid.
-     SELECT i.ord, (SELECT q.ctid FROM webhook_queue q WHERE q.endpoint_id = i.endpoint_id AND q.delivery_id = i.delivery_id) AS row_id
+     SELECT i.outcome, (SELECT q.ctid FROM webhook_queue q WHERE q.endpoint_id = i.endpoint_id AND q.delivery_id = i.delivery_id) AS row_id
      FROM input i
    ),
    finished AS (
      DELETE FROM webhook_queue q USING input i
-     WHERE q.ctid = ANY(ARRAY(SELECT f.row_id FROM found f JOIN input i ON i.ord = f.ord WHERE i.outcome <> 'retry'))
+     WHERE q.ctid = ANY(ARRAY(SELECT row_id FROM found WHERE outcome <> 'retry'))
        AND q.endpoint_id = i.endpoint_id AND q.delivery_id = i.delivery_id AND q.claim_token = i.claim_token AND i.outcome <> 'retry'
      RETURNING q.endpoint_id, q.delivery_id AS id, q.event_id, q.event_type, q.attempts + 1 AS attempts, q.created_at, i.ord, i.outcome
    ),
@@ -32,7 +32,7 @@ const COMPLETE_ATTEMPTS = `WITH input AS (
        claim_token = NULL,
        lease_until = NULL
      FROM input i
-     WHERE q.ctid = ANY(ARRAY(SELECT f.row_id FROM found f JOIN input i ON i.ord = f.ord WHERE i.outcome = 'retry'))
+     WHERE q.ctid = ANY(ARRAY(SELECT row_id FROM found WHERE outcome = 'retry'))
        AND q.endpoint_id = i.endpoint_id AND q.delivery_id = i.delivery_id AND q.claim_token = i.claim_token AND i.outcome = 'retry'
      RETURNING q.endpoint_id, q.delivery_id AS id, q.attempts, i.ord, i.outcome
    ),

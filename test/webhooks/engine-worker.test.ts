@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
 import { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
 import { generateEndpointSecret, SecretBox } from '../../src/webhooks/secrets.ts';
-import { DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT, type DeliveryWorkerOptions } from '../../src/webhooks/delivery/worker-options.ts';
+import { BACKLOG_CLAIM_SPACING_MS } from '../../src/webhooks/delivery/claim-pump.ts';
+import { CLAIM_AHEAD, DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT, type DeliveryWorkerOptions } from '../../src/webhooks/delivery/worker-options.ts';
 import type { WorkerLogger } from '../../src/webhooks/delivery/worker-logger.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { makeDueNow } from '../helpers/deliveries.ts';
@@ -123,6 +124,51 @@ describe('delivery worker: failures of its own', () => {
       expect(claims).toBe(1);
     } finally {
       await w.stop();
+    }
+  });
+
+  it('claims a backlog in batches, not after every finished attempt', async () => {
+    const rows = 300;
+    const slow = await startReceiver((request, res) => setTimeout(() => answer(200)(request, res), 30));
+    const owner = await db.prisma.user.create({
+      data: { email: 'batches@example.com', username: 'batches', displayName: 'batches', passwordHash: 'x' },
+    });
+    await db.prisma.webhookEndpoint.create({
+      data: {
+        userId: owner.id,
+        url: `${slow.origin}/batches`,
+        secretEncrypted: box.seal(generateEndpointSecret()),
+        events: ['card.viewed'],
+      },
+    });
+    const queue = new DeliveryQueue(db.sql);
+    for (let i = 0; i < rows; i++) {
+      await queue.insertForSubscribers({
+        ...fanOutEvent('card.viewed', { cardId: null, viewer: null, source: 'link' }),
+        userId: owner.id,
+        notify: false,
+      });
+    }
+    let claims = 0;
+    const counting = new (class extends DeliveryQueue {
+      override async claimDueDeliveries(...args: Parameters<DeliveryQueue['claimDueDeliveries']>) {
+        claims++;
+        return super.claimDueDeliveries(...args);
+      }
+    })(db.sql);
+    const w = worker(counting, recordingLogger().logger, { sweepIntervalMs: 600_000 });
+    const startedAt = performance.now();
+    w.start();
+    try {
+      await waitFor(() => slow.requests.length === rows, { timeoutMs: 30_000, what: 'the backlog to be sent' });
+      const elapsedMs = performance.now() - startedAt;
+      // A claim each time the endpoint's held rows fall to half its share, plus at most one per
+      // spacing for rows of other endpoints: not one per finished attempt (about 8 per 30 ms).
+      const share = CLAIM_AHEAD * DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT;
+      expect(claims).toBeLessThanOrEqual(Math.ceil(rows / (share / 2)) + Math.ceil(elapsedMs / BACKLOG_CLAIM_SPACING_MS) + 2);
+    } finally {
+      await w.stop();
+      await slow.close();
     }
   });
 

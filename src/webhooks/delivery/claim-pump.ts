@@ -17,6 +17,15 @@ import type { ClaimedDelivery, ClaimOptions, ClaimResult, InsertClaim } from '..
 import type { SendSlots } from './send-slots.ts';
 import { CLAIM_AHEAD, type ResolvedWorkerOptions } from './worker-options.ts';
 
+/**
+ * A finished attempt of an endpoint still holding more than half its share claims again only
+ * this long after the last backlog claim began. Rows of endpoints the worker holds none of
+ * (retries, other processes' dispatches) may be waiting, so such attempts must claim now and
+ * then; but claiming after each of them took only the few rows freed since the claim before:
+ * about 19 rows per claim in the throughput bench, against 54 with this spacing.
+ */
+export const BACKLOG_CLAIM_SPACING_MS = 100;
+
 export type ClaimPumpOptions = Pick<ResolvedWorkerOptions, 'queue' | 'logger' | 'leaseMs' | 'maxInFlight' | 'maxInFlightPerEndpoint'> & {
   /** The worker's slots: what it holds counts against every claim. The pump only reads them. */
   slots: Pick<SendSlots<ClaimedDelivery>, 'held' | 'heldByEndpoint' | 'running'>;
@@ -48,6 +57,8 @@ export class ClaimPump {
   #backlog = false;
   /** Counts noteBacklog calls: one made while a claim was out is not undone by that claim's answer. */
   #backlogNotes = 0;
+  /** When the last claim of due rows began (performance.now()). */
+  #lastClaimAt = Number.NEGATIVE_INFINITY;
   #fastIds: string[] = [];
   /** When each claim a dispatch stamps was reserved (reserveClaim → reservedAt). */
   readonly #reservedAt = new WeakMap<InsertClaim, number>();
@@ -176,6 +187,7 @@ export class ClaimPump {
         this.#backlog = true;
       } else {
         const claimedAt = performance.now();
+        this.#lastClaimAt = claimedAt;
         const notes = this.#backlogNotes;
         const result = await this.#o.queue.claimDueDeliveries(this.#claimOptions(capacity));
         this.#handOver(result, claimedAt);
@@ -200,13 +212,14 @@ export class ClaimPump {
   }
 
   /**
-   * Time to claim more: the worker holds at most half its claim-ahead window, overall or for
-   * the endpoint whose attempt just finished. The other half covers the claim's round trip.
+   * Time to claim more: the endpoint whose attempt just finished holds at most half its share
+   * (the other half covers the claim's round trip), or the worker holds at most half its
+   * window overall and BACKLOG_CLAIM_SPACING_MS have passed since the last claim.
    */
   #runningLow(endpointId: string): boolean {
+    if ((this.#o.slots.heldByEndpoint.get(endpointId) ?? 0) <= (CLAIM_AHEAD * this.#o.maxInFlightPerEndpoint) / 2) return true;
     return (
-      this.#o.slots.held <= (CLAIM_AHEAD * this.#o.maxInFlight) / 2 ||
-      (this.#o.slots.heldByEndpoint.get(endpointId) ?? 0) <= (CLAIM_AHEAD * this.#o.maxInFlightPerEndpoint) / 2
+      this.#o.slots.held <= (CLAIM_AHEAD * this.#o.maxInFlight) / 2 && performance.now() - this.#lastClaimAt >= BACKLOG_CLAIM_SPACING_MS
     );
   }
 

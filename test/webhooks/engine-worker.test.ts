@@ -107,21 +107,27 @@ describe('delivery worker: failures of its own', () => {
   const worker = (queue: DeliveryQueue, logger: WorkerLogger, overrides: Partial<DeliveryWorkerOptions> = {}) =>
     standaloneWorker(queue, logger, box, overrides);
 
-  // First in this block: it needs the queue empty.
-  it('sleeps while nothing is pending: no claim runs between sweeps', async () => {
-    let claims = 0;
-    const counting = new (class extends DeliveryQueue {
+  /** A queue that counts the worker's claims of due rows. */
+  function claimCounting() {
+    const counted = { claims: 0 };
+    const queue = new (class extends DeliveryQueue {
       override async claimDueDeliveries(...args: Parameters<DeliveryQueue['claimDueDeliveries']>) {
-        claims++;
+        counted.claims++;
         return super.claimDueDeliveries(...args);
       }
     })(db.sql);
+    return { queue, counted };
+  }
+
+  // First in this block: it needs the queue empty.
+  it('sleeps while nothing is pending: no claim runs between sweeps', async () => {
+    const { queue: counting, counted } = claimCounting();
     const w = worker(counting, recordingLogger().logger, { sweepIntervalMs: 600_000 });
     w.start();
     try {
       await new Promise((resolve) => setTimeout(resolve, 1_000));
       // The sweep at start, and nothing after it (the wake timer's shortest delay is 25 ms).
-      expect(claims).toBe(1);
+      expect(counted.claims).toBe(1);
     } finally {
       await w.stop();
     }
@@ -149,13 +155,7 @@ describe('delivery worker: failures of its own', () => {
         notify: false,
       });
     }
-    let claims = 0;
-    const counting = new (class extends DeliveryQueue {
-      override async claimDueDeliveries(...args: Parameters<DeliveryQueue['claimDueDeliveries']>) {
-        claims++;
-        return super.claimDueDeliveries(...args);
-      }
-    })(db.sql);
+    const { queue: counting, counted } = claimCounting();
     const w = worker(counting, recordingLogger().logger, { sweepIntervalMs: 600_000 });
     const startedAt = performance.now();
     w.start();
@@ -165,7 +165,7 @@ describe('delivery worker: failures of its own', () => {
       // A claim each time the endpoint's held rows fall to half its share, plus at most one per
       // spacing for rows of other endpoints: not one per finished attempt (about 8 per 30 ms).
       const share = CLAIM_AHEAD * DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT;
-      expect(claims).toBeLessThanOrEqual(Math.ceil(rows / (share / 2)) + Math.ceil(elapsedMs / BACKLOG_CLAIM_SPACING_MS) + 2);
+      expect(counted.claims).toBeLessThanOrEqual(Math.ceil(rows / (share / 2)) + Math.ceil(elapsedMs / BACKLOG_CLAIM_SPACING_MS) + 2);
     } finally {
       await w.stop();
       await slow.close();

@@ -83,26 +83,34 @@ describe('delivery worker: failures of its own', () => {
     return { logger, errors };
   }
 
-  async function dueDelivery(path: string) {
+  /** `count` due deliveries, one event each, to a new user's endpoint at `origin`/`path`. */
+  async function dueDeliveries(path: string, count: number, origin = receiver.origin) {
     const user = await db.prisma.user.create({
       data: { email: `${path}@example.com`, username: path, displayName: path, passwordHash: 'x' },
     });
     await db.prisma.webhookEndpoint.create({
       data: {
         userId: user.id,
-        url: `${receiver.origin}/${path}`,
+        url: `${origin}/${path}`,
         secretEncrypted: box.seal(generateEndpointSecret()),
         events: ['card.viewed'],
       },
     });
     const queue = new DeliveryQueue(db.sql);
-    const [row] = await queue.insertForSubscribers({
-      ...fanOutEvent('card.viewed', { cardId: null, viewer: null, source: 'link' }),
-      userId: user.id,
-      notify: false,
-    });
-    return row!;
+    const rows = [];
+    for (let i = 0; i < count; i++) {
+      rows.push(
+        ...(await queue.insertForSubscribers({
+          ...fanOutEvent('card.viewed', { cardId: null, viewer: null, source: 'link' }),
+          userId: user.id,
+          notify: false,
+        })),
+      );
+    }
+    return rows;
   }
+
+  const dueDelivery = async (path: string) => (await dueDeliveries(path, 1))[0]!;
 
   const worker = (queue: DeliveryQueue, logger: WorkerLogger, overrides: Partial<DeliveryWorkerOptions> = {}) =>
     standaloneWorker(queue, logger, box, overrides);
@@ -136,25 +144,7 @@ describe('delivery worker: failures of its own', () => {
   it('claims a backlog in batches, not after every finished attempt', async () => {
     const rows = 300;
     const slow = await startReceiver((request, res) => setTimeout(() => answer(200)(request, res), 30));
-    const owner = await db.prisma.user.create({
-      data: { email: 'batches@example.com', username: 'batches', displayName: 'batches', passwordHash: 'x' },
-    });
-    await db.prisma.webhookEndpoint.create({
-      data: {
-        userId: owner.id,
-        url: `${slow.origin}/batches`,
-        secretEncrypted: box.seal(generateEndpointSecret()),
-        events: ['card.viewed'],
-      },
-    });
-    const queue = new DeliveryQueue(db.sql);
-    for (let i = 0; i < rows; i++) {
-      await queue.insertForSubscribers({
-        ...fanOutEvent('card.viewed', { cardId: null, viewer: null, source: 'link' }),
-        userId: owner.id,
-        notify: false,
-      });
-    }
+    await dueDeliveries('batches', rows, slow.origin);
     const { queue: counting, counted } = claimCounting();
     const w = worker(counting, recordingLogger().logger, { sweepIntervalMs: 600_000 });
     const startedAt = performance.now();

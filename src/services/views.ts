@@ -74,23 +74,12 @@ interface PublicCardRow extends CardRow {
 export async function viewProfile(sql: SqlRunner, username: string, request: ViewRequest, event: ViewEvent): Promise<PublicProfile> {
   const { viewer, source } = request;
   const fanOut = event({ cardId: null, viewer: viewerRef(viewer), source }, { subscriber: 'viewed', offset: 3 });
-  const rows = await sql.query<ProfileRow & Recorded>(
-    `WITH owner AS (
-         SELECT id, username, display_name, created_at FROM users WHERE username = $1
-       ),
-       ${VIEWER_GONE},
-       viewed AS (
-         INSERT INTO card_views (owner_id, card_id, viewer_id, source)
-         SELECT id, NULL, $2::uuid, $3 FROM owner WHERE id IS DISTINCT FROM $2::uuid AND NOT (SELECT gone FROM viewer_gone)
-         RETURNING owner_id AS user_id
-       ),
-       ${fanOut.ctes}
-       SELECT o.id AS user_id, o.username, o.display_name, o.created_at AS user_created_at,
-              (SELECT gone FROM viewer_gone) AS viewer_gone, ${fanOut.written} AS fan_out, ${CARD_COLUMNS}
-       FROM owner o LEFT JOIN cards c ON c.owner_id = o.id AND c.is_public
-       ORDER BY c.created_at, c.id`,
-    [username.toLowerCase(), viewer?.id ?? null, source, ...fanOut.params],
-  );
+  const rows = await sql.query<ProfileRow & Recorded>(profileStatement(fanOut), [
+    username.toLowerCase(),
+    viewer?.id ?? null,
+    source,
+    ...fanOut.params,
+  ]);
   const first = rows[0];
   if (!first) throw new AppError('NOT_FOUND', 'No such user');
   settle(first, fanOut);
@@ -115,8 +104,59 @@ export async function viewCard(
   const { viewer, source, username } = request;
   if (!isUuid(cardId)) throw cardNotFound();
   const fanOut = event({ cardId, viewer: viewerRef(viewer), source }, { subscriber: 'viewed', offset: 4 });
-  const rows = await sql.query<PublicCardRow & Recorded>(
-    `WITH card AS (
+  const rows = await sql.query<PublicCardRow & Recorded>(cardStatement(fanOut), [
+    cardId,
+    viewer?.id ?? null,
+    source,
+    username?.toLowerCase() ?? null,
+    ...fanOut.params,
+  ]);
+  const row = rows[0];
+  if (!row) throw cardNotFound();
+  settle(row, fanOut);
+  const owner = { id: row.owner_id, username: row.username, displayName: row.display_name, createdAt: row.owner_created_at };
+  return { ...toCardData(row), owner };
+}
+
+/** $2 is the viewer's id: a token that outlived its account must not record a view. */
+const VIEWER_GONE = `viewer_gone AS (
+         SELECT $2::uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM users WHERE id = $2::uuid) AS gone
+       )`;
+
+/**
+ * A view's statement text, built once per fan-out text (composeEvent gives the same string every
+ * time): rebuilding it per view cost a fresh 5 KB string, hashed again to find its prepared name.
+ */
+function statementPerFanOut(build: (fanOut: ComposedEvent) => string): (fanOut: ComposedEvent) => string {
+  const texts = new Map<string, { written: string; text: string }>();
+  return (fanOut) => {
+    const known = texts.get(fanOut.ctes);
+    if (known?.written === fanOut.written) return known.text;
+    const text = build(fanOut);
+    texts.set(fanOut.ctes, { written: fanOut.written, text });
+    return text;
+  };
+}
+
+const profileStatement = statementPerFanOut(
+  (fanOut) => `WITH owner AS (
+         SELECT id, username, display_name, created_at FROM users WHERE username = $1
+       ),
+       ${VIEWER_GONE},
+       viewed AS (
+         INSERT INTO card_views (owner_id, card_id, viewer_id, source)
+         SELECT id, NULL, $2::uuid, $3 FROM owner WHERE id IS DISTINCT FROM $2::uuid AND NOT (SELECT gone FROM viewer_gone)
+         RETURNING owner_id AS user_id
+       ),
+       ${fanOut.ctes}
+       SELECT o.id AS user_id, o.username, o.display_name, o.created_at AS user_created_at,
+              (SELECT gone FROM viewer_gone) AS viewer_gone, ${fanOut.written} AS fan_out, ${CARD_COLUMNS}
+       FROM owner o LEFT JOIN cards c ON c.owner_id = o.id AND c.is_public
+       ORDER BY c.created_at, c.id`,
+);
+
+const cardStatement = statementPerFanOut(
+  (fanOut) => `WITH card AS (
          SELECT ${CARD_COLUMNS}, u.username, u.display_name, u.created_at AS owner_created_at
          FROM cards c JOIN users u ON u.id = c.owner_id
          WHERE c.id = $1::uuid AND (c.is_public OR c.owner_id = $2::uuid) AND ($4::text IS NULL OR u.username = $4::text)
@@ -129,19 +169,7 @@ export async function viewCard(
        ),
        ${fanOut.ctes}
        SELECT card.*, (SELECT gone FROM viewer_gone) AS viewer_gone, ${fanOut.written} AS fan_out FROM card`,
-    [cardId, viewer?.id ?? null, source, username?.toLowerCase() ?? null, ...fanOut.params],
-  );
-  const row = rows[0];
-  if (!row) throw cardNotFound();
-  settle(row, fanOut);
-  const owner = { id: row.owner_id, username: row.username, displayName: row.display_name, createdAt: row.owner_created_at };
-  return { ...toCardData(row), owner };
-}
-
-/** $2 is the viewer's id: a token that outlived its account must not record a view. */
-const VIEWER_GONE = `viewer_gone AS (
-         SELECT $2::uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM users WHERE id = $2::uuid) AS gone
-       )`;
+);
 
 interface Recorded {
   viewer_gone: boolean;

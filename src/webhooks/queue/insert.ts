@@ -76,6 +76,23 @@ export function splitAtSubscriber(body: string): SubscriberBody {
  * costs a WAL record per row even when nothing conflicts, so only coalescing rows go through one.
  */
 export function fanOutCtes(subscriber: string, offset: number, notify: boolean): string {
+  const key = `${subscriber} ${offset} ${notify}`;
+  let text = fanOutTexts.get(key);
+  if (text === undefined) {
+    text = renderFanOutCtes(subscriber, offset, notify);
+    fanOutTexts.set(key, text);
+  }
+  return text;
+}
+
+/**
+ * A handful of texts (one per source statement), each built once: the same string every time
+ * lets a view's statement be looked up rather than rebuilt and rehashed per view (database.ts
+ * names statements by their text).
+ */
+const fanOutTexts = new Map<string, string>();
+
+function renderFanOutCtes(subscriber: string, offset: number, notify: boolean): string {
   const $ = (n: number) => `$${offset + n}`;
   const notifyColumn = (condition: string) => (notify ? `, CASE WHEN ${condition} THEN pg_notify('${DUE_CHANNEL}', '') END` : '');
   const viewers = `q.coalesced_payload #> '{data,viewers}'`;

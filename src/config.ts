@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { DEFAULT_POOL_SIZE } from './db/pool-size.ts';
 import { parseDuration } from './duration.ts';
 
 /** Every setting the service reads from the environment, parsed and validated in one place. */
@@ -15,6 +16,8 @@ export interface Config {
   databaseUrl: string | undefined;
   /** Folder of the embedded store and generated dev keys, or `memory`. */
   dataDir: string;
+  /** Connections this process keeps to PostgreSQL at most (DEFAULT_POOL_SIZE). */
+  poolSize: number;
   jwtSecret: string;
   /** 32-byte AES-256-GCM master key for endpoint secrets at rest. */
   webhookEncryptionKey: Buffer;
@@ -151,6 +154,7 @@ const variables = {
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
     .optional(),
   DATA_DIR: z.string().min(1).default('./.data'),
+  DATABASE_POOL_SIZE: positiveInt.max(1000).default(DEFAULT_POOL_SIZE),
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   WEBHOOK_ENCRYPTION_KEY: z.string().optional(),
   WEBHOOK_RETRY_SCHEDULE: retrySchedule.default([30_000, 300_000, 1_800_000]),
@@ -247,6 +251,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: v.LOG_LEVEL,
     databaseUrl: v.DATABASE_URL,
     dataDir: v.DATA_DIR,
+    poolSize: v.DATABASE_POOL_SIZE,
     jwtSecret: v.JWT_SECRET ?? dev!.jwtSecret,
     webhookEncryptionKey,
     webhooks: {

@@ -52,6 +52,12 @@ describe('loadConfig', () => {
     expect(config.webhooks.workerEnabled).toBe(false);
   });
 
+  it('keeps 8 PostgreSQL connections by default, DATABASE_POOL_SIZE otherwise, and refuses a pool of none', () => {
+    expect(loadConfig(base).poolSize).toBe(8);
+    expect(loadConfig({ ...base, DATABASE_POOL_SIZE: '3' }).poolSize).toBe(3);
+    expect(configError({ ...base, DATABASE_POOL_SIZE: '0' }).message).toMatch(/DATABASE_POOL_SIZE/);
+  });
+
   it('caps attempts per delivery above what the retry schedule makes', () => {
     expect(loadConfig(base).webhooks.maxAttemptsPerDelivery).toBe(25);
     expect(

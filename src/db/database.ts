@@ -5,6 +5,7 @@ import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { PrismaClient } from '../generated/prisma/client.ts';
 import { applyMigrations } from './migrate.ts';
+import { DEFAULT_POOL_SIZE } from './pool-size.ts';
 import type { SqlRunner, TransactionRunner } from './sql-runner.ts';
 
 export type { PrismaClient };
@@ -27,6 +28,7 @@ export interface DatabaseOptions {
   dataDir: string;
   /** Embedded only: start from this image (see migratedEmbeddedImage) instead of an empty store. */
   embeddedImage?: Blob;
+  /** PostgreSQL only: connections kept at most (DEFAULT_POOL_SIZE). */
   poolSize?: number;
   /** Told when an idle pooled connection breaks (server restart, network); the next query reconnects. */
   onConnectionError?: (error: Error) => void;
@@ -39,7 +41,7 @@ const POOL_IDLE_TIMEOUT_MS = 5 * 60_000;
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   return options.databaseUrl
-    ? openPostgres(options.databaseUrl, options.poolSize ?? 20, options.onConnectionError)
+    ? openPostgres(options.databaseUrl, options.poolSize ?? DEFAULT_POOL_SIZE, options.onConnectionError)
     : openEmbedded(options.dataDir, options.embeddedImage);
 }
 

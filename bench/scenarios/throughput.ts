@@ -6,7 +6,9 @@
  * Over the same window (first view to the last outcome committed): the CPU the service's process
  * tree and every process of the PostgreSQL server used, and the WAL the server wrote
  * (`pg_stat_wal`), per delivery (see lib/cost.ts). The deliveries/s figure is handed to the
- * dispatch-latency scenario, which offers half of it.
+ * dispatch-latency scenario, which offers half of it. Then the same views of an owner with no
+ * endpoint, on a fresh store: the host's own CPU per view, a fifth of which every delivery of the
+ * plain run carries before any webhook work.
  *
  * The same run again with issue 14's per-endpoint settings, each on a fresh store, next to the
  * plain one: views of one card (its own view statement), then with every endpoint listing that
@@ -27,6 +29,7 @@ import { findPostmaster, readWal, startCpuWindow, STATS_FLUSH_MS, type CostWindo
 import { sendViews } from '../lib/load.ts';
 import type { Goal, Measurement, Scenario, ScenarioContext } from '../lib/scenario.ts';
 import { settle, withStore } from '../lib/scenario.ts';
+import type { BenchStore } from '../lib/stores.ts';
 import { countPending } from '../lib/seed.ts';
 
 const ENDPOINTS = 5;
@@ -80,6 +83,7 @@ export const throughputScenario: Scenario = {
     const engine = await measureEngine(ctx, PLAIN, urls, views);
     ctx.shared.throughput[ctx.kind] = engine.perSecond;
     const ceiling = await rawCeiling(urls, perEndpoint, deliveries, ctx);
+    const alone = await measureViewsAlone(ctx, views);
     const variants: Measurement[] = [];
     for (const variant of VARIANTS) {
       const run = await measureEngine(ctx, variant, urls, views);
@@ -98,6 +102,7 @@ export const throughputScenario: Scenario = {
       { figure: `deliveries/s for ${GOAL_RATIO}× ceiling (goal)`, unit: '/s', value: GOAL_RATIO * ceiling },
       { figure: `deliveries/s for ${STRETCH_RATIO}× ceiling (stretch)`, unit: '/s', value: STRETCH_RATIO * ceiling },
       ...costRows(ctx.kind === 'postgres', engine.cost, engine.walPerDelivery, deliveries, PLAIN),
+      ...viewsAloneRows(ctx.kind === 'postgres', alone, views),
       ...variants,
     ];
   },
@@ -123,13 +128,7 @@ async function measureEngine(ctx: ScenarioContext, variant: Variant, urls: reado
     await sendViews(service.origin, path, WARMUP_VIEWS, VIEW_CLIENTS);
     await receiver.waitForUnique(WARMUP_VIEWS * ENDPOINTS, 60_000);
 
-    // PostgreSQL: one connection of our own on the scenario's schema for everything in the window.
-    let admin: pg.Client | undefined;
-    if (store.pool) {
-      const { connectionString, schema } = splitSchema(store.env.DATABASE_URL as string);
-      admin = new pg.Client({ connectionString, options: `-c search_path="${schema}"` });
-      await admin.connect();
-    }
+    const admin = await connectAdmin(store);
     try {
       let postmaster: number | undefined;
       let walBefore: Wal | undefined;
@@ -196,6 +195,50 @@ async function measureEngine(ctx: ScenarioContext, variant: Variant, urls: reado
       await admin?.end().catch(() => {});
     }
   });
+}
+
+/** PostgreSQL: one connection of our own on the scenario's schema, for everything in a window (none on the embedded store). */
+async function connectAdmin(store: BenchStore): Promise<pg.Client | undefined> {
+  if (!store.pool) return undefined;
+  const { connectionString, schema } = splitSchema(store.env.DATABASE_URL as string);
+  const admin = new pg.Client({ connectionString, options: `-c search_path="${schema}"` });
+  await admin.connect();
+  return admin;
+}
+
+/**
+ * The plain run's views again, of a profile whose owner has no endpoint: what the host's page
+ * costs before any webhook work (the page, its view row, the statement's empty fan-out, the
+ * commit). A fifth of it is in each delivery's CPU of the plain run, a floor under the goal.
+ */
+async function measureViewsAlone(ctx: ScenarioContext, views: number): Promise<CostWindow> {
+  return withStore(ctx, async (store, start) => {
+    const service = await start('server');
+    const owner = await registerUser(service.origin, 'tp');
+    const path = `/api/u/${owner.username}`;
+    await sendViews(service.origin, path, WARMUP_VIEWS, VIEW_CLIENTS);
+    const admin = await connectAdmin(store);
+    try {
+      const postmaster = admin && (await findPostmaster(admin));
+      await settle(ctx.databaseUrl);
+      const cpu = startCpuWindow(service.pid, postmaster);
+      await sendViews(service.origin, path, views, VIEW_CLIENTS);
+      return cpu();
+    } finally {
+      await admin?.end().catch(() => {});
+    }
+  });
+}
+
+/** The host's own share: CPU per view with no endpoints, and that share of each delivery. */
+function viewsAloneRows(postgres: boolean, cost: CostWindow, views: number): Measurement[] {
+  const service = cost.serviceMicros / views;
+  const server = postgres ? cost.postgresMicros / views : 0;
+  return [
+    { figure: 'CPU per view, no endpoints: service', unit: 'µs', value: service },
+    { figure: 'CPU per view, no endpoints: PostgreSQL', unit: 'µs', value: postgres ? server : 'in service' },
+    { figure: `of it in each delivery (÷ ${ENDPOINTS}): the host's page`, unit: 'µs', value: (service + server) / ENDPOINTS },
+  ];
 }
 
 /** CPU and WAL per delivery. The embedded store runs inside the service, so its CPU is all in the service's. */

@@ -45,7 +45,7 @@ export async function startService(kind: 'server' | 'worker', env: Record<string
   const cpuProf = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
   const child = fork(PROBE, [`src/${kind}.ts`], {
     cwd: ROOT,
-    execArgv: ['--import', 'tsx', '--expose-gc', ...cpuProf],
+    execArgv: ['--import', 'tsx', '--expose-gc', ...cpuProf, ...(process.env.BENCH_PERF ? ['--perf-basic-prof'] : [])],
     env: { PATH: process.env.PATH ?? '', ...SERVICE_ENV, PORT: String(port), ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

@@ -124,6 +124,19 @@ const VIEWER_GONE = `viewer_gone AS (
        )`;
 
 /**
+ * The view's row, read from the CTE `from` (the page's owner or card), unless the viewer ($2) is
+ * the owner or a token whose account is gone; yields the owner as the fan-out's subscriber.
+ */
+function viewedCte(columns: { from: string; ownerId: string; cardId: string }): string {
+  const { from, ownerId, cardId } = columns;
+  return `viewed AS (
+         INSERT INTO card_views (owner_id, card_id, viewer_id, source)
+         SELECT ${ownerId}, ${cardId}, $2::uuid, $3 FROM ${from} WHERE ${ownerId} IS DISTINCT FROM $2::uuid AND NOT (SELECT gone FROM viewer_gone)
+         RETURNING owner_id AS user_id
+       )`;
+}
+
+/**
  * A view's statement text, built once per fan-out text (composeEvent gives the same string every
  * time): rebuilding it per view cost a fresh 5 KB string, hashed again to find its prepared name.
  */
@@ -143,11 +156,7 @@ const profileStatement = statementPerFanOut(
          SELECT id, username, display_name, created_at FROM users WHERE username = $1
        ),
        ${VIEWER_GONE},
-       viewed AS (
-         INSERT INTO card_views (owner_id, card_id, viewer_id, source)
-         SELECT id, NULL, $2::uuid, $3 FROM owner WHERE id IS DISTINCT FROM $2::uuid AND NOT (SELECT gone FROM viewer_gone)
-         RETURNING owner_id AS user_id
-       ),
+       ${viewedCte({ from: 'owner', ownerId: 'id', cardId: 'NULL' })},
        ${fanOut.ctes}
        SELECT o.id AS user_id, o.username, o.display_name, o.created_at AS user_created_at,
               (SELECT gone FROM viewer_gone) AS viewer_gone, ${fanOut.written} AS fan_out, ${CARD_COLUMNS}
@@ -162,11 +171,7 @@ const cardStatement = statementPerFanOut(
          WHERE c.id = $1::uuid AND (c.is_public OR c.owner_id = $2::uuid) AND ($4::text IS NULL OR u.username = $4::text)
        ),
        ${VIEWER_GONE},
-       viewed AS (
-         INSERT INTO card_views (owner_id, card_id, viewer_id, source)
-         SELECT owner_id, id, $2::uuid, $3 FROM card WHERE owner_id IS DISTINCT FROM $2::uuid AND NOT (SELECT gone FROM viewer_gone)
-         RETURNING owner_id AS user_id
-       ),
+       ${viewedCte({ from: 'card', ownerId: 'owner_id', cardId: 'id' })},
        ${fanOut.ctes}
        SELECT card.*, (SELECT gone FROM viewer_gone) AS viewer_gone, ${fanOut.written} AS fan_out FROM card`,
 );

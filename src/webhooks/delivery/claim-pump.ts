@@ -100,9 +100,8 @@ export class ClaimPump {
    */
   reserveClaim(): InsertClaim | undefined {
     if (!this.#running || this.#claimCapacity() <= 0) return undefined;
-    const perEndpointShare = CLAIM_AHEAD * this.#o.maxInFlightPerEndpoint;
     const saturated: string[] = [];
-    for (const [endpointId, held] of this.#o.slots.heldByEndpoint) if (held >= perEndpointShare) saturated.push(endpointId);
+    for (const [endpointId, held] of this.#o.slots.heldByEndpoint) if (held >= this.#endpointShare) saturated.push(endpointId);
     const claim = { token: randomUUID(), leaseMs: this.#o.leaseMs, saturated };
     this.#reservedAt.set(claim, performance.now());
     return claim;
@@ -208,7 +207,17 @@ export class ClaimPump {
   /** How many more rows a claim may take: the claim-ahead window minus what is held; none while results wait at their bound. */
   #claimCapacity(): number {
     if (this.#o.resultsFull()) return 0;
-    return CLAIM_AHEAD * this.#o.maxInFlight - this.#o.slots.held;
+    return this.#window - this.#o.slots.held;
+  }
+
+  /** Rows the worker may hold in all: CLAIM_AHEAD times its in-flight bound. */
+  get #window(): number {
+    return CLAIM_AHEAD * this.#o.maxInFlight;
+  }
+
+  /** Rows it may hold of one endpoint. */
+  get #endpointShare(): number {
+    return CLAIM_AHEAD * this.#o.maxInFlightPerEndpoint;
   }
 
   /**
@@ -217,17 +226,15 @@ export class ClaimPump {
    * window overall and BACKLOG_CLAIM_SPACING_MS have passed since the last claim.
    */
   #runningLow(endpointId: string): boolean {
-    if ((this.#o.slots.heldByEndpoint.get(endpointId) ?? 0) <= (CLAIM_AHEAD * this.#o.maxInFlightPerEndpoint) / 2) return true;
-    return (
-      this.#o.slots.held <= (CLAIM_AHEAD * this.#o.maxInFlight) / 2 && performance.now() - this.#lastClaimAt >= BACKLOG_CLAIM_SPACING_MS
-    );
+    if ((this.#o.slots.heldByEndpoint.get(endpointId) ?? 0) <= this.#endpointShare / 2) return true;
+    return this.#o.slots.held <= this.#window / 2 && performance.now() - this.#lastClaimAt >= BACKLOG_CLAIM_SPACING_MS;
   }
 
   #claimOptions(capacity: number): ClaimOptions {
     return {
       limit: capacity,
       leaseMs: this.#o.leaseMs,
-      perEndpointLimit: CLAIM_AHEAD * this.#o.maxInFlightPerEndpoint,
+      perEndpointLimit: this.#endpointShare,
       inFlightByEndpoint: this.#o.slots.heldByEndpoint,
     };
   }

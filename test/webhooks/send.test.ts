@@ -151,6 +151,17 @@ describe('WebhookSender', () => {
     expect(result).toMatchObject({ ok: false, statusCode: 200, error: 'timeout after 300 ms' });
   });
 
+  it('never sends late a request whose time ran out while it waited for a connection', async () => {
+    const receiver = await startReceiver(() => undefined);
+    const sender = newSender({ timeoutMs: 300, maxConnectionsPerEndpoint: 1 });
+    // The second waits behind the first for the endpoint's only connection, which is freed
+    // (destroyed) only when the first times out: by then the second's time is up as well.
+    const results = await Promise.all([1, 2].map(() => sender.send({ url: receiver.url, endpointId, headers: signingHeaders, body })));
+    expect(results.map((result) => result.error)).toEqual(['timeout after 300 ms', 'timeout after 300 ms']);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(receiver.requests).toHaveLength(1);
+  });
+
   it('counts a DNS lookup that hangs against the timeout', async () => {
     const lookup: LookupFn = () => new Promise(() => undefined);
     const result = await newSender({ timeoutMs: 200, lookup }).send({

@@ -7,6 +7,7 @@ import { Pool } from 'undici';
 import { isRecordableStatus, responseDateFrom, textFromBytes } from './receiver-values.ts';
 import { classifyResponse, parseRetryAfter, RESPONSE_BODY_LIMIT_BYTES } from './retry-policy.ts';
 import { checkWebhookUrl } from '../url-policy.ts';
+import { Deadline, postRequest, type ResponseHeaders } from './post-request.ts';
 import type { LookupFn } from '../dns-lookup.ts';
 
 /** A pool unused for this long is closed; its keep-alive sockets are long gone by then anyway. */
@@ -98,38 +99,39 @@ export class WebhookSender {
   async #attempt(req: WebhookRequest): Promise<ResponseSummary> {
     if (this.#closed) return { ok: false, error: 'sender closed' };
     const { timeoutMs } = this.#opts;
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), timeoutMs);
-    let statusCode: number | undefined;
+    const timedOut = { ok: false, error: `timeout after ${timeoutMs} ms` };
+    // One deadline for the whole attempt, whichever stage (DNS, connect, headers, body) it cuts short.
+    const deadline = new Deadline(timeoutMs);
     try {
-      const check = await untilAborted(
+      const check = await deadline.race(
         checkWebhookUrl(req.url, {
           allowPrivateNetworks: this.#opts.allowPrivateNetworks,
           lookup: this.#opts.lookup,
           lookupTimeoutMs: timeoutMs,
         }),
-        controller.signal,
       );
+      if (check === undefined) return timedOut;
       // Before the verdict too: a refusal of a url that was changed meanwhile is no attempt either.
       if (req.beforeStart && !req.beforeStart())
         return { ok: false, superseded: true, error: 'endpoint changed before the request started' };
       if (!check.ok) return { ok: false, error: `destination not allowed: ${check.reason}` };
 
-      const response = await this.#poolFor(req.endpointId, check.url, check.addresses).request({
-        method: 'POST',
-        path: `${check.url.pathname}${check.url.search}`,
-        headers: { ...req.headers, 'content-type': 'application/json', 'user-agent': this.#opts.userAgent },
-        body: req.body,
-        signal: controller.signal,
-      });
-      statusCode = response.statusCode;
-      const responseBody = await readBodyPrefix(response.body, RESPONSE_BODY_LIMIT_BYTES);
-      return describeResponse(statusCode, response.headers, responseBody);
+      const pool = this.#poolFor(req.endpointId, check.url, check.addresses);
+      const headers = { ...req.headers, 'content-type': 'application/json', 'user-agent': this.#opts.userAgent };
+      const outcome = await postRequest(
+        pool,
+        { path: `${check.url.pathname}${check.url.search}`, headers, body: req.body },
+        RESPONSE_BODY_LIMIT_BYTES,
+        deadline,
+      );
+      const answered = outcome.statusCode === undefined ? {} : { statusCode: outcome.statusCode };
+      if (outcome.kind === 'timedOut') return { ...timedOut, ...answered };
+      if (outcome.kind === 'failed') return { ok: false, ...answered, error: describeError(outcome.error) };
+      return describeResponse(outcome.statusCode, outcome.headers, textFromBytes(outcome.body, RESPONSE_BODY_LIMIT_BYTES));
     } catch (error) {
-      // The abort reason is our own timer, whichever stage (DNS, connect, headers, body) it cut short.
-      return { ok: false, statusCode, error: controller.signal.aborted ? `timeout after ${timeoutMs} ms` : describeError(error) };
+      return { ok: false, error: describeError(error) };
     } finally {
-      clearTimeout(timer);
+      deadline.clear();
     }
   }
 
@@ -198,28 +200,6 @@ function describeResponse(statusCode: number, headers: ResponseHeaders, response
     ...(retryAfterMs !== undefined && { retryAfterMs }),
     ...(redirect && { error: `redirect (${statusCode}) not followed` }),
   };
-}
-
-type ResponseHeaders = Record<string, string | string[] | undefined>;
-
-/** Reads at most `limit` bytes, then abandons the stream so a huge body is never buffered. */
-async function readBodyPrefix(body: AsyncIterable<Buffer>, limit: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    chunks.push(chunk.subarray(0, limit - size));
-    size += Math.min(chunk.length, limit - size);
-    if (size >= limit) break; // leaving the loop destroys the body (and its socket)
-  }
-  return textFromBytes(Buffer.concat(chunks), limit);
-}
-
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
 
 function firstValue(value: string | string[] | undefined): string | undefined {

@@ -1,0 +1,129 @@
+/**
+ * One POST through an undici pool, read with a dispatch handler: the status, the headers and the
+ * first bytes of the body, collected as they arrive. No response stream, no async iterator, no
+ * AbortSignal: those cost more CPU per attempt than the request itself (about a tenth of the
+ * service's profile in the throughput bench, bench/README.md), and an attempt needs none of them.
+ */
+import type { Dispatcher } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
+
+export type ResponseHeaders = IncomingHttpHeaders;
+
+/** How a POST ended. `statusCode` is set as soon as the receiver answered, even if the body then failed or stalled. */
+export type PostOutcome =
+  | { kind: 'response'; statusCode: number; headers: ResponseHeaders; body: Buffer }
+  | { kind: 'failed'; statusCode?: number; error: Error }
+  | { kind: 'timedOut'; statusCode?: number };
+
+export interface PostRequest {
+  path: string;
+  headers: Record<string, string>;
+  body: string | Buffer;
+}
+
+/** Raised into undici to cut a request short; never reaches a caller. */
+class Stop extends Error {}
+
+/**
+ * POSTs `request` on `dispatcher` and reads at most `bodyLimit` bytes of the answer: reaching the
+ * limit ends the attempt and destroys the connection, so an endless body is never buffered.
+ * `deadline` settles the outcome as timed out whatever stage the request is in (waiting for a
+ * connection, for headers, in the body), and aborts it there.
+ */
+export function postRequest(dispatcher: Dispatcher, request: PostRequest, bodyLimit: number, deadline: Deadline): Promise<PostOutcome> {
+  return new Promise<PostOutcome>((resolve) => {
+    let controller: Dispatcher.DispatchController | undefined;
+    let settled = false;
+    let statusCode: number | undefined;
+    let headers: ResponseHeaders = {};
+    const chunks: Buffer[] = [];
+    let size = 0;
+
+    const settle = (outcome: PostOutcome): void => {
+      if (settled) return;
+      settled = true;
+      deadline.onExpiry(undefined);
+      resolve(outcome);
+    };
+    const answered = (): void => settle({ kind: 'response', statusCode: statusCode ?? 0, headers, body: Buffer.concat(chunks, size) });
+
+    deadline.onExpiry(() => {
+      settle({ kind: 'timedOut', ...(statusCode !== undefined && { statusCode }) });
+      controller?.abort(new Stop('timed out'));
+    });
+
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(started) {
+        controller = started;
+        // Expired while waiting for a connection: the request must not start late.
+        if (settled) started.abort(new Stop('settled before the request started'));
+      },
+      onResponseStart(_controller, status, responseHeaders) {
+        // 1xx informational answers precede the real one.
+        if (status < 200) return;
+        statusCode = status;
+        headers = responseHeaders;
+      },
+      onResponseData(current, chunk) {
+        if (settled) return;
+        const room = bodyLimit - size;
+        chunks.push(chunk.length > room ? chunk.subarray(0, room) : chunk);
+        size += Math.min(chunk.length, room);
+        if (size < bodyLimit) return;
+        answered();
+        current.abort(new Stop('body limit reached'));
+      },
+      onResponseEnd() {
+        answered();
+      },
+      onResponseError(_controller, error) {
+        settle({ kind: 'failed', error, ...(statusCode !== undefined && { statusCode }) });
+      },
+    };
+    dispatcher.dispatch({ method: 'POST', path: request.path, headers: request.headers, body: request.body }, handler);
+  });
+}
+
+/**
+ * An attempt's single timer, whichever stage it is in: the destination check, then the request.
+ * One timer and one callback per attempt instead of an AbortController and its listeners.
+ */
+export class Deadline {
+  #expired = false;
+  #onExpiry: (() => void) | undefined;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(ms: number) {
+    this.#timer = setTimeout(() => {
+      this.#expired = true;
+      this.#onExpiry?.();
+    }, ms);
+  }
+
+  /** Who to tell when time runs out (one at a time; `undefined` stops telling). Told at once if it has run out already. */
+  onExpiry(callback: (() => void) | undefined): void {
+    this.#onExpiry = callback;
+    if (callback && this.#expired) callback();
+  }
+
+  /** Settles `promise` or the deadline, whichever comes first: `undefined` means time ran out. */
+  race<T>(promise: Promise<T>): Promise<T | undefined> {
+    return new Promise<T | undefined>((resolve, reject) => {
+      this.onExpiry(() => resolve(undefined));
+      promise.then(
+        (value) => {
+          this.onExpiry(undefined);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.onExpiry(undefined);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  clear(): void {
+    clearTimeout(this.#timer);
+  }
+}

@@ -17,7 +17,9 @@ export interface UrlPolicyOptions {
   lookupTimeoutMs?: number;
 }
 
-export type UrlCheck = { ok: true; url: URL; addresses: Array<{ address: string; family: 4 | 6 }> } | { ok: false; reason: string };
+/** A judgement may be shared by every caller that checks the same URL text: its parts are read-only. */
+export type UrlCheck =
+  { ok: true; url: Readonly<URL>; addresses: ReadonlyArray<{ address: string; family: 4 | 6 }> } | { ok: false; reason: string };
 
 export const MAX_URL_LENGTH = 2048;
 
@@ -80,6 +82,50 @@ function refusedAddressReason(address: string): string {
 /** Static checks (scheme, credentials, length, literal IP / localhost names) then DNS resolution; every resolved address must be allowed. */
 export async function checkWebhookUrl(rawUrl: string, opts: UrlPolicyOptions): Promise<UrlCheck> {
   const { allowPrivateNetworks, lookup = defaultLookup, lookupTimeoutMs = DEFAULT_DNS_TIMEOUT_MS } = opts;
+  const judged = judgedText(rawUrl, allowPrivateNetworks);
+  if (!('host' in judged)) return judged;
+  const { url, host, name } = judged;
+
+  let addresses: Array<{ address: string; family: 4 | 6 }>;
+  try {
+    addresses = await withDeadline(lookup(host), lookupTimeoutMs);
+  } catch (error) {
+    return refuse(isTimeout(error) ? 'hostname could not be resolved in time' : 'hostname could not be resolved');
+  }
+  if (addresses.length === 0) return refuse('hostname could not be resolved');
+  // One private answer is enough to refuse: the connection could pick any of them. The reason
+  // names the rule, never the answer: quoting it would let anyone map internal DNS through us.
+  if (addresses.some(({ address }) => !isAddressAllowed(address, allowPrivateNetworks))) {
+    return refuse(`${name} resolves to a non-public address`);
+  }
+  return { ok: true, url, addresses };
+}
+
+/** A URL that passed every check its text allows, and now needs DNS: its name resolved, each address judged. */
+type NeedsLookup = { url: Readonly<URL>; host: string; name: string };
+
+/**
+ * What the text alone decides, remembered per text: the worker checks the same few URLs on every
+ * attempt, and parsing one and judging a literal address cost more than the rest of the check.
+ * Only this part is remembered; what DNS says is asked every time (dns-lookup.ts caches it for
+ * its TTL), so a name that starts resolving to a private address is refused at once.
+ */
+const judgedTexts = new Map<string, UrlCheck | NeedsLookup>();
+/** Bounded like the DNS cache: the oldest judgement goes first. */
+const MAX_JUDGED_TEXTS = 1_000;
+
+function judgedText(rawUrl: string, allowPrivateNetworks: boolean): UrlCheck | NeedsLookup {
+  const key = `${allowPrivateNetworks ? 'private' : 'public'} ${rawUrl}`;
+  let judged = judgedTexts.get(key);
+  if (judged === undefined) {
+    judged = judgeText(rawUrl, allowPrivateNetworks);
+    if (judgedTexts.size >= MAX_JUDGED_TEXTS) judgedTexts.delete(judgedTexts.keys().next().value!);
+    judgedTexts.set(key, judged);
+  }
+  return judged;
+}
+
+function judgeText(rawUrl: string, allowPrivateNetworks: boolean): UrlCheck | NeedsLookup {
   if (rawUrl.length > MAX_URL_LENGTH) return refuse(`URL is longer than ${MAX_URL_LENGTH} characters`);
   // WHATWG URL reads `\` as `/` in https URLs while other parsers keep it, so `https://a.com\@10.0.0.1`
   // names a different host for us than for a human or another tool: refuse the ambiguity.
@@ -110,20 +156,7 @@ export async function checkWebhookUrl(rawUrl: string, opts: UrlPolicyOptions): P
   if (!allowPrivateNetworks && LOCAL_NAME.test(name)) return refuse(`${name} is a local host name`);
   // A single-label name (`metadata`, `intranet`) is completed by the resolver's local search domains.
   if (!allowPrivateNetworks && !name.includes('.')) return refuse(`${name} is not a fully qualified host name`);
-
-  let addresses: Array<{ address: string; family: 4 | 6 }>;
-  try {
-    addresses = await withDeadline(lookup(host), lookupTimeoutMs);
-  } catch (error) {
-    return refuse(isTimeout(error) ? 'hostname could not be resolved in time' : 'hostname could not be resolved');
-  }
-  if (addresses.length === 0) return refuse('hostname could not be resolved');
-  // One private answer is enough to refuse: the connection could pick any of them. The reason
-  // names the rule, never the answer: quoting it would let anyone map internal DNS through us.
-  if (addresses.some(({ address }) => !isAddressAllowed(address, allowPrivateNetworks))) {
-    return refuse(`${name} resolves to a non-public address`);
-  }
-  return { ok: true, url, addresses };
+  return { url, host, name };
 }
 
 /** Rejects with a DNS timeout when `promise` has not settled within `ms`; the lookup itself ends at its own deadline. */

@@ -152,6 +152,28 @@ describe('checkWebhookUrl with private networks allowed', () => {
   });
 });
 
+describe('checkWebhookUrl asked again about the same URL', () => {
+  it('asks DNS every time: a name that starts resolving to a private address is refused at once', async () => {
+    const url = 'https://turning.example.com/hook';
+    const table: Record<string, string[]> = { 'turning.example.com': ['93.184.216.34'] };
+    const lookup = fakeLookup(table);
+    expect(await checkWebhookUrl(url, { allowPrivateNetworks: false, lookup })).toMatchObject({ ok: true });
+    table['turning.example.com'] = ['169.254.169.254'];
+    expect(await checkWebhookUrl(url, { allowPrivateNetworks: false, lookup })).toEqual({
+      ok: false,
+      reason: 'turning.example.com resolves to a non-public address',
+    });
+    expect(lookup.asked).toEqual(['turning.example.com', 'turning.example.com']);
+  });
+
+  it('judges a literal address under the policy of each call', async () => {
+    const url = 'http://127.0.0.1:8080/same';
+    expect(await checkWebhookUrl(url, lenient())).toMatchObject({ ok: true });
+    expect(await checkWebhookUrl(url, strict())).toMatchObject({ ok: false });
+    expect(await checkWebhookUrl(url, lenient())).toMatchObject({ ok: true });
+  });
+});
+
 describe('isAddressAllowed', () => {
   it('allows only public unicast addresses', () => {
     expect(isAddressAllowed('93.184.216.34', false)).toBe(true);

@@ -143,7 +143,7 @@ export class WebhookSender {
    * used. The URL keeps its hostname, so the Host header, TLS SNI and certificate check are
    * those of the original URL.
    */
-  #poolFor(endpointId: string, url: URL, addresses: readonly VettedAddress[]): Pool {
+  #poolFor(endpointId: string, url: Readonly<URL>, addresses: readonly VettedAddress[]): Pool {
     const now = Date.now();
     this.#evictIdlePools(now);
     const key = `${endpointId} ${url.origin} ${addresses.map((a) => a.address).join(',')}`;

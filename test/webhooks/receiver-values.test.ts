@@ -86,6 +86,13 @@ describe('textFromBytes and storableText', () => {
     expect(storableText('a\uD800b\uDC00', 100)).toBe('a\uFFFDb\uFFFD');
   });
 
+  it('leaves nothing of a character cut at the limit for the next text', () => {
+    expect(textFromBytes(Buffer.from('aé'), 2)).toBe('a');
+    expect(textFromBytes(Buffer.from('ok'), 100)).toBe('ok');
+    expect(textFromBytes(Buffer.from([0xe2, 0x82]), 100)).toBe('');
+    expect(textFromBytes(Buffer.from([0xac, 0x61]), 100)).toBe('\uFFFDa');
+  });
+
   it('always gives storable text within the byte limit', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 100 }), fc.nat(200), (bytes, text, limit) => {

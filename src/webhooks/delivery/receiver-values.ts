@@ -50,9 +50,18 @@ export function textFromBytes(bytes: Uint8Array, limitBytes: number): string {
   return Buffer.byteLength(text) <= limitBytes ? text : decodePrefix(Buffer.from(text, 'utf8'), limitBytes);
 }
 
+/**
+ * One decoder for every attempt: making one per call (a native object behind a weak handle) cost
+ * more than the decoding, once or twice for every response.
+ */
+const utf8 = new TextDecoder('utf-8');
+
 function decodePrefix(bytes: Uint8Array, limitBytes: number): string {
-  // stream: true holds back a multi-byte character cut in half instead of emitting U+FFFD for it.
-  return new TextDecoder('utf-8').decode(bytes.subarray(0, limitBytes), { stream: true });
+  // stream: true holds back a multi-byte character cut in half instead of emitting U+FFFD for it;
+  // the final call drops that held-back part, so the shared decoder starts clean for the next one.
+  const text = utf8.decode(bytes.subarray(0, limitBytes), { stream: true });
+  utf8.decode();
+  return text;
 }
 
 /** `text` made storable and at most `limitBytes` of UTF-8: lone surrogates and NUL become U+FFFD. */

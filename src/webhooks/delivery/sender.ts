@@ -7,7 +7,8 @@ import { Pool } from 'undici';
 import { isRecordableStatus, responseDateFrom, textFromBytes } from './receiver-values.ts';
 import { classifyResponse, parseRetryAfter, RESPONSE_BODY_LIMIT_BYTES } from './retry-policy.ts';
 import { checkWebhookUrl } from '../url-policy.ts';
-import { Deadline, postRequest, type ResponseHeaders } from './post-request.ts';
+import { Deadline } from './deadline.ts';
+import { postRequest, type ResponseHeaders } from './post-request.ts';
 import type { LookupFn } from '../dns-lookup.ts';
 
 /** A pool unused for this long is closed; its keep-alive sockets are long gone by then anyway. */
@@ -79,8 +80,11 @@ export class WebhookSender {
   readonly #pools = new Map<string, { pool: Pool; lastUsedAt: number }>();
   #closed = false;
 
+  readonly #timeoutError: string;
+
   constructor(opts: WebhookSenderOptions) {
     this.#opts = opts;
+    this.#timeoutError = `timeout after ${opts.timeoutMs} ms`;
   }
 
   async send(req: WebhookRequest): Promise<AttemptResult> {
@@ -99,7 +103,7 @@ export class WebhookSender {
   async #attempt(req: WebhookRequest): Promise<ResponseSummary> {
     if (this.#closed) return { ok: false, error: 'sender closed' };
     const { timeoutMs } = this.#opts;
-    const timedOut = { ok: false, error: `timeout after ${timeoutMs} ms` };
+    const timedOut = { ok: false, error: this.#timeoutError };
     // One deadline for the whole attempt, whichever stage (DNS, connect, headers, body) it cuts short.
     const deadline = new Deadline(timeoutMs);
     try {

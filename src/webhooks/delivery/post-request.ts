@@ -8,11 +8,9 @@ import type { Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Deadline } from './deadline.ts';
 
-export type ResponseHeaders = IncomingHttpHeaders;
-
 /** How a POST ended. `statusCode` is set as soon as the receiver answered, even if the body then failed or stalled. */
 export type PostOutcome =
-  | { kind: 'response'; statusCode: number; headers: ResponseHeaders; body: Buffer }
+  | { kind: 'response'; statusCode: number; headers: IncomingHttpHeaders; body: Buffer }
   | { kind: 'failed'; statusCode?: number; error: Error }
   | { kind: 'timedOut'; statusCode?: number };
 
@@ -36,7 +34,7 @@ export function postRequest(dispatcher: Dispatcher, request: PostRequest, bodyLi
     let controller: Dispatcher.DispatchController | undefined;
     let settled = false;
     let statusCode: number | undefined;
-    let headers: ResponseHeaders = {};
+    let headers: IncomingHttpHeaders = {};
     const chunks: Buffer[] = [];
     let size = 0;
 

@@ -2,13 +2,14 @@
  * One HTTP attempt of a webhook delivery → an AttemptResult. Never throws: every failure
  * (policy, network, timeout, bad status) is data for the delivery log and the retry policy.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import type { LookupFunction } from 'node:net';
 import { Pool } from 'undici';
 import { isRecordableStatus, responseDateFrom, textFromBytes } from './receiver-values.ts';
 import { classifyResponse, parseRetryAfter, RESPONSE_BODY_LIMIT_BYTES } from './retry-policy.ts';
 import { checkWebhookUrl } from '../url-policy.ts';
 import { Deadline } from './deadline.ts';
-import { postRequest, type ResponseHeaders } from './post-request.ts';
+import { postRequest } from './post-request.ts';
 import type { LookupFn } from '../dns-lookup.ts';
 
 /** A pool unused for this long is closed; its keep-alive sockets are long gone by then anyway. */
@@ -190,7 +191,7 @@ function pinnedLookup(addresses: readonly VettedAddress[]): LookupFunction {
   };
 }
 
-function describeResponse(statusCode: number, headers: ResponseHeaders, responseBody: string): ResponseSummary {
+function describeResponse(statusCode: number, headers: IncomingHttpHeaders, responseBody: string): ResponseSummary {
   if (!isRecordableStatus(statusCode)) return { ok: false, error: `invalid HTTP status ${statusCode}` };
   const responseDate = responseDateFrom(firstValue(headers['date']));
   if (classifyResponse(statusCode) === 'success') return { ok: true, statusCode, responseBody, ...(responseDate && { responseDate }) };

@@ -4,6 +4,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { PrismaClient } from '../generated/prisma/client.ts';
+import { GroupCommit, type GroupOutcome, type GroupStatement } from './group-commit.ts';
 import { applyMigrations } from './migrate.ts';
 import { DEFAULT_POOL_SIZE } from './pool-size.ts';
 import type { SqlRunner, TransactionRunner } from './sql-runner.ts';
@@ -16,6 +17,11 @@ export interface Database extends TransactionRunner {
   prisma: PrismaClient;
   /** Raw SQL for what Prisma cannot express well (claims with SKIP LOCKED, batch updates). */
   sql: SqlRunner;
+  /**
+   * Raw SQL whose autocommit statements may share a transaction and its commit with concurrent
+   * ones (group-commit.ts): for the hot statements that are safe to commit together.
+   */
+  grouped: SqlRunner;
   /** Runs pending migrations (see migrate.ts). */
   migrate(): Promise<string[]>;
   close(): Promise<void>;
@@ -73,10 +79,18 @@ async function openPostgres(databaseUrl: string, poolSize: number, onConnectionE
   pool.on('error', (error) => onConnectionError?.(error));
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool, schema ? { schema } : undefined) });
   const sql = pgRunner(pool);
+  // Half the pool: the other half stays free for everything else (the worker's claims and results).
+  const grouped = new GroupCommit({
+    alone: sql,
+    runGroup: (statements) => runGroup(pool, statements),
+    maxGroups: Math.max(1, Math.floor(poolSize / 2)),
+    maxStatements: MAX_GROUPED_STATEMENTS,
+  });
   return {
     kind: 'postgres',
     prisma,
     sql,
+    grouped,
     async transaction<T>(fn: (tx: SqlRunner) => Promise<T>): Promise<T> {
       return withCheckedOutClient(pool, async (client, markBroken) => {
         // Pipeline mode (a documented pg client option, set here per checkout) sends BEGIN together
@@ -113,6 +127,52 @@ async function openPostgres(databaseUrl: string, poolSize: number, onConnectionE
   };
 }
 
+/** Statements one group commit takes at most (group-commit.ts). */
+const MAX_GROUPED_STATEMENTS = 8;
+
+/**
+ * The statements as one transaction in one round trip: BEGIN, the statements and COMMIT are
+ * pipelined. After a failed statement the server skips the rest and turns the COMMIT into a
+ * ROLLBACK, reported as such; an error without a SQLSTATE (the connection broke) leaves the
+ * outcome unknown and is thrown.
+ */
+async function runGroup(pool: pg.Pool, statements: readonly GroupStatement[]): Promise<GroupOutcome> {
+  return withCheckedOutClient(pool, async (client, markBroken) => {
+    setPipeline(client, true);
+    try {
+      const sent = [
+        client.query('BEGIN'),
+        ...statements.map(({ text, params }) => client.query({ name: preparedName(text), text, values: params })),
+        client.query('COMMIT'),
+      ];
+      const settled = await Promise.allSettled(sent);
+      const unknown = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected' && !hasSqlState(s.reason));
+      if (unknown) {
+        markBroken(unknown.reason instanceof Error ? unknown.reason : new Error(String(unknown.reason)));
+        throw unknown.reason;
+      }
+      const [begun, ...rest] = settled;
+      const commit = rest.pop();
+      // Without a transaction each statement would have committed alone: nothing to say for the group.
+      if (begun?.status === 'rejected') throw begun.reason;
+      if (commit?.status !== 'fulfilled' || commit.value.command !== 'COMMIT') return { committed: false };
+      const rows: unknown[][] = [];
+      for (const result of rest) {
+        if (result.status === 'rejected') throw result.reason;
+        rows.push(result.value.rows);
+      }
+      return { committed: true, rows };
+    } finally {
+      setPipeline(client, false);
+    }
+  });
+}
+
+/** A server's error carries a SQLSTATE; a broken connection's does not. */
+function hasSqlState(error: unknown): boolean {
+  return error instanceof pg.DatabaseError && typeof error.code === 'string';
+}
+
 function setPipeline(client: pg.PoolClient, on: boolean): void {
   (client as { pipeline: boolean }).pipeline = on;
 }
@@ -128,6 +188,8 @@ async function openEmbedded(dataDir: string, image: Blob | undefined): Promise<D
     kind: 'embedded',
     prisma,
     sql,
+    // One connection, every statement in turn: a group would only make each wait for the others.
+    grouped: sql,
     transaction: <T>(fn: (tx: SqlRunner) => Promise<T>) => pglite.transaction(async (tx) => fn(pgliteRunner(tx))),
     migrate: () => applyMigrations(sql),
     async close() {

@@ -45,7 +45,7 @@ export const publicRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (request) => {
       const { viewer, query } = request;
-      return viewCard(app.db.sql, request.params.cardId, { viewer, source: query.source }, event);
+      return viewCard(app.db.grouped, request.params.cardId, { viewer, source: query.source }, event);
     },
   );
 
@@ -66,7 +66,7 @@ export const publicRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (request) => {
       const { viewer, query } = request;
-      return viewProfile(app.db.sql, request.params.username, { viewer, source: query.source }, event);
+      return viewProfile(app.db.grouped, request.params.username, { viewer, source: query.source }, event);
     },
   );
 
@@ -87,7 +87,7 @@ export const publicRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (request) => {
       const { viewer, query, params } = request;
-      return viewCard(app.db.sql, params.cardId, { viewer, source: query.source, username: params.username }, event);
+      return viewCard(app.db.grouped, params.cardId, { viewer, source: query.source, username: params.username }, event);
     },
   );
 };

@@ -29,7 +29,9 @@ export type ViewEvent = (data: Omit<CardViewedData, 'userId'>, at: { subscriber:
  * showed Prisma's per-query work as its largest CPU cost. Each view is ONE autocommit statement
  * that reads the page, records the view and writes its event's delivery rows together (the view
  * row exists exactly when the page was served, and the event and its rows are one write): one
- * round trip and one commit. Every statement runs on the two stores.
+ * round trip and one commit. The routes run it through `db.grouped`, so on PostgreSQL the views
+ * that arrive while others run share a transaction and its commit (src/db/group-commit.ts); each
+ * statement stands alone, which is what makes that safe. Every statement runs on the two stores.
  *
  * A view is not recorded for the owner's own views, nor for a token whose account is gone (card_views
  * has no foreign keys, so that is checked here): that is a 401.

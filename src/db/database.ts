@@ -140,11 +140,20 @@ async function runGroup(pool: pg.Pool, statements: readonly GroupStatement[]): P
   return withCheckedOutClient(pool, async (client, markBroken) => {
     setPipeline(client, true);
     try {
-      const sent = [
-        client.query('BEGIN'),
-        ...statements.map(({ text, params }) => client.query({ name: preparedName(text), text, values: params })),
-        client.query('COMMIT'),
-      ];
+      // pg corks its socket around each query's messages; corked around the whole group, they
+      // leave in one write instead of one per statement.
+      const socket = socketOf(client);
+      socket?.cork();
+      let sent: Array<Promise<pg.QueryResult>>;
+      try {
+        sent = [
+          client.query('BEGIN'),
+          ...statements.map(({ text, params }) => client.query({ name: preparedName(text), text, values: params })),
+          client.query('COMMIT'),
+        ];
+      } finally {
+        socket?.uncork();
+      }
       const settled = await Promise.allSettled(sent);
       const unknown = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected' && !hasSqlState(s.reason));
       if (unknown) {
@@ -166,6 +175,12 @@ async function runGroup(pool: pg.Pool, statements: readonly GroupStatement[]): P
       setPipeline(client, false);
     }
   });
+}
+
+function socketOf(client: pg.PoolClient): { cork(): void; uncork(): void } | undefined {
+  const stream = (client as unknown as { connection?: { stream?: Partial<Record<'cork' | 'uncork', () => void>> } }).connection?.stream;
+  const { cork, uncork } = stream ?? {};
+  return cork && uncork ? { cork: () => cork.call(stream), uncork: () => uncork.call(stream) } : undefined;
 }
 
 /** A server's error carries a SQLSTATE; a broken connection's does not. */

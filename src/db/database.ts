@@ -177,6 +177,7 @@ async function runGroup(pool: pg.Pool, statements: readonly GroupStatement[]): P
   });
 }
 
+/** The client's socket: pg offers no public way to hold several queries' messages for one write. */
 function socketOf(client: pg.PoolClient): { cork(): void; uncork(): void } | undefined {
   const stream = (client as unknown as { connection?: { stream?: Partial<Record<'cork' | 'uncork', () => void>> } }).connection?.stream;
   const { cork, uncork } = stream ?? {};

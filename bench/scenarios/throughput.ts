@@ -86,7 +86,7 @@ export const throughputScenario: Scenario = {
 
     const engine = await measureEngine(ctx, PLAIN, urls, views);
     ctx.shared.throughput[ctx.kind] = engine.perSecond;
-    const ceiling = await rawCeiling(urls, perEndpoint, deliveries, ctx);
+    const { perSecond: ceiling, clientMicrosPerPost } = await rawCeiling(urls, perEndpoint, deliveries, ctx);
     const alone = await measureViewsAlone(ctx, views);
     const variants: Measurement[] = [];
     for (const variant of VARIANTS) {
@@ -102,11 +102,13 @@ export const throughputScenario: Scenario = {
       { figure: 'deliveries/s', unit: '/s', value: engine.perSecond },
       { figure: 'views/s while dispatching', unit: '/s', value: engine.viewsPerSecond },
       { figure: 'raw undici ceiling', unit: '/s', value: ceiling },
+      { figure: 'raw ceiling: CPU of its client per signed POST', unit: 'µs', value: clientMicrosPerPost },
       { figure: 'ratio to ceiling', unit: '', value: engine.perSecond / ceiling, goal: { op: '>=', value: GOAL_RATIO } },
       { figure: `deliveries/s for ${GOAL_RATIO}× ceiling (goal)`, unit: '/s', value: GOAL_RATIO * ceiling },
       { figure: `deliveries/s for ${STRETCH_RATIO}× ceiling (stretch)`, unit: '/s', value: STRETCH_RATIO * ceiling },
       ...costRows(ctx.kind === 'postgres', engine.cost, engine.walPerDelivery, deliveries, PLAIN),
       ...viewsAloneRows(ctx.kind === 'postgres', alone, views),
+      ...engineShareRows(ctx.kind === 'postgres', engine.cost, alone, views, clientMicrosPerPost),
       ...variants,
     ];
   },
@@ -245,6 +247,22 @@ function viewsAloneRows(postgres: boolean, cost: CostWindow, views: number): Mea
   ];
 }
 
+/**
+ * What the webhook engine itself adds to a delivery of the plain run: its CPU, less the host's
+ * page (the views alone, ÷ 5) and less what a bare signed POST costs its client (the raw
+ * ceiling's loop). The rest is the queue (statements, commits) and the worker's bookkeeping.
+ */
+function engineShareRows(postgres: boolean, engine: CostWindow, alone: CostWindow, views: number, bareSend: number): Measurement[] {
+  if (!postgres) return [];
+  const deliveries = views * ENDPOINTS;
+  const total = (engine.serviceMicros + engine.postgresMicros) / deliveries;
+  const page = (alone.serviceMicros + alone.postgresMicros) / views / ENDPOINTS;
+  if (!Number.isFinite(total) || !Number.isFinite(page)) return [];
+  return [
+    { figure: 'of each delivery: the engine (all of it − the page − a bare signed POST)', unit: 'µs', value: total - page - bareSend },
+  ];
+}
+
 /** CPU and WAL per delivery. The embedded store runs inside the service, so its CPU is all in the service's. */
 function costRows(postgres: boolean, cost: CostWindow, wal: Wal | undefined, deliveries: number, variant: Variant): Measurement[] {
   const service = cost.serviceMicros / deliveries;
@@ -272,7 +290,7 @@ async function rawCeiling(
   perEndpoint: number,
   total: number,
   ctx: Parameters<Scenario['run']>[0],
-): Promise<number> {
+): Promise<{ perSecond: number; clientMicrosPerPost: number }> {
   const secrets: Record<string, string> = {};
   const targets = urls.map((url) => {
     const secret = `whsec_${Buffer.from(randomUUID()).toString('base64')}`;
@@ -306,8 +324,12 @@ async function rawCeiling(
     }
   };
   const startedAt = nowMs();
+  // This process runs nothing else meanwhile (the receiver is its own process): its CPU is the
+  // client's, the floor under a delivery's send (signing, undici, the socket writes).
+  const cpuBefore = process.cpuUsage();
   await Promise.all(targets.flatMap((target) => Array.from({ length: perEndpoint }, () => client(target))));
+  const cpu = process.cpuUsage(cpuBefore);
   const elapsed = nowMs() - startedAt;
   await Promise.all(targets.map((target) => target.pool.close()));
-  return (total / elapsed) * 1000;
+  return { perSecond: (total / elapsed) * 1000, clientMicrosPerPost: (cpu.user + cpu.system) / total };
 }

@@ -26,15 +26,6 @@ describe('SendSlots', () => {
     expect(slots.takeStartable().map((r) => `${r.endpointId}${r.n}`)).toEqual(['a3']);
   });
 
-  it('starts at most as many as asked, endpoints still taking turns', () => {
-    const slots = new SendSlots<ReturnType<typeof row>>({ total: 10, perEndpoint: 5 });
-    for (let n = 1; n <= 3; n++) slots.add(row('a', n));
-    for (let n = 1; n <= 3; n++) slots.add(row('b', n));
-    expect(slots.takeStartable(3).map((r) => `${r.endpointId}${r.n}`)).toEqual(['a1', 'b1', 'a2']);
-    expect(slots).toMatchObject({ running: 3, held: 6 });
-    expect(slots.takeStartable().map((r) => `${r.endpointId}${r.n}`)).toEqual(['a3', 'b2', 'b3']);
-  });
-
   it('drops what waits for a disabled endpoint, leaving what runs', () => {
     const slots = new SendSlots<ReturnType<typeof row>>({ total: 10, perEndpoint: 1 });
     for (let n = 1; n <= 3; n++) slots.add(row('a', n));

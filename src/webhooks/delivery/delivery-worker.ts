@@ -31,9 +31,6 @@ import { SendSlots } from './send-slots.ts';
 import { WakeTimer } from './wake-timer.ts';
 import { LEASE_END_MARGIN_MS, withDefaults, type DeliveryWorkerOptions, type ResolvedWorkerOptions } from './worker-options.ts';
 
-/** Attempts started per turn of the event loop (see #startReady). */
-export const LAUNCHES_PER_TURN = 8;
-
 export class DeliveryWorker {
   readonly #o: ResolvedWorkerOptions;
 
@@ -49,8 +46,6 @@ export class DeliveryWorker {
 
   // Claimed rows: running (HTTP attempt in flight) or waiting for a slot.
   readonly #slots: SendSlots<ClaimedDelivery>;
-  /** The next turn's start of waiting deliveries, when one is scheduled. */
-  #launchTurn: NodeJS.Immediate | undefined;
   readonly #claims: ClaimPump;
   /**
    * Claimed rows whose result is not yet written (released on stop): id → claim token and when
@@ -249,22 +244,12 @@ export class DeliveryWorker {
   }
 
   /**
-   * Starts the waiting deliveries that have a free slot, unless unwritten results are at their
-   * bound, on the next turn of the event loop and at most LAUNCHES_PER_TURN a turn. Starting one
-   * (signing, the destination check, undici writing the request) is ~100 µs of this thread:
-   * started at once, a dispatching view's own response waited for its five, and a claim of 90
-   * rows held every request and answer back for milliseconds. Between turns, whatever I/O is
-   * ready is served first. Claimed while stopping: not sent; stop() releases it.
+   * Starts every waiting delivery that has a free slot, unless unwritten results are at their
+   * bound. Claimed while stopping: not sent; stop() releases it.
    */
   #startReady(): void {
-    if (this.#launchTurn) return;
-    this.#launchTurn = setImmediate(() => {
-      this.#launchTurn = undefined;
-      if (!this.#running || this.#resultsFull()) return;
-      const started = this.#slots.takeStartable(LAUNCHES_PER_TURN);
-      for (const delivery of started) this.#launch(delivery);
-      if (started.length === LAUNCHES_PER_TURN) this.#startReady();
-    });
+    if (!this.#running || this.#resultsFull()) return;
+    for (const delivery of this.#slots.takeStartable()) this.#launch(delivery);
   }
 
   #launch(delivery: ClaimedDelivery): void {

@@ -45,16 +45,16 @@ export class SendSlots<T extends { endpointId: string }> {
   }
 
   /**
-   * Removes and returns what may start now, at most `limit`, counting it as running. Endpoints
-   * take turns, one delivery each per round, so when a limit binds no endpoint takes all of it.
+   * Removes and returns what may start now, counting it as running. Endpoints take turns, one
+   * delivery each per round, so when the global limit binds no endpoint takes all of it.
    */
-  takeStartable(limit = Number.POSITIVE_INFINITY): T[] {
+  takeStartable(): T[] {
     const started: T[] = [];
     let progress = true;
-    while (progress && this.#running < this.#total && started.length < limit) {
+    while (progress && this.#running < this.#total) {
       progress = false;
       for (const [endpointId, line] of this.#waiting) {
-        if (this.#running >= this.#total || started.length >= limit) break;
+        if (this.#running >= this.#total) break;
         const running = this.#runningByEndpoint.get(endpointId) ?? 0;
         if (running >= this.#perEndpoint) continue;
         const item = line.shift() as T;

@@ -200,6 +200,19 @@ export function claimStatement(
        FROM (SELECT p.max_per_second, coalesce(u.paced_until, p.paced_until) AS paced_until
              FROM pacing p LEFT JOIN paced u ON u.endpoint_id = p.endpoint_id
              WHERE p.endpoint_id IN (SELECT endpoint_id FROM paced_left)) t
+     ),
+     -- What the answer needs of each endpoint and event, read once each: a claim's rows are a few
+     -- endpoints' and share events (a view's rows for five endpoints come due together), and a
+     -- lookup per row read the same index pages again for each.
+     claimed_endpoints AS MATERIALIZED (
+       SELECT e.id, e.revision, e.url, e.secret_encrypted, e.previous_secret_encrypted, e.previous_secret_expires_at
+       FROM webhook_endpoints e
+       WHERE e.id = ANY(ARRAY(SELECT DISTINCT endpoint_id FROM claimed))
+     ),
+     claimed_events AS MATERIALIZED (
+       SELECT ev.id, ev.body
+       FROM webhook_events ev
+       WHERE ev.id = ANY(ARRAY(SELECT DISTINCT event_id FROM claimed WHERE coalesced_payload IS NULL))
      )
      SELECT s.scanned, s.cancelled, s.paced_left, s.paced_wait_ms,
             c.id, c.endpoint_id, c.event_id, c.event_type, ev.body, c.coalesced_payload, c.attempts,
@@ -208,8 +221,8 @@ export function claimStatement(
                   (SELECT count(*) FROM paced_left)::int AS paced_left,
                   (SELECT ceil(extract(epoch FROM (at - now())) * 1000)::int FROM next_turn) AS paced_wait_ms) s
      LEFT JOIN (claimed c
-                JOIN webhook_endpoints e ON e.id = c.endpoint_id
-                LEFT JOIN webhook_events ev ON ev.id = c.event_id AND c.coalesced_payload IS NULL) ON true`;
+                JOIN claimed_endpoints e ON e.id = c.endpoint_id
+                LEFT JOIN claimed_events ev ON ev.id = c.event_id AND c.coalesced_payload IS NULL) ON true`;
   return {
     text,
     params: [

@@ -243,8 +243,13 @@ function viewsAloneRows(postgres: boolean, cost: CostWindow, views: number): Mea
   return [
     { figure: 'CPU per view, no endpoints: service', unit: 'µs', value: service },
     { figure: 'CPU per view, no endpoints: PostgreSQL', unit: 'µs', value: postgres ? server : 'in service' },
-    { figure: `of it in each delivery (÷ ${ENDPOINTS}): the host's page`, unit: 'µs', value: (service + server) / ENDPOINTS },
+    { figure: `of it in each delivery (÷ ${ENDPOINTS}): the host's page`, unit: 'µs', value: pagePerDelivery(postgres, cost, views) },
   ];
+}
+
+/** The views-alone run's CPU per view (service, and PostgreSQL when it is the store), ÷ ENDPOINTS: what each delivery carries for the page. */
+function pagePerDelivery(postgres: boolean, alone: CostWindow, views: number): number {
+  return (alone.serviceMicros + (postgres ? alone.postgresMicros : 0)) / views / ENDPOINTS;
 }
 
 /**
@@ -256,7 +261,7 @@ function engineShareRows(postgres: boolean, engine: CostWindow, alone: CostWindo
   if (!postgres) return [];
   const deliveries = views * ENDPOINTS;
   const total = (engine.serviceMicros + engine.postgresMicros) / deliveries;
-  const page = (alone.serviceMicros + alone.postgresMicros) / views / ENDPOINTS;
+  const page = pagePerDelivery(postgres, alone, views);
   if (!Number.isFinite(total) || !Number.isFinite(page)) return [];
   return [
     { figure: 'of each delivery: the engine (all of it − the page − a bare signed POST)', unit: 'µs', value: total - page - bareSend },

@@ -1,18 +1,20 @@
 /**
- * 3. Dispatch latency: steady views (open loop) of an owner with one endpoint → time from the
- * view's response to the receiver getting the delivery, p50/p99, at two offered loads for 20 s each:
- *  - half the throughput the throughput scenario measured in the same run on the same store, in
- *    views/s: deliveries/s ÷ 5 (endpoints per view there) ÷ 2, so the figure measures latency
- *    rather than saturation (the goal); skipped when the run has no throughput figure
- *    (`--only=throughput,latency` runs both);
- *  - a fixed 500 views/s (no goal: near capacity on a small machine it measures the queue).
+ * 3. Dispatch latency: steady views (open loop) of a card → time from the view's response to the
+ * receiver getting the delivery, p50/p99, at two offered loads for 20 s each:
+ *  - half the throughput the throughput scenario measured in the same run on the same store,
+ *    counted as it counts it, in deliveries: views of an owner with 5 endpoints, as there, at
+ *    deliveries/s ÷ 5 ÷ 2 views/s, so the figure measures latency rather than saturation (the
+ *    goal); skipped when the run has no throughput figure (`--only=throughput,latency` runs both);
+ *  - a fixed 500 views/s of an owner with one endpoint (no goal: near capacity on a small
+ *    machine it measures the queue).
  * The deliveries of the first load drain, and PostgreSQL is checkpointed, before the second.
  *
  * Matching a delivery to its view: views cycle through CARDS cards, so the delivery's `cardId`
  * names the card, and its envelope `timestamp` (the dispatch instant, taken while the view was
- * being served) falls inside exactly one view's [sent, responded] window of that card.
+ * being served) falls inside exactly one view's [sent, responded] window of that card. Each of
+ * an owner's endpoints gets its own delivery of the view, each measured.
  */
-import { createCard, createEndpoints, registerUser } from '../lib/api.ts';
+import { createCard, createEndpoints, registerUser, type Owner } from '../lib/api.ts';
 import { paceViews, sendViews, type PacedView } from '../lib/load.ts';
 import type { Receiver } from '../lib/receiver.ts';
 import type { Measurement, Scenario } from '../lib/scenario.ts';
@@ -35,37 +37,41 @@ export const dispatchLatencyScenario: Scenario = {
   async run(ctx) {
     return withStore(ctx, async (_store, start) => {
       const service = await start('server');
-      const owner = await registerUser(service.origin, 'lat');
-      await ctx.receiver.setSecrets(await createEndpoints(service.origin, owner, [`${ctx.receiver.origins[0]}/latency/0`]));
-      const cards: string[] = [];
-      for (let i = 0; i < CARDS; i++) cards.push(await createCard(service.origin, owner, `Card ${i}`));
-      const paths = cards.map((id) => `/api/u/${owner.username}/card/${id}`);
+      const half = await cardsOfOwner(service.origin, 'half');
+      const fixed = await cardsOfOwner(service.origin, 'fixed');
+      const halfUrls = ctx.receiver.origins.slice(0, THROUGHPUT_ENDPOINTS).map((origin, i) => `${origin}/latency/half/${i}`);
+      const fixedUrls = [`${ctx.receiver.origins[0]}/latency/fixed/0`];
+      await ctx.receiver.setSecrets({
+        ...(await createEndpoints(service.origin, half.owner, halfUrls)),
+        ...(await createEndpoints(service.origin, fixed.owner, fixedUrls)),
+      });
       // Warm-up (JIT, connection pools), not measured; its deliveries drain first, so the
       // measured run starts from an empty queue rather than behind a burst.
       await ctx.receiver.reset();
-      await sendViews(service.origin, paths[0] as string, WARMUP_VIEWS, 16);
-      await ctx.receiver.waitForUnique(WARMUP_VIEWS, 60_000);
+      await sendViews(service.origin, half.paths[0] as string, WARMUP_VIEWS, 16);
+      await ctx.receiver.waitForUnique(WARMUP_VIEWS * THROUGHPUT_ENDPOINTS, 60_000);
 
       // Half the throughput in views/s, or why there is no such figure in this run.
       const throughput = ctx.shared.throughput[ctx.kind];
       const rate =
         throughput === undefined ? undefined : Math.max(1, Math.round((throughput / THROUGHPUT_ENDPOINTS) * THROUGHPUT_FRACTION));
       if (rate === undefined) ctx.log('no throughput figure in this run (add --only=throughput,latency): the ½-throughput load is skipped');
-      const half = rate === undefined ? undefined : await measure(ctx.receiver, service.origin, paths, rate, ctx.log);
+      const atHalf =
+        rate === undefined ? undefined : await measure(ctx.receiver, service.origin, half.paths, THROUGHPUT_ENDPOINTS, rate, ctx.log);
       const none = 'no throughput';
       const measured: Measurement[] = [
         { figure: 'offered views/s (deliveries/s ÷ 5 ÷ 2)', unit: '/s', value: rate ?? none },
-        { figure: 'views/s achieved at ½ throughput', unit: '/s', value: half?.achieved ?? none },
-        { figure: 'latency p50 at ½ throughput', unit: 'ms', value: half?.p50 ?? none },
-        { figure: 'latency p99 at ½ throughput', unit: 'ms', value: half?.p99 ?? none, goal: { op: '<=', value: GOAL_P99_MS } },
+        { figure: 'views/s achieved at ½ throughput', unit: '/s', value: atHalf?.achieved ?? none },
+        { figure: 'latency p50 at ½ throughput', unit: 'ms', value: atHalf?.p50 ?? none },
+        { figure: 'latency p99 at ½ throughput', unit: 'ms', value: atHalf?.p99 ?? none, goal: { op: '<=', value: GOAL_P99_MS } },
       ];
-      if (half) await settle(ctx.databaseUrl);
-      const fixed = await measure(ctx.receiver, service.origin, paths, FIXED_RATE, ctx.log);
+      if (atHalf) await settle(ctx.databaseUrl);
+      const atFixed = await measure(ctx.receiver, service.origin, fixed.paths, 1, FIXED_RATE, ctx.log);
       measured.push(
-        { figure: `view response p50 at ${FIXED_RATE} views/s`, unit: 'ms', value: fixed.viewP50 },
-        { figure: `latency p50 at ${FIXED_RATE} views/s`, unit: 'ms', value: fixed.p50 },
-        { figure: `latency p99 at ${FIXED_RATE} views/s`, unit: 'ms', value: fixed.p99 },
-        { figure: `views/s achieved (offered ${FIXED_RATE})`, unit: '/s', value: fixed.achieved },
+        { figure: `view response p50 at ${FIXED_RATE} views/s`, unit: 'ms', value: atFixed.viewP50 },
+        { figure: `latency p50 at ${FIXED_RATE} views/s`, unit: 'ms', value: atFixed.p50 },
+        { figure: `latency p99 at ${FIXED_RATE} views/s`, unit: 'ms', value: atFixed.p99 },
+        { figure: `views/s achieved (offered ${FIXED_RATE})`, unit: '/s', value: atFixed.achieved },
       );
       return measured;
     });
@@ -79,18 +85,27 @@ interface LatencyRun {
   p99: number;
 }
 
-/** `rate` views/s for SECONDS, then every delivery matched to its view. */
+/** A new owner with CARDS cards, and the public paths of those cards. */
+async function cardsOfOwner(origin: string, prefix: string): Promise<{ owner: Owner; paths: string[] }> {
+  const owner = await registerUser(origin, prefix);
+  const paths: string[] = [];
+  for (let i = 0; i < CARDS; i++) paths.push(`/api/u/${owner.username}/card/${await createCard(origin, owner, `Card ${i}`)}`);
+  return { owner, paths };
+}
+
+/** `rate` views/s for SECONDS of an owner with `endpoints` endpoints, then every delivery matched to its view. */
 async function measure(
   receiver: Receiver,
   origin: string,
   paths: readonly string[],
+  endpoints: number,
   rate: number,
   log: (message: string) => void,
 ): Promise<LatencyRun> {
   await receiver.reset(true);
   const views = await paceViews(origin, paths, rate, SECONDS * 1000);
   const sentFor = (views.at(-1)?.respondedAt ?? 0) - (views[0]?.sentAt ?? 0);
-  await receiver.waitForUnique(views.length, 60_000);
+  await receiver.waitForUnique(views.length * endpoints, 60_000);
   const records = await receiver.records();
 
   const byCard = new Map<string, PacedView[]>();

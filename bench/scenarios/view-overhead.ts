@@ -8,12 +8,14 @@
  * run's capacity shared with 5 deliveries per view. The same pair again at a fixed offered
  * rate, half what the "with" run managed, shows the view path's own overhead below saturation
  * (a figure beside the goal's, not instead of it).
+ *
+ * Each run starts once the receiver has every delivery of the runs before (a hooked run can
+ * leave some behind it), so that no run is measured with another's deliveries going on.
  */
 import autocannon from 'autocannon';
 import { createEndpoints, registerUser } from '../lib/api.ts';
 import type { Scenario } from '../lib/scenario.ts';
 import { withStore } from '../lib/scenario.ts';
-import { sleep } from '../lib/clock.ts';
 
 const CONNECTIONS = 8;
 const SECONDS = 8;
@@ -23,12 +25,13 @@ interface Run {
   p50: number;
   p99: number;
   rps: number;
+  views: number;
 }
 
 async function hammer(url: string, duration: number, overallRate?: number): Promise<Run> {
   const result = await autocannon({ url, connections: CONNECTIONS, duration, ...(overallRate && { overallRate }) });
   if (result.non2xx > 0 || result.errors > 0) throw new Error(`${url}: ${result.non2xx} non-2xx, ${result.errors} errors`);
-  return { p50: result.latency.p50, p99: result.latency.p99, rps: result.requests.average };
+  return { p50: result.latency.p50, p99: result.latency.p99, rps: result.requests.average, views: result.requests.total };
 }
 
 export const viewOverheadScenario: Scenario = {
@@ -41,22 +44,24 @@ export const viewOverheadScenario: Scenario = {
       const urls = ctx.receiver.origins.slice(0, 5).map((origin, i) => `${origin}/overhead/${i}`);
       await ctx.receiver.setSecrets(await createEndpoints(service.origin, withHooks, urls));
       await ctx.receiver.reset();
+      let hookedViews = 0;
+      const drained = async (run: Run) => {
+        hookedViews += run.views;
+        await ctx.receiver.waitForUnique(hookedViews * urls.length, 120_000);
+        return run;
+      };
       const hooked = `${service.origin}/api/u/${withHooks.username}`;
       const plain = `${service.origin}/api/u/${without.username}`;
       await hammer(plain, WARMUP_SECONDS);
-      await hammer(hooked, WARMUP_SECONDS);
-      // Let the warm-up's deliveries drain so they do not load the first measured run.
-      await sleep(2_000);
+      await drained(await hammer(hooked, WARMUP_SECONDS));
       const none = await hammer(plain, SECONDS);
-      const five = await hammer(hooked, SECONDS);
+      const five = await drained(await hammer(hooked, SECONDS));
       ctx.log(
         `no endpoints: p50 ${none.p50} ms p99 ${none.p99} ms ${Math.round(none.rps)}/s; 5 endpoints: p50 ${five.p50} ms p99 ${five.p99} ms ${Math.round(five.rps)}/s`,
       );
       const rate = Math.max(1, Math.round(five.rps / 2));
-      await sleep(2_000);
       const noneAtRate = await hammer(plain, SECONDS, rate);
-      await sleep(2_000);
-      const fiveAtRate = await hammer(hooked, SECONDS, rate);
+      const fiveAtRate = await drained(await hammer(hooked, SECONDS, rate));
       ctx.log(`at ${rate} views/s: no endpoints p50 ${noneAtRate.p50} ms, 5 endpoints p50 ${fiveAtRate.p50} ms`);
       return [
         { figure: 'p50, 0 endpoints', unit: 'ms', value: none.p50 },

@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 /** Files that replace a module with vi.mock: they need a module registry of their own. */
-const MOCKING_FILES = ['test/timing-safe.test.ts'];
+export const MOCKING_FILES = ['test/timing-safe.test.ts'];
 
 export default defineConfig({
   test: {

@@ -126,3 +126,22 @@ export function startCpuWindow(servicePid: number, postmasterPid: number | undef
     return { serviceMicros: (after.service - before.service) * micros, postgresMicros: (after.postgres - before.postgres) * micros };
   };
 }
+
+/**
+ * Starts a window over the whole machine's CPUs (`/proc/stat`): the share of their time that was
+ * busy (user, nice, system, irq, softirq, steal) rather than idle or waiting for I/O, every
+ * process counted, the load generator and the receiver included.
+ */
+export function startMachineWindow(): () => number {
+  const read = () => {
+    const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = fields;
+    const busy = user + nice + system + irq + softirq + steal;
+    return { busy, total: busy + idle + iowait };
+  };
+  const before = read();
+  return () => {
+    const after = read();
+    return (after.busy - before.busy) / (after.total - before.total);
+  };
+}

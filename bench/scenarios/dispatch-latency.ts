@@ -21,6 +21,7 @@
  * before the response is written, so most arrived before it and the p50 read 0.03–0.5 ms.
  */
 import { createCard, createEndpoints, registerUser, type Owner } from '../lib/api.ts';
+import { startMachineWindow } from '../lib/cost.ts';
 import { paceViews, sendViews, type PacedView } from '../lib/load.ts';
 import type { Receiver } from '../lib/receiver.ts';
 import type { Measurement, Scenario } from '../lib/scenario.ts';
@@ -68,6 +69,7 @@ export const dispatchLatencyScenario: Scenario = {
       const measured: Measurement[] = [
         { figure: 'offered views/s (deliveries/s ÷ 5 ÷ 2)', unit: '/s', value: rate ?? none },
         { figure: 'views/s achieved at ½ throughput', unit: '/s', value: atHalf?.achieved ?? none },
+        { figure: 'machine CPU busy at ½ throughput (all processes)', unit: '%', value: atHalf ? atHalf.busy * 100 : none },
         { figure: 'latency p50 at ½ throughput', unit: 'ms', value: atHalf?.p50 ?? none },
         { figure: 'latency p99 at ½ throughput', unit: 'ms', value: atHalf?.p99 ?? none, goal: { op: '<=', value: GOAL_P99_MS } },
       ];
@@ -78,6 +80,7 @@ export const dispatchLatencyScenario: Scenario = {
         { figure: `latency p50 at ${FIXED_RATE} views/s`, unit: 'ms', value: atFixed.p50 },
         { figure: `latency p99 at ${FIXED_RATE} views/s`, unit: 'ms', value: atFixed.p99 },
         { figure: `views/s achieved (offered ${FIXED_RATE})`, unit: '/s', value: atFixed.achieved },
+        { figure: `machine CPU busy at ${FIXED_RATE} views/s (all processes)`, unit: '%', value: atFixed.busy * 100 },
       );
       return measured;
     });
@@ -86,6 +89,8 @@ export const dispatchLatencyScenario: Scenario = {
 
 interface LatencyRun {
   achieved: number;
+  /** Share of the machine's CPU time busy while the views were sent, all processes. */
+  busy: number;
   viewP50: number;
   p50: number;
   p99: number;
@@ -109,7 +114,9 @@ async function measure(
   log: (message: string) => void,
 ): Promise<LatencyRun> {
   await receiver.reset(true);
+  const machine = startMachineWindow();
   const views = await paceViews(origin, paths, rate, SECONDS * 1000);
+  const busy = machine();
   const sentFor = (views.at(-1)?.respondedAt ?? 0) - (views[0]?.sentAt ?? 0);
   await receiver.waitForUnique(views.length * endpoints, 60_000);
   const records = await receiver.records();
@@ -134,10 +141,11 @@ async function measure(
   const achieved = (views.length / sentFor) * 1000;
   log(
     `offered ${rate}/s: ${views.length} views in ${Math.round(sentFor)} ms (${Math.round(achieved)}/s); ${latencies.length} matched, ${unmatched} unmatched; ` +
-      `p50 ${percentile(latencies, 50).toFixed(2)} ms, p99 ${percentile(latencies, 99).toFixed(2)} ms`,
+      `p50 ${percentile(latencies, 50).toFixed(2)} ms, p99 ${percentile(latencies, 99).toFixed(2)} ms; machine CPU ${Math.round(busy * 100)} % busy`,
   );
   return {
     achieved,
+    busy,
     viewP50: percentile(
       views.map((v) => v.respondedAt - v.sentAt),
       50,

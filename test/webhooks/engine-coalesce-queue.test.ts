@@ -6,6 +6,7 @@ import { MAX_COALESCED_VIEWERS, type CoalescedCardViewedData } from '../../src/w
 import type { DeliveryQueue } from '../../src/webhooks/queue/delivery-queue.ts';
 import type { ClaimOptions, InsertClaim } from '../../src/webhooks/queue/types.ts';
 import { makeDueNow } from '../helpers/deliveries.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { fanOutEvent, openQueueStore, type QueueStore } from '../helpers/queue-store.ts';
 
 /** Coalescing of card.viewed in the queue's SQL, on a real store (both kinds), without an app or a worker. */
@@ -237,6 +238,9 @@ describe('DeliveryQueue: coalesced card.viewed', () => {
     for (let i = 0; i < views; i++) {
       pending.push(view({ viewer: viewer(i % 7) }));
       if (i % 10 === 9) await Promise.all(pending.splice(0));
+      // Halfway, a claim must have closed a row, so the views after it race a claimed row
+      // (on a loaded machine the views could otherwise all land before the first claim).
+      if (i === views / 2 - 1) await waitFor(() => claimedCounts.size > 0, { what: 'a claim during the views' });
     }
     viewing = false;
     await claiming;

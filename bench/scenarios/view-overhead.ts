@@ -6,14 +6,16 @@
  * Those runs are closed-loop: each connection sends its next view as soon as the last is
  * answered, so both run at the machine's capacity and the p50s are mostly queueing, the "with"
  * run's capacity shared with 5 deliveries per view. The same pair again at a fixed offered
- * rate, half what the "with" run managed, shows the view path's own overhead below saturation
- * (a figure beside the goal's, not instead of it).
+ * rate, half what the "with" run managed, the views evenly spaced whatever the answers (an open
+ * loop, lib/load.ts), shows the view path's own overhead below saturation (a figure beside the
+ * goal's, not instead of it).
  *
  * Each run starts once the receiver has every delivery of the runs before (a hooked run can
  * leave some behind it), so that no run is measured with another's deliveries going on.
  */
 import autocannon from 'autocannon';
 import { createEndpoints, registerUser } from '../lib/api.ts';
+import { paceViews } from '../lib/load.ts';
 import type { Scenario } from '../lib/scenario.ts';
 import { withStore } from '../lib/scenario.ts';
 import { percentile } from '../lib/stats.ts';
@@ -33,16 +35,27 @@ interface Run {
  * autocannon's own percentiles are whole milliseconds, too coarse where a view takes 2 ms; its
  * `response` event has each response time to the microsecond, so the percentiles come from those.
  */
-async function hammer(url: string, duration: number, overallRate?: number): Promise<Run> {
+async function hammer(url: string, duration: number): Promise<Run> {
   const times: number[] = [];
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
-    const instance = autocannon({ url, connections: CONNECTIONS, duration, ...(overallRate && { overallRate }) }, (error, done) =>
+    const instance = autocannon({ url, connections: CONNECTIONS, duration }, (error, done) =>
       error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(done),
     );
     instance.on('response', (_client, _status, _bytes, responseTime) => times.push(responseTime));
   });
   if (result.non2xx > 0 || result.errors > 0) throw new Error(`${url}: ${result.non2xx} non-2xx, ${result.errors} errors`);
   return { p50: percentile(times, 50), p99: percentile(times, 99), rps: result.requests.average, views: result.requests.total };
+}
+
+/**
+ * Views at a steady rate, evenly spaced (lib/load.ts), whatever the response times. Not
+ * autocannon's `overallRate`: that is a budget per connection per second, which its connections
+ * spend closed-loop at the start of each second, so its p50 was the closed loop's again.
+ */
+async function paced(origin: string, path: string, perSecond: number): Promise<Run> {
+  const views = await paceViews(origin, [path], perSecond, SECONDS * 1000);
+  const times = views.map((view) => view.respondedAt - view.sentAt);
+  return { p50: percentile(times, 50), p99: percentile(times, 99), rps: views.length / SECONDS, views: views.length };
 }
 
 const ms = (value: number): string => `${value.toFixed(2)} ms`;
@@ -63,8 +76,10 @@ export const viewOverheadScenario: Scenario = {
         await ctx.receiver.waitForUnique(hookedViews * urls.length, 120_000);
         return run;
       };
-      const hooked = `${service.origin}/api/u/${withHooks.username}`;
-      const plain = `${service.origin}/api/u/${without.username}`;
+      const hookedPath = `/api/u/${withHooks.username}`;
+      const plainPath = `/api/u/${without.username}`;
+      const hooked = `${service.origin}${hookedPath}`;
+      const plain = `${service.origin}${plainPath}`;
       await hammer(plain, WARMUP_SECONDS);
       await drained(await hammer(hooked, WARMUP_SECONDS));
       const none = await hammer(plain, SECONDS);
@@ -73,9 +88,11 @@ export const viewOverheadScenario: Scenario = {
         `no endpoints: p50 ${ms(none.p50)} p99 ${ms(none.p99)} ${Math.round(none.rps)}/s; 5 endpoints: p50 ${ms(five.p50)} p99 ${ms(five.p99)} ${Math.round(five.rps)}/s`,
       );
       const rate = Math.max(1, Math.round(five.rps / 2));
-      const noneAtRate = await hammer(plain, SECONDS, rate);
-      const fiveAtRate = await drained(await hammer(hooked, SECONDS, rate));
-      ctx.log(`at ${rate} views/s: no endpoints p50 ${ms(noneAtRate.p50)}, 5 endpoints p50 ${ms(fiveAtRate.p50)}`);
+      const noneAtRate = await paced(service.origin, plainPath, rate);
+      const fiveAtRate = await drained(await paced(service.origin, hookedPath, rate));
+      ctx.log(
+        `at ${rate} views/s, paced: no endpoints p50 ${ms(noneAtRate.p50)} p99 ${ms(noneAtRate.p99)}; 5 endpoints p50 ${ms(fiveAtRate.p50)} p99 ${ms(fiveAtRate.p99)}`,
+      );
       return [
         { figure: 'p50, 0 endpoints', unit: 'ms', value: none.p50 },
         { figure: 'p50, 5 endpoints', unit: 'ms', value: five.p50 },

@@ -10,12 +10,16 @@
  *   is claimed by a sweep, or by the backlog claim once what the worker holds runs low;
  *   a paced endpoint's rows only as its turns come (queue/pacing.ts), the wake timer aimed at the next.
  * Claims run CLAIM_AHEAD times the in-flight bounds ahead, the surplus waiting in memory so a
- * freed slot starts the next attempt without a round trip.
+ * freed slot starts the next attempt without a round trip. A dispatch may go further for an
+ * endpoint whose recent pace starts more within HOLD_AHEAD_MS (endpoint-pace.ts): in a burst the
+ * views outrun the sends, and rows this worker will send within seconds then cost no backlog
+ * claim (its row lock and update, and its round trip).
  */
 import { randomUUID } from 'node:crypto';
 import type { ClaimedDelivery, ClaimOptions, ClaimResult, InsertClaim } from '../queue/types.ts';
+import { EndpointPace } from './endpoint-pace.ts';
 import type { SendSlots } from './send-slots.ts';
-import { CLAIM_AHEAD, type ResolvedWorkerOptions } from './worker-options.ts';
+import { CLAIM_AHEAD, HOLD_AHEAD_MS, MAX_HELD_AT_DISPATCH, type ResolvedWorkerOptions } from './worker-options.ts';
 
 /**
  * A finished attempt of an endpoint still holding more than half its share claims again only
@@ -26,7 +30,10 @@ import { CLAIM_AHEAD, type ResolvedWorkerOptions } from './worker-options.ts';
  */
 export const BACKLOG_CLAIM_SPACING_MS = 100;
 
-export type ClaimPumpOptions = Pick<ResolvedWorkerOptions, 'queue' | 'logger' | 'leaseMs' | 'maxInFlight' | 'maxInFlightPerEndpoint'> & {
+export type ClaimPumpOptions = Pick<
+  ResolvedWorkerOptions,
+  'queue' | 'logger' | 'leaseMs' | 'timeoutMs' | 'maxInFlight' | 'maxInFlightPerEndpoint'
+> & {
   /** The worker's slots: what it holds counts against every claim. The pump only reads them. */
   slots: Pick<SendSlots<ClaimedDelivery>, 'held' | 'heldByEndpoint' | 'running'>;
   /** Whether unwritten results are at their bound: nothing is claimed then. */
@@ -62,9 +69,13 @@ export class ClaimPump {
   #fastIds: string[] = [];
   /** When each claim a dispatch stamps was reserved (reserveClaim → reservedAt). */
   readonly #reservedAt = new WeakMap<InsertClaim, number>();
+  readonly #pace: EndpointPace;
+  readonly #holdAheadMs: number;
 
-  constructor(options: ClaimPumpOptions) {
+  constructor(options: ClaimPumpOptions & { pace?: EndpointPace }) {
     this.#o = options;
+    this.#pace = options.pace ?? new EndpointPace();
+    this.#holdAheadMs = Math.max(0, Math.min(HOLD_AHEAD_MS, (options.leaseMs - options.timeoutMs) / 4));
   }
 
   start(): void {
@@ -79,6 +90,7 @@ export class ClaimPump {
 
   /** Claims whatever is due, and re-aims the wake timer from the database. */
   sweep(): void {
+    this.#pace.prune();
     this.#wantGeneralClaim = true;
     this.#wantWakeRefresh = true;
     this.#requestPump();
@@ -94,14 +106,14 @@ export class ClaimPump {
   /**
    * A claim for a dispatch to stamp on the rows it writes (DeliveryQueue.insertForSubscribers),
    * so they need no claim round trip; undefined when stopped or there is no room.
-   * Endpoints already holding their claim-ahead share are excluded: their rows stay unclaimed,
-   * for the backlog claim. Concurrent dispatches may each add a row beyond the share; those
-   * only wait in memory longer, and the lease allows for a full waiting line.
+   * Endpoints already holding what they may hold at dispatch (#dispatchShare) are excluded:
+   * their rows stay unclaimed, for the backlog claim. Concurrent dispatches may each add a row
+   * beyond it; those only wait in memory longer, and the lease allows for a full waiting line.
    */
   reserveClaim(): InsertClaim | undefined {
-    if (!this.#running || this.#claimCapacity() <= 0) return undefined;
+    if (!this.#running || this.#claimCapacity() <= 0 || this.#o.slots.held >= MAX_HELD_AT_DISPATCH) return undefined;
     const saturated: string[] = [];
-    for (const [endpointId, held] of this.#o.slots.heldByEndpoint) if (held >= this.#endpointShare) saturated.push(endpointId);
+    for (const [endpointId, held] of this.#o.slots.heldByEndpoint) if (held >= this.#dispatchShare(endpointId)) saturated.push(endpointId);
     const claim = { token: randomUUID(), leaseMs: this.#o.leaseMs, saturated };
     this.#reservedAt.set(claim, performance.now());
     return claim;
@@ -122,6 +134,7 @@ export class ClaimPump {
 
   /** An attempt of `endpointId` finished: claims the backlog if what is held runs low. */
   attemptFinished(endpointId: string): void {
+    this.#pace.finished(endpointId);
     if (this.#backlog && this.#runningLow(endpointId)) this.#claimBacklog();
   }
 
@@ -204,10 +217,29 @@ export class ClaimPump {
     }
   }
 
-  /** How many more rows a claim may take: the claim-ahead window minus what is held; none while results wait at their bound. */
+  /** How many more rows a claim may take: the claim-ahead window minus what is held within shares; none while results wait at their bound. */
   #claimCapacity(): number {
     if (this.#o.resultsFull()) return 0;
-    return this.#window - this.#o.slots.held;
+    return this.#window - this.#heldWithinShares();
+  }
+
+  /**
+   * What the worker holds, counting of each endpoint at most its claim-ahead share: rows held
+   * beyond it were taken at dispatch for that endpoint's own pace (#dispatchShare), and must not
+   * keep rows of other endpoints (retries, other processes' dispatches) from being claimed.
+   */
+  #heldWithinShares(): number {
+    let held = 0;
+    for (const count of this.#o.slots.heldByEndpoint.values()) held += Math.min(count, this.#endpointShare);
+    return held;
+  }
+
+  /**
+   * Rows of `endpointId` a dispatch may write claimed for this worker: its claim-ahead share, or
+   * what its recent pace starts within the hold-ahead time if that is more.
+   */
+  #dispatchShare(endpointId: string): number {
+    return Math.max(this.#endpointShare, Math.floor((this.#pace.perSecond(endpointId) * this.#holdAheadMs) / 1000));
   }
 
   /** Rows the worker may hold in all: CLAIM_AHEAD times its in-flight bound. */
@@ -227,7 +259,7 @@ export class ClaimPump {
    */
   #runningLow(endpointId: string): boolean {
     if ((this.#o.slots.heldByEndpoint.get(endpointId) ?? 0) <= this.#endpointShare / 2) return true;
-    return this.#o.slots.held <= this.#window / 2 && performance.now() - this.#lastClaimAt >= BACKLOG_CLAIM_SPACING_MS;
+    return this.#heldWithinShares() <= this.#window / 2 && performance.now() - this.#lastClaimAt >= BACKLOG_CLAIM_SPACING_MS;
   }
 
   #claimOptions(capacity: number): ClaimOptions {

@@ -53,6 +53,8 @@ export class DeliveryWorker {
    */
   readonly #held = new Map<string, { claimToken: string; claimedAt: number }>();
   readonly #configs: EndpointConfigs;
+  /** Held rows to hand back, released together at the next turn of the event loop (#handBack). */
+  #handingBack: ClaimedDelivery[] = [];
   #idle: Array<() => void> = [];
 
   readonly #results: ResultWriter;
@@ -314,14 +316,27 @@ export class DeliveryWorker {
     return performance.now() <= claimedAt + this.#o.leaseMs - this.#o.timeoutMs - LEASE_END_MARGIN_MS;
   }
 
-  /** A held row that will not be sent by this worker: due now again, for any worker (a claim cancels it if its endpoint is disabled). */
+  /**
+   * A held row that will not be sent by this worker: due now again, for any worker (a claim
+   * cancels it if its endpoint is disabled). The rows handed back in one turn of the event loop
+   * go in one statement: when an endpoint slows down, many held rows outlive their lease together.
+   */
   #handBack(delivery: ClaimedDelivery): void {
     this.#held.delete(delivery.id);
+    this.#handingBack.push(delivery);
+    if (this.#handingBack.length === 1) setImmediate(() => this.#releaseHandedBack());
+  }
+
+  #releaseHandedBack(): void {
+    const deliveries = this.#handingBack.splice(0);
     this.#o.queue
-      .releaseDeliveries([delivery])
+      .releaseDeliveries(deliveries)
       .then(() => this.#sweep())
       .catch((error: unknown) =>
-        this.#o.logger.error({ err: error, deliveryId: delivery.id }, 'webhook worker: handing back a delivery failed; its lease runs out'),
+        this.#o.logger.error(
+          { err: error, deliveries: deliveries.length },
+          'webhook worker: handing back deliveries failed; their lease runs out',
+        ),
       );
   }
 

@@ -23,6 +23,15 @@ export const WAKE_HORIZON_MS = 60_000;
  */
 export const CLAIM_AHEAD = 4;
 /**
+ * How far ahead of an endpoint's recent pace (endpoint-pace.ts) a dispatch may write its rows
+ * claimed for this worker, beyond its claim-ahead share: rows that pace starts within this long.
+ * At most a quarter of what a lease leaves for waiting (lease − timeout), so a pace that halves
+ * meanwhile still starts them inside their lease.
+ */
+export const HOLD_AHEAD_MS = 5_000;
+/** Rows a worker may hold in all through claims at dispatch (each ≈ one event body in memory). */
+export const MAX_HELD_AT_DISPATCH = 16_384;
+/**
  * A claim outlives its attempts by this much before another worker may take the row. A row
  * waits for a slot at most (CLAIM_AHEAD - 1) attempt timeouts, then takes one itself, so the
  * default lease is CLAIM_AHEAD timeouts plus this margin.

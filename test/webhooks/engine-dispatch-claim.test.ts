@@ -44,6 +44,14 @@ describe('delivery engine: dispatches claimed for the in-process worker', () => 
     // Claimed rows come due again only when their lease runs out; the rest are due now.
     expect(claimed.every((r) => r.nextRetryAt!.getTime() > Date.now() + 30_000)).toBe(true);
     expect(unclaimed.every((r) => r.nextRetryAt!.getTime() <= Date.now())).toBe(true);
+    // In the queue itself a row written claimed is due at its lease's end, so claims scanning the
+    // due rows never read it while its lease holds.
+    const queued = await t.db.sql.query<{ due_at: Date; lease_until: Date | null }>(
+      'SELECT due_at, lease_until FROM webhook_queue WHERE endpoint_id = $1::uuid AND claim_token IS NOT NULL',
+      [endpointId],
+    );
+    expect(queued).toHaveLength(SHARE);
+    expect(queued.every((r) => r.lease_until !== null && r.due_at.getTime() === r.lease_until.getTime())).toBe(true);
 
     // Answering frees slots: everything is sent, each delivery exactly once.
     receiver.handle((_request, res) => res.end('ok'));

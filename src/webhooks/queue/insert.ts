@@ -114,11 +114,14 @@ function renderFanOutCtes(subscriber: string, offset: number, notify: boolean): 
      ),
      fan_out_direct AS (
        INSERT INTO webhook_queue (endpoint_id, delivery_id, event_id, event_type, due_at, claim_token, lease_until)
-       SELECT t.endpoint_id, t.delivery_id, ${$(1)}::uuid, ${$(2)}::text, now(),
-              CASE WHEN t.claimed THEN ${$(5)}::uuid END,
-              CASE WHEN t.claimed THEN now() + ${$(6)}::int * interval '1 millisecond' END
-       FROM fan_out_targets t WHERE NOT t.coalescing
-       RETURNING endpoint_id, delivery_id AS id, coalesce(lease_until, due_at) AS due_at, claim_token, false AS coalescing${notifyColumn('true')}
+       SELECT t.endpoint_id, t.delivery_id, ${$(1)}::uuid, ${$(2)}::text, coalesce(l.lease_until, now()),
+              CASE WHEN t.claimed THEN ${$(5)}::uuid END, l.lease_until
+       FROM fan_out_targets t
+       -- A row written claimed is due when its lease runs out, not now: claims scan the due rows
+       -- by due_at, and would otherwise read every held row to skip it.
+       CROSS JOIN LATERAL (SELECT CASE WHEN t.claimed THEN now() + ${$(6)}::int * interval '1 millisecond' END AS lease_until) l
+       WHERE NOT t.coalescing
+       RETURNING endpoint_id, delivery_id AS id, due_at, claim_token, false AS coalescing${notifyColumn('true')}
      ),
      fan_out_coalesced AS (
        INSERT INTO webhook_queue AS q (endpoint_id, delivery_id, event_id, event_type, due_at, coalesce_key, coalesced_payload)

@@ -8,13 +8,16 @@ export interface MadeDue {
 }
 
 const RELEASE_CLAIMS = `WITH released AS (
-     UPDATE webhook_queue SET claim_token = NULL, lease_until = NULL
+     UPDATE webhook_queue SET claim_token = NULL, lease_until = NULL, due_at = least(due_at, now())
      WHERE claim_token = ANY($1::uuid[])
      RETURNING 1
    )
    SELECT count(*)::int AS n FROM released`;
 
-/** Gives claimed, unfinished rows back (shutdown): due now (they were when claimed), for any worker. */
+/**
+ * Gives claimed, unfinished rows back (shutdown): due now, for any worker. A row a claim took was
+ * due already; one written claimed was due only at its lease's end (insert.ts), and is made due now.
+ */
 export async function releaseClaims(sql: SqlRunner, tokens: readonly string[]): Promise<number> {
   if (tokens.length === 0) return 0;
   const rows = await sql.query<{ n: number }>(RELEASE_CLAIMS, [tokens]);
@@ -22,7 +25,7 @@ export async function releaseClaims(sql: SqlRunner, tokens: readonly string[]): 
 }
 
 const RELEASE_DELIVERIES = `WITH released AS (
-     UPDATE webhook_queue q SET claim_token = NULL, lease_until = NULL
+     UPDATE webhook_queue q SET claim_token = NULL, lease_until = NULL, due_at = least(q.due_at, now())
      FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS r(endpoint_id, id, claim_token)
      WHERE q.endpoint_id = r.endpoint_id AND q.delivery_id = r.id AND q.claim_token = r.claim_token
      RETURNING 1

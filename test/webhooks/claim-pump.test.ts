@@ -36,6 +36,7 @@ describe('claim pump: holding ahead of an endpoint’s pace', () => {
       logger: quiet,
       leaseMs: 120_000,
       timeoutMs: 10_000,
+      holdAheadMs: HOLD_AHEAD_MS,
       maxInFlight: MAX_IN_FLIGHT,
       maxInFlightPerEndpoint: PER_ENDPOINT,
       slots,

@@ -69,41 +69,46 @@ describe('delivery engine: dispatches claimed for the in-process worker', () => 
     expect(ids).toHaveLength(events);
   });
 
-  it('claims past the share at dispatch for an endpoint whose recent pace sends them within seconds', async () => {
-    const hanging: ServerResponse[] = [];
-    receiver = await startReceiver();
-    t = await buildTestApp({ env: { WEBHOOK_TIMEOUT_MS: '30000' } });
-    const owner = await signUp(t.app, uniqueUsername('paced'));
-    const { id: endpointId } = await createEndpoint(t.app, owner, `${receiver.origin}/paced`, ['card.viewed']);
-    const view = () => t!.app.webhooks.dispatch(owner.id, 'card.viewed', { userId: owner.id, cardId: null, viewer: null, source: 'link' });
+  // Only where the worker holds ahead by pace: not on the embedded store (src/webhooks/delivery/engine.ts).
+  it.skipIf(!process.env.DATABASE_URL)(
+    'claims past the share at dispatch for an endpoint whose recent pace sends them within seconds',
+    async () => {
+      const hanging: ServerResponse[] = [];
+      receiver = await startReceiver();
+      t = await buildTestApp({ env: { WEBHOOK_TIMEOUT_MS: '30000' } });
+      const owner = await signUp(t.app, uniqueUsername('paced'));
+      const { id: endpointId } = await createEndpoint(t.app, owner, `${receiver.origin}/paced`, ['card.viewed']);
+      const view = () =>
+        t!.app.webhooks.dispatch(owner.id, 'card.viewed', { userId: owner.id, cardId: null, viewer: null, source: 'link' });
 
-    // A burst the receiver answers at once: its finishes fall within one pace window (the
-    // first delivery's finish opens it), so the endpoint's pace is over 100 a second.
-    await view();
-    await waitFor(() => receiver!.requests.length === 1, { what: 'the first delivery' });
-    await Promise.all(Array.from({ length: 100 }, view));
-    await waitFor(() => receiver!.requests.length === 101, { what: 'the burst to be delivered' });
-    await sleep(PACE_WINDOW_MS + 100);
+      // A burst the receiver answers at once: its finishes fall within one pace window (the
+      // first delivery's finish opens it), so the endpoint's pace is over 100 a second.
+      await view();
+      await waitFor(() => receiver!.requests.length === 1, { what: 'the first delivery' });
+      await Promise.all(Array.from({ length: 100 }, view));
+      await waitFor(() => receiver!.requests.length === 101, { what: 'the burst to be delivered' });
+      await sleep(PACE_WINDOW_MS + 100);
 
-    // Now it hangs: a burst of more than the share is written claimed for this worker, all of it.
-    receiver.handle((_request, res) => void hanging.push(res));
-    const events = SHARE + 40;
-    for (let i = 0; i < events; i++) await view();
-    await waitFor(() => hanging.length === DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT, { what: 'the per-endpoint slots to fill' });
-    const pending = await t.db.prisma.webhookDelivery.findMany({ where: { endpointId, status: 'pending' } });
-    expect(pending).toHaveLength(events);
-    expect(pending.filter((r) => r.claimToken !== null)).toHaveLength(events);
+      // Now it hangs: a burst of more than the share is written claimed for this worker, all of it.
+      receiver.handle((_request, res) => void hanging.push(res));
+      const events = SHARE + 40;
+      for (let i = 0; i < events; i++) await view();
+      await waitFor(() => hanging.length === DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT, { what: 'the per-endpoint slots to fill' });
+      const pending = await t.db.prisma.webhookDelivery.findMany({ where: { endpointId, status: 'pending' } });
+      expect(pending).toHaveLength(events);
+      expect(pending.filter((r) => r.claimToken !== null)).toHaveLength(events);
 
-    receiver.handle((_request, res) => res.end('ok'));
-    for (const res of hanging.splice(0)) res.end('ok');
-    await waitFor(async () => (await deliveriesOf(t!, endpointId)).every((d) => d.status === 'success'), {
-      timeoutMs: 30_000,
-      what: 'every delivery to succeed',
-    });
-    const ids = receiver.requests.map((r) => r.headers['webhook-id']);
-    expect(new Set(ids).size).toBe(101 + events);
-    expect(ids).toHaveLength(101 + events);
-  });
+      receiver.handle((_request, res) => res.end('ok'));
+      for (const res of hanging.splice(0)) res.end('ok');
+      await waitFor(async () => (await deliveriesOf(t!, endpointId)).every((d) => d.status === 'success'), {
+        timeoutMs: 30_000,
+        what: 'every delivery to succeed',
+      });
+      const ids = receiver.requests.map((r) => r.headers['webhook-id']);
+      expect(new Set(ids).size).toBe(101 + events);
+      expect(ids).toHaveLength(101 + events);
+    },
+  );
 
   it('hands rows claimed at dispatch back, due now, when the worker stopped before taking them', async () => {
     receiver = await startReceiver();

@@ -19,7 +19,7 @@ import { randomUUID } from 'node:crypto';
 import type { ClaimedDelivery, ClaimOptions, ClaimResult, InsertClaim } from '../queue/types.ts';
 import { EndpointPace } from './endpoint-pace.ts';
 import type { SendSlots } from './send-slots.ts';
-import { CLAIM_AHEAD, HOLD_AHEAD_MS, MAX_HELD_AT_DISPATCH, type ResolvedWorkerOptions } from './worker-options.ts';
+import { CLAIM_AHEAD, MAX_HELD_AT_DISPATCH, type ResolvedWorkerOptions } from './worker-options.ts';
 
 /**
  * A finished attempt of an endpoint still holding more than half its share claims again only
@@ -32,7 +32,7 @@ export const BACKLOG_CLAIM_SPACING_MS = 100;
 
 export type ClaimPumpOptions = Pick<
   ResolvedWorkerOptions,
-  'queue' | 'logger' | 'leaseMs' | 'timeoutMs' | 'maxInFlight' | 'maxInFlightPerEndpoint'
+  'queue' | 'logger' | 'leaseMs' | 'timeoutMs' | 'holdAheadMs' | 'maxInFlight' | 'maxInFlightPerEndpoint'
 > & {
   /** The worker's slots: what it holds counts against every claim. The pump only reads them. */
   slots: Pick<SendSlots<ClaimedDelivery>, 'held' | 'heldByEndpoint' | 'running'>;
@@ -75,7 +75,7 @@ export class ClaimPump {
   constructor(options: ClaimPumpOptions & { pace?: EndpointPace }) {
     this.#o = options;
     this.#pace = options.pace ?? new EndpointPace();
-    this.#holdAheadMs = Math.max(0, Math.min(HOLD_AHEAD_MS, (options.leaseMs - options.timeoutMs) / 4));
+    this.#holdAheadMs = Math.max(0, Math.min(options.holdAheadMs, (options.leaseMs - options.timeoutMs) / 4));
   }
 
   start(): void {

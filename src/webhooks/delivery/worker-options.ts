@@ -66,6 +66,8 @@ export interface DeliveryWorkerOptions {
   maxInFlight?: number;
   maxInFlightPerEndpoint?: number;
   leaseMs?: number;
+  /** See HOLD_AHEAD_MS; 0: a dispatch claims no more of an endpoint than its claim-ahead share. */
+  holdAheadMs?: number;
   /** See WAKE_HORIZON_MS (tests shorten it). */
   wakeHorizonMs?: number;
   /** See MAX_UNWRITTEN_RESULTS (tests shorten it). */
@@ -87,6 +89,7 @@ export function withDefaults(options: DeliveryWorkerOptions): ResolvedWorkerOpti
     maxInFlight: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
     maxInFlightPerEndpoint: options.maxInFlightPerEndpoint ?? DEFAULT_MAX_IN_FLIGHT_PER_ENDPOINT,
     leaseMs: options.leaseMs ?? CLAIM_AHEAD * options.timeoutMs + LEASE_MARGIN_MS,
+    holdAheadMs: options.holdAheadMs ?? HOLD_AHEAD_MS,
     wakeHorizonMs: options.wakeHorizonMs ?? WAKE_HORIZON_MS,
     maxUnwrittenResults: options.maxUnwrittenResults ?? MAX_UNWRITTEN_RESULTS,
     stopTimeoutMs: options.stopTimeoutMs ?? options.timeoutMs,

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { PrismaClient } from '../generated/prisma/client.ts';
 import { GroupCommit, type GroupOutcome, type GroupStatement } from './group-commit.ts';
+import { runAsOneSync } from './one-sync-group.ts';
 import { applyMigrations } from './migrate.ts';
 import { DEFAULT_POOL_SIZE } from './pool-size.ts';
 import type { SqlRunner, TransactionRunner } from './sql-runner.ts';
@@ -146,62 +147,18 @@ function sessionOptions(schema: string | undefined): string {
 const MAX_GROUPED_STATEMENTS = 8;
 
 /**
- * The statements as one transaction in one round trip: BEGIN, the statements and COMMIT are
- * pipelined. After a failed statement the server skips the rest and turns the COMMIT into a
- * ROLLBACK, reported as such; an error without a SQLSTATE (the connection broke) leaves the
- * outcome unknown and is thrown.
+ * The statements as one transaction in one round trip (one-sync-group.ts). A group the server
+ * rolled back is reported as such; one whose outcome is unknown (the connection broke) throws,
+ * and the connection is not used again.
  */
 async function runGroup(pool: pg.Pool, statements: readonly GroupStatement[]): Promise<GroupOutcome> {
   return withCheckedOutClient(pool, async (client, markBroken) => {
-    setPipeline(client, true);
-    try {
-      // pg corks its socket around each query's messages; corked around the whole group, they
-      // leave in one write instead of one per statement.
-      const socket = socketOf(client);
-      socket?.cork();
-      let sent: Array<Promise<pg.QueryResult>>;
-      try {
-        sent = [
-          client.query('BEGIN'),
-          ...statements.map(({ text, params }) => client.query({ name: preparedName(text), text, values: params })),
-          client.query('COMMIT'),
-        ];
-      } finally {
-        socket?.uncork();
-      }
-      const settled = await Promise.allSettled(sent);
-      const unknown = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected' && !hasSqlState(s.reason));
-      if (unknown) {
-        markBroken(unknown.reason instanceof Error ? unknown.reason : new Error(String(unknown.reason)));
-        throw unknown.reason;
-      }
-      const [begun, ...rest] = settled;
-      const commit = rest.pop();
-      // Without a transaction each statement would have committed alone: nothing to say for the group.
-      if (begun?.status === 'rejected') throw begun.reason;
-      if (commit?.status !== 'fulfilled' || commit.value.command !== 'COMMIT') return { committed: false };
-      const rows: unknown[][] = [];
-      for (const result of rest) {
-        if (result.status === 'rejected') throw result.reason;
-        rows.push(result.value.rows);
-      }
-      return { committed: true, rows };
-    } finally {
-      setPipeline(client, false);
-    }
+    const named = statements.map(({ text, params }) => ({ name: preparedName(text), text, params }));
+    return runAsOneSync(client, named).catch((error: unknown) => {
+      markBroken(error instanceof Error ? error : new Error(String(error)));
+      throw error;
+    });
   });
-}
-
-/** The client's socket: pg offers no public way to hold several queries' messages for one write. */
-function socketOf(client: pg.PoolClient): { cork(): void; uncork(): void } | undefined {
-  const stream = (client as unknown as { connection?: { stream?: Partial<Record<'cork' | 'uncork', () => void>> } }).connection?.stream;
-  const { cork, uncork } = stream ?? {};
-  return cork && uncork ? { cork: () => cork.call(stream), uncork: () => uncork.call(stream) } : undefined;
-}
-
-/** A server's error carries a SQLSTATE; a broken connection's does not. */
-function hasSqlState(error: unknown): boolean {
-  return error instanceof pg.DatabaseError && typeof error.code === 'string';
 }
 
 function setPipeline(client: pg.PoolClient, on: boolean): void {

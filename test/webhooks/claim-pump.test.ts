@@ -38,7 +38,6 @@ describe('claim pump: holding ahead of an endpoint’s pace', () => {
       timeoutMs: 10_000,
       holdAheadMs: HOLD_AHEAD_MS,
       maxInFlight: MAX_IN_FLIGHT,
-      maxInFlightPerEndpoint: PER_ENDPOINT,
       slots,
       pace,
       resultsFull: () => false,

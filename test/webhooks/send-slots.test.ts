@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SendSlots } from '../../src/webhooks/delivery/send-slots.ts';
+import { CLAIM_AHEAD } from '../../src/webhooks/delivery/worker-options.ts';
 
 const row = (endpointId: string, n: number) => ({ endpointId, n });
 
@@ -45,5 +46,23 @@ describe('SendSlots', () => {
     slots.finish('a');
     expect(slots).toMatchObject({ running: 0, held: 0 });
     expect(slots.heldByEndpoint.size).toBe(0);
+  });
+
+  it('counts what is held within each endpoint’s share as rows come and go', () => {
+    const slots = new SendSlots<ReturnType<typeof row>>({ total: 100, perEndpoint: 1 });
+    expect(slots.share).toBe(CLAIM_AHEAD);
+    const within = () => [...slots.heldByEndpoint.values()].reduce((sum, held) => sum + Math.min(held, slots.share), 0);
+    for (let n = 1; n <= slots.share + 3; n++) slots.add(row('a', n));
+    slots.add(row('b', 1));
+    expect(slots.heldWithinShare).toBe(slots.share + 1);
+
+    slots.takeStartable();
+    slots.finish('a');
+    expect(slots.heldWithinShare).toBe(within());
+    expect(slots.dropWaiting('a').length).toBe(slots.share + 2);
+    expect(slots.heldWithinShare).toBe(within());
+    slots.takeStartable();
+    slots.finish('b');
+    expect(slots.heldWithinShare).toBe(0);
   });
 });

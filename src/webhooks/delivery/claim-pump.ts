@@ -30,12 +30,9 @@ import { CLAIM_AHEAD, MAX_HELD_AT_DISPATCH, type ResolvedWorkerOptions } from '.
  */
 export const BACKLOG_CLAIM_SPACING_MS = 100;
 
-export type ClaimPumpOptions = Pick<
-  ResolvedWorkerOptions,
-  'queue' | 'logger' | 'leaseMs' | 'timeoutMs' | 'holdAheadMs' | 'maxInFlight' | 'maxInFlightPerEndpoint'
-> & {
+export type ClaimPumpOptions = Pick<ResolvedWorkerOptions, 'queue' | 'logger' | 'leaseMs' | 'timeoutMs' | 'holdAheadMs' | 'maxInFlight'> & {
   /** The worker's slots: what it holds counts against every claim. The pump only reads them. */
-  slots: Pick<SendSlots<ClaimedDelivery>, 'held' | 'heldByEndpoint' | 'running'>;
+  slots: Pick<SendSlots<ClaimedDelivery>, 'held' | 'heldByEndpoint' | 'heldWithinShare' | 'share' | 'running'>;
   /** Whether unwritten results are at their bound: nothing is claimed then. */
   resultsFull: () => boolean;
   /** Whether the results bound held something back, so that the next result write claims again. */
@@ -220,18 +217,7 @@ export class ClaimPump {
   /** How many more rows a claim may take: the claim-ahead window minus what is held within shares; none while results wait at their bound. */
   #claimCapacity(): number {
     if (this.#o.resultsFull()) return 0;
-    return this.#window - this.#heldWithinShares();
-  }
-
-  /**
-   * What the worker holds, counting of each endpoint at most its claim-ahead share: rows held
-   * beyond it were taken at dispatch for that endpoint's own pace (#dispatchShare), and must not
-   * keep rows of other endpoints (retries, other processes' dispatches) from being claimed.
-   */
-  #heldWithinShares(): number {
-    let held = 0;
-    for (const count of this.#o.slots.heldByEndpoint.values()) held += Math.min(count, this.#endpointShare);
-    return held;
+    return this.#window - this.#o.slots.heldWithinShare;
   }
 
   /**
@@ -247,9 +233,9 @@ export class ClaimPump {
     return CLAIM_AHEAD * this.#o.maxInFlight;
   }
 
-  /** Rows it may hold of one endpoint. */
+  /** Rows it may hold of one endpoint (the slots' share: CLAIM_AHEAD times the per-endpoint bound). */
   get #endpointShare(): number {
-    return CLAIM_AHEAD * this.#o.maxInFlightPerEndpoint;
+    return this.#o.slots.share;
   }
 
   /**
@@ -259,7 +245,7 @@ export class ClaimPump {
    */
   #runningLow(endpointId: string): boolean {
     if ((this.#o.slots.heldByEndpoint.get(endpointId) ?? 0) <= this.#endpointShare / 2) return true;
-    return this.#heldWithinShares() <= this.#window / 2 && performance.now() - this.#lastClaimAt >= BACKLOG_CLAIM_SPACING_MS;
+    return this.#o.slots.heldWithinShare <= this.#window / 2 && performance.now() - this.#lastClaimAt >= BACKLOG_CLAIM_SPACING_MS;
   }
 
   #claimOptions(capacity: number): ClaimOptions {

@@ -6,6 +6,8 @@
  * worker-options.ts), so a slot that frees up starts the next attempt from memory at once, instead of
  * waiting for a claim round trip that returns one or two rows. Claims then come in batches.
  */
+import { CLAIM_AHEAD } from './worker-options.ts';
+
 export class SendSlots<T extends { endpointId: string }> {
   readonly #total: number;
   readonly #perEndpoint: number;
@@ -15,10 +17,15 @@ export class SendSlots<T extends { endpointId: string }> {
   readonly #heldByEndpoint = new Map<string, number>();
   #running = 0;
   #held = 0;
+  /** Σ min(held of an endpoint, share), kept as rows come and go: read on every finished attempt. */
+  #heldWithinShare = 0;
+  /** Rows of one endpoint a claim may hold: CLAIM_AHEAD times its in-flight bound. */
+  readonly share: number;
 
   constructor(limits: { total: number; perEndpoint: number }) {
     this.#total = limits.total;
     this.#perEndpoint = limits.perEndpoint;
+    this.share = CLAIM_AHEAD * limits.perEndpoint;
   }
 
   /** Attempts in flight. */
@@ -35,13 +42,20 @@ export class SendSlots<T extends { endpointId: string }> {
     return this.#heldByEndpoint;
   }
 
+  /**
+   * What is held, counting of each endpoint at most its share: rows a dispatch held past it for
+   * that endpoint's own pace (claim-pump.ts) must not keep other endpoints' rows from a claim.
+   */
+  get heldWithinShare(): number {
+    return this.#heldWithinShare;
+  }
+
   /** Queues a claimed delivery behind the others of its endpoint. */
   add(item: T): void {
     const line = this.#waiting.get(item.endpointId);
     if (line) line.push(item);
     else this.#waiting.set(item.endpointId, [item]);
-    this.#heldByEndpoint.set(item.endpointId, (this.#heldByEndpoint.get(item.endpointId) ?? 0) + 1);
-    this.#held++;
+    this.#countHeld(item.endpointId, 1);
   }
 
   /**
@@ -72,19 +86,25 @@ export class SendSlots<T extends { endpointId: string }> {
   dropWaiting(endpointId: string): T[] {
     const line = this.#waiting.get(endpointId) ?? [];
     this.#waiting.delete(endpointId);
-    for (let i = 0; i < line.length; i++) {
-      this.#held--;
-      decrement(this.#heldByEndpoint, endpointId);
-    }
+    for (let i = 0; i < line.length; i++) this.#countHeld(endpointId, -1);
     return line;
   }
 
   /** An attempt of `endpointId` finished: its slot is free. */
   finish(endpointId: string): void {
     this.#running--;
-    this.#held--;
     decrement(this.#runningByEndpoint, endpointId);
-    decrement(this.#heldByEndpoint, endpointId);
+    this.#countHeld(endpointId, -1);
+  }
+
+  /** One row of `endpointId` more (+1) or less (−1) held. */
+  #countHeld(endpointId: string, change: 1 | -1): void {
+    const before = this.#heldByEndpoint.get(endpointId) ?? 0;
+    const after = before + change;
+    if (after > 0) this.#heldByEndpoint.set(endpointId, after);
+    else this.#heldByEndpoint.delete(endpointId);
+    this.#held += change;
+    if (Math.max(before, after) <= this.share) this.#heldWithinShare += change;
   }
 }
 

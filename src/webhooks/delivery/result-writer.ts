@@ -8,8 +8,12 @@ import type { WorkerLogger } from './worker-logger.ts';
 
 /** Results are written in batches of at most this many rows (one statement each). */
 export const COMPLETION_BATCH_SIZE = 500;
-/** How long a finished attempt's result may wait for others to share its write. */
-const COMPLETION_COALESCE_MS = 5;
+/**
+ * How long a result waits for others to share its write, before every batch that is not full:
+ * a write's cost is mostly per statement (its start and its commit), so a busy worker writes
+ * fewer, larger batches (bench/README.md, "Result batches").
+ */
+export const COMPLETION_COALESCE_MS = 20;
 /** After a failed result write, wait this long before trying again. */
 const COMPLETION_RETRY_DELAY_MS = 1_000;
 
@@ -82,12 +86,12 @@ export class ResultWriter {
   }
 
   async #flushLoop(): Promise<boolean> {
-    // Results finishing within a few milliseconds share one statement (fewer, larger writes);
-    // a full batch goes at once.
-    if (this.#results.length < COMPLETION_BATCH_SIZE) {
-      await new Promise<void>((resolve) => setTimeout(resolve, COMPLETION_COALESCE_MS));
-    }
     while (this.#results.length > 0) {
+      // Before each batch, not only the first: results that finished while a write was running
+      // would otherwise go out a few at a time, back to back.
+      if (this.#results.length < COMPLETION_BATCH_SIZE) {
+        await new Promise<void>((resolve) => setTimeout(resolve, COMPLETION_COALESCE_MS));
+      }
       const batch = this.#results.splice(0, COMPLETION_BATCH_SIZE);
       this.#writing = batch.length;
       const unwritten = await this.#writeBatch(batch);

@@ -6,7 +6,8 @@ import { ENDPOINT_CHANGED_CHANNEL } from './channels.ts';
 import type { AppliedAttempt, AttemptRecord } from './types.ts';
 
 const COMPLETE_ATTEMPTS = `WITH input AS (
-     SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
+     -- json, not jsonb: the recordset reads the text once, where jsonb would first build its tree.
+     SELECT * FROM json_to_recordset($1::json) AS i(
        ord int, endpoint_id uuid, delivery_id uuid, claim_token uuid, started_at timestamptz, duration_ms int,
        response_code int, response_body text, error text, outcome text, delay_ms int,
        signature_timestamp bigint, body_bytes int, body_sha256 text, signed_with text[], response_date timestamptz,

@@ -79,11 +79,10 @@ async function openPostgres(databaseUrl: string, poolSize: number, onConnectionE
   pool.on('error', (error) => onConnectionError?.(error));
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool, schema ? { schema } : undefined) });
   const sql = pgRunner(pool);
-  // Half the pool: the other half stays free for everything else (the worker's claims and results).
   const grouped = new GroupCommit({
     alone: sql,
     runGroup: (statements) => runGroup(pool, statements),
-    maxGroups: Math.max(1, Math.floor(poolSize / 2)),
+    maxGroups: groupsAtOnce(poolSize),
     maxStatements: MAX_GROUPED_STATEMENTS,
   });
   return {
@@ -145,6 +144,19 @@ function sessionOptions(schema: string | undefined): string {
 
 /** Statements one group commit takes at most (group-commit.ts). */
 const MAX_GROUPED_STATEMENTS = 8;
+
+/**
+ * Group commits running at once: a quarter of the pool, which is sized at about four connections
+ * per core of the database server (pool-size.ts), so one group per core, and the rest of the pool
+ * free for everything else (the worker's claims and results). One running group keeps a core
+ * busy; more split the waiting views into smaller groups, each a commit and a WAL flush, on
+ * backends contending for the same cores. On a 2-core server, 2 instead of 4 cost PostgreSQL about
+ * a fifth less CPU per delivery, with views waiting a little longer for a free group at moderate
+ * load (bench/README.md, "Groups at once").
+ */
+function groupsAtOnce(poolSize: number): number {
+  return Math.max(1, Math.floor(poolSize / 4));
+}
 
 /**
  * The statements as one transaction in one round trip (one-sync-group.ts). A group the server

@@ -65,6 +65,17 @@ async function paced(origin: string, path: string, perSecond: number): Promise<R
 
 const ms = (value: number): string => `${value.toFixed(2)} ms`;
 
+/** An owner with an endpoint at each of `urls` and one with none: their profile pages, and the endpoints' secrets. */
+async function twoOwners(
+  origin: string,
+  urls: readonly string[],
+): Promise<{ hookedPath: string; plainPath: string; secrets: Record<string, string> }> {
+  const withHooks = await registerUser(origin, 'hooked');
+  const without = await registerUser(origin, 'plain');
+  const secrets = await createEndpoints(origin, withHooks, urls);
+  return { hookedPath: `/api/u/${withHooks.username}`, plainPath: `/api/u/${without.username}`, secrets };
+}
+
 /**
  * The closed-loop pair on a service with no worker: its deliveries stay queued, and the store
  * they are in is dropped with them.
@@ -73,15 +84,11 @@ async function viewPathAlone(
   start: (kind: 'server', env: Record<string, string>) => Promise<{ origin: string }>,
   urls: readonly string[],
 ): Promise<{ none: Run; five: Run }> {
-  const service = await start('server', { WEBHOOK_WORKER: 'off' });
-  const withHooks = await registerUser(service.origin, 'hooked');
-  const without = await registerUser(service.origin, 'plain');
-  await createEndpoints(service.origin, withHooks, urls);
-  const hooked = `${service.origin}/api/u/${withHooks.username}`;
-  const plain = `${service.origin}/api/u/${without.username}`;
-  await hammer(plain, WARMUP_SECONDS);
-  await hammer(hooked, WARMUP_SECONDS);
-  return { none: await hammer(plain, SECONDS), five: await hammer(hooked, SECONDS) };
+  const { origin } = await start('server', { WEBHOOK_WORKER: 'off' });
+  const { hookedPath, plainPath } = await twoOwners(origin, urls);
+  await hammer(`${origin}${plainPath}`, WARMUP_SECONDS);
+  await hammer(`${origin}${hookedPath}`, WARMUP_SECONDS);
+  return { none: await hammer(`${origin}${plainPath}`, SECONDS), five: await hammer(`${origin}${hookedPath}`, SECONDS) };
 }
 
 export const viewOverheadScenario: Scenario = {
@@ -90,9 +97,8 @@ export const viewOverheadScenario: Scenario = {
     const urls = ctx.receiver.origins.slice(0, 5).map((origin, i) => `${origin}/overhead/${i}`);
     const measured = await withStore(ctx, async (_store, start): Promise<Measurement[]> => {
       const service = await start('server');
-      const withHooks = await registerUser(service.origin, 'hooked');
-      const without = await registerUser(service.origin, 'plain');
-      await ctx.receiver.setSecrets(await createEndpoints(service.origin, withHooks, urls));
+      const { hookedPath, plainPath, secrets } = await twoOwners(service.origin, urls);
+      await ctx.receiver.setSecrets(secrets);
       await ctx.receiver.reset();
       let hookedViews = 0;
       const drained = async (run: Run) => {
@@ -100,8 +106,6 @@ export const viewOverheadScenario: Scenario = {
         await ctx.receiver.waitForUnique(hookedViews * urls.length, 120_000);
         return run;
       };
-      const hookedPath = `/api/u/${withHooks.username}`;
-      const plainPath = `/api/u/${without.username}`;
       const hooked = `${service.origin}${hookedPath}`;
       const plain = `${service.origin}${plainPath}`;
       await hammer(plain, WARMUP_SECONDS);
